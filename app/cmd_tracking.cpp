@@ -1,0 +1,312 @@
+// corrtrack propagate / eval / bench propagate.
+#include <torch/torch.h>
+
+#include "cli_common.h"
+#include "corrtrack/core.h"
+#include "corrtrack/tracking.h"
+#include "corrtrack/video.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace corrtrack::cli {
+
+namespace {
+
+// Options shared by `propagate` and `bench propagate`.
+struct PropagateArgs {
+  std::string video, frames, mask, davis, out, overlay, overlay_mode = "blend", checkpoint, json;
+  std::string features = "random", sequences, size;
+  std::vector<std::string> anchors;
+  PropagationConfig cfg;
+  bool dense = false;
+  uint64_t seed = 0;
+  int64_t max_frames = 0;
+};
+
+void add_engine_options(CLI::App* c, PropagateArgs& a) {
+  c->add_option("--features", a.features, "Baseline features: pixels | random")->capture_default_str();
+  c->add_option("--checkpoint", a.checkpoint, "Trained encoder checkpoint (overrides --features)");
+  c->add_option("--seed", a.seed, "Seed of the random encoder")->capture_default_str();
+  c->add_option("--context", a.cfg.context, "Recent frames in the context")->capture_default_str();
+  c->add_option("--topk", a.cfg.topk, "Affinities kept per pixel")->capture_default_str();
+  c->add_option("--radius", a.cfg.radius, "Window radius on recent frames, feature cells (0 = none)")->capture_default_str();
+  c->add_option("--temperature", a.cfg.temperature, "Softmax temperature")->capture_default_str();
+  c->add_option("--scale", a.cfg.scale, "Internal resolution factor")->capture_default_str();
+  c->add_option("--tile", a.cfg.tile, "Query tile side of the local-window affinity")->capture_default_str();
+  c->add_flag("--dense", a.dense, "Dense all-pairs affinity, then masked (slow; for comparison)");
+  c->add_option("--size", a.size, "Resize frames on decode, WxH (e.g. 854x480)");
+}
+
+std::unique_ptr<FeatureExtractor> make_features(const PropagateArgs& a) {
+  if (!a.checkpoint.empty()) return feature_extractor_load(a.checkpoint);
+  return feature_extractor_create(a.features, a.seed);
+}
+
+FrameSourceOptions source_options(const PropagateArgs& a) {
+  FrameSourceOptions o;
+  if (!a.size.empty()) {
+    int w = 0, h = 0;
+    if (std::sscanf(a.size.c_str(), "%dx%d", &w, &h) != 2 || w <= 0 || h <= 0) {
+      throw Error("--size must look like 854x480, got '" + a.size + "'");
+    }
+    o.width = w;
+    o.height = h;
+  }
+  return o;
+}
+
+// The first `limit` frames of another source (benchmarks on a prefix of a long video).
+class PrefixSource : public FrameSource {
+ public:
+  PrefixSource(std::unique_ptr<FrameSource> inner, int64_t limit) : m_inner(std::move(inner)), m_limit(limit) {}
+  int64_t size() override { return std::min(m_limit, m_inner->size()); }
+  Image frame(int64_t k) override {
+    if (k >= size()) throw Error("frame " + std::to_string(k) + " is past the first " + std::to_string(size()) + " frames");
+    return m_inner->frame(k);
+  }
+  bool next(Image& out) override { return m_inner->next(out); }
+  std::vector<double> timestamps() override {
+    auto t = m_inner->timestamps();
+    t.resize(size_t(size()));
+    return t;
+  }
+  std::string frame_name(int64_t k) override { return m_inner->frame_name(k); }
+  VideoInfo info() override { return m_inner->info(); }
+  const std::string& path() const override { return m_inner->path(); }
+ private:
+  std::unique_ptr<FrameSource> m_inner;
+  int64_t m_limit;
+};
+
+Image read_anchor_mask(const std::string& path, const Image& frame, const std::string& source) {
+  Image m = mask_read(path);
+  if (m.width != frame.width || m.height != frame.height) {
+    throw Error("mask '" + path + "' is " + std::to_string(m.width) + "x" + std::to_string(m.height) + " but the frames of '" +
+                source + "' are " + std::to_string(frame.width) + "x" + std::to_string(frame.height));
+  }
+  if (mask_num_objects(m) == 0) throw Error("mask '" + path + "' has no objects (every pixel is 0 or 255)");
+  return m;
+}
+
+std::vector<Anchor> collect_anchors(const PropagateArgs& a, FrameSource& src) {
+  std::vector<std::pair<int64_t, std::string>> specs;
+  if (!a.mask.empty()) specs.emplace_back(0, a.mask);
+  for (const auto& s : a.anchors) {
+    const auto colon = s.find(':');
+    int64_t f = -1;
+    try {
+      size_t used = 0;
+      f = std::stoll(s.substr(0, colon), &used);
+      if (used != colon) f = -1;
+    } catch (const std::exception&) {
+    }
+    if (colon == std::string::npos || f < 0) throw Error("--anchor must be FRAME:PNG with FRAME >= 0, got '" + s + "'");
+    specs.emplace_back(f, s.substr(colon + 1));
+  }
+  if (specs.empty()) throw Error("give the annotated first frame with --mask PNG (or --anchor FRAME:PNG)");
+  const int64_t n = src.size();
+  std::vector<Anchor> anchors;
+  for (const auto& [f, path] : specs) {
+    if (f >= n) {
+      throw Error("--anchor frame " + std::to_string(f) + " is past the end of '" + src.path() + "' (" + std::to_string(n) + " frames)");
+    }
+    anchors.push_back(Anchor{f, read_anchor_mask(path, src.frame(f), src.path())});
+  }
+  return anchors;
+}
+
+OverlayMode overlay_mode(const std::string& s) {
+  if (s == "blend") return OverlayMode::Blend;
+  if (s == "contour") return OverlayMode::Contour;
+  if (s == "fade") return OverlayMode::FadeBackground;
+  if (s == "mask") return OverlayMode::MaskOnly;
+  throw Error("--overlay-mode must be blend, contour, fade or mask, got '" + s + "'");
+}
+
+// Propagates one source into `out_dir` (staged, committed at the end), optionally with an
+// overlay video; returns the engine's result.
+PropagationResult propagate_one(FrameSource& src, const std::vector<Anchor>& anchors, FeatureExtractor& feats,
+                                const PropagationConfig& cfg, const std::string& out_dir, const std::string& overlay,
+                                OverlayMode mode) {
+  StagedFolder staged(out_dir);
+  std::unique_ptr<VideoWriter> writer;
+  // The overlay video needs frames in order; forward runs arrive in order, frames before the
+  // first anchor arrive backward and wait here.
+  std::map<int64_t, Image> out_of_order;
+  int64_t next_overlay = 0;
+  if (!overlay.empty()) {
+    const VideoInfo vi = src.info();
+    writer = std::make_unique<VideoWriter>(overlay, vi.width, vi.height, vi.fps > 0 ? vi.fps : 25.0);
+  }
+  LabelPropagator prop(feats, cfg);
+  auto sink = [&](int64_t k, const Image& mask, const Image& rgb) {
+    mask_write(staged.path() + "/" + src.frame_name(k) + ".png", mask);
+    if (writer) {
+      out_of_order[k] = overlay_render(rgb, mask, mode);
+      while (!out_of_order.empty() && out_of_order.begin()->first == next_overlay) {
+        writer->write(out_of_order.begin()->second);
+        out_of_order.erase(out_of_order.begin());
+        ++next_overlay;
+      }
+    }
+  };
+  PropagationResult r = prop.run(src, anchors, sink);
+  if (writer) writer->close();
+  staged.commit();
+  return r;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+void run_propagate(PropagateArgs& a) {
+  a.cfg.local_window = !a.dense;
+  if (a.out.empty()) throw Error("--out DIR is required");
+  const OverlayMode mode = overlay_mode(a.overlay_mode);
+  auto feats = make_features(a);
+  if (!a.davis.empty()) {
+    if (!a.video.empty() || !a.frames.empty() || !a.mask.empty()) throw Error("--davis cannot be combined with --video/--frames/--mask");
+    const auto seqs = a.sequences.empty() ? davis_sequences(a.davis) : split_list(a.sequences);
+    dir_ensure_writable(a.out);
+    for (const auto& seq : seqs) {
+      auto src = frame_source_open(davis_sequence_dir(a.davis, "JPEGImages", seq), source_options(a));
+      const std::string ann = davis_sequence_dir(a.davis, "Annotations", seq);
+      const std::string first_mask = ann + "/" + src->frame_name(0) + ".png";
+      std::vector<Anchor> anchors{Anchor{0, read_anchor_mask(first_mask, src->frame(0), src->path())}};
+      const auto r = propagate_one(*src, anchors, *feats, a.cfg, a.out + "/" + seq, "", mode);
+      log_get("app")->info("{}: {} frames in {:.1f} s ({:.2f} fps)", seq, r.frames, r.seconds, r.frames / r.seconds);
+    }
+    log_get("app")->info("masks written to {}", a.out);
+    return;
+  }
+  if (a.video.empty() == a.frames.empty()) throw Error("give exactly one of --video FILE, --frames DIR or --davis ROOT");
+  auto src = frame_source_open(a.video.empty() ? a.frames : a.video, source_options(a));
+  auto anchors = collect_anchors(a, *src);
+  const auto r = propagate_one(*src, anchors, *feats, a.cfg, a.out, a.overlay, mode);
+  log_get("app")->info("{} masks in {:.1f} s ({:.2f} fps) written to {}{}", r.frames, r.seconds, r.frames / r.seconds,
+                       a.out, a.overlay.empty() ? "" : ", overlay video " + a.overlay);
+}
+
+void print_eval(const DavisEvaluation& ev) {
+  std::printf("--------------------------- Global results ---------------------------\n");
+  for (const auto& g : ev.global) std::printf("%-10s", g.first.c_str());
+  std::printf("\n");
+  for (const auto& g : ev.global) std::printf("%-10.3f", g.second);
+  std::printf("\n---------------------- Per sequence (object) results ----------------\n");
+  std::printf("%-28s %-8s %-8s\n", "Sequence", "J-Mean", "F-Mean");
+  for (const auto& po : ev.per_object) std::printf("%-28s %-8.3f %-8.3f\n", po.first.c_str(), po.second.first, po.second.second);
+}
+
+nlohmann::json eval_json(const DavisEvaluation& ev) {
+  nlohmann::json j;
+  for (const auto& g : ev.global) j["global"][g.first] = g.second;
+  for (const auto& po : ev.per_object) j["per_object"][po.first] = {{"J-Mean", po.second.first}, {"F-Mean", po.second.second}};
+  for (const auto& s : ev.sequences) j["per_frame"][s.name] = {{"J", s.J}, {"F", s.F}};
+  return j;
+}
+
+}  // namespace
+
+void register_tracking_commands(CLI::App& app) {
+  {
+    auto a = std::make_shared<PropagateArgs>();
+    auto* c = app.add_subcommand("propagate", "Propagate annotated masks through a video, a frame folder or a DAVIS set");
+    c->add_option("--video", a->video, "Video file");
+    c->add_option("--frames", a->frames, "Folder of frames (*.jpg/*.png, sorted by name)");
+    c->add_option("--mask", a->mask, "Palette PNG annotating frame 0");
+    c->add_option("--anchor", a->anchors, "FRAME:PNG, an annotated frame (repeatable)");
+    c->add_option("--davis", a->davis, "DAVIS-layout root: every sequence, first annotation as anchor");
+    c->add_option("--sequences", a->sequences, "Comma-separated sequences of --davis");
+    c->add_option("--out", a->out, "Output folder for palette PNGs")->required();
+    c->add_option("--overlay", a->overlay, "Also write an overlay video (.mp4)");
+    c->add_option("--overlay-mode", a->overlay_mode, "blend | contour | fade | mask")->capture_default_str();
+    add_engine_options(c, *a);
+    c->callback([a] { run_propagate(*a); });
+  }
+  {
+    auto root = std::make_shared<std::string>(), results = std::make_shared<std::string>();
+    auto seqs = std::make_shared<std::string>(), json = std::make_shared<std::string>();
+    auto* c = app.add_subcommand("eval", "DAVIS J&F (semi-supervised, official definition) of result masks");
+    c->add_option("--davis", *root, "DAVIS-layout root with Annotations/")->required();
+    c->add_option("--results", *results, "Folder with <seq>/<frame>.png predictions")->required();
+    c->add_option("--sequences", *seqs, "Comma-separated subset of sequences");
+    c->add_option("--json", *json, "Also write global, per-object and per-frame values (fractions) as JSON");
+    c->callback([=] {
+      const auto list = seqs->empty() ? davis_sequences(*root) : split_list(*seqs);
+      const DavisEvaluation ev = davis_evaluate(*root, *results, list);
+      davis_write_csv(ev, *results);
+      print_eval(ev);
+      if (!json->empty()) json_emit(eval_json(ev), *json);
+    });
+  }
+  {
+    auto* bench = app.get_subcommand("bench");
+    auto a = std::make_shared<PropagateArgs>();
+    auto* c = bench->add_subcommand("propagate", "Propagation fps, peak RSS and time per stage (JSON)");
+    c->add_option("--video", a->video, "Video file");
+    c->add_option("--frames", a->frames, "Folder of frames");
+    c->add_option("--mask", a->mask, "Palette PNG for frame 0 (default: a box in the centre)");
+    c->add_option("--max-frames", a->max_frames, "Only the first N frames");
+    c->add_option("--json", a->json, "Write the JSON here instead of stdout");
+    add_engine_options(c, *a);
+    c->callback([a] {
+      a->cfg.local_window = !a->dense;
+      if (a->video.empty() == a->frames.empty()) throw Error("give exactly one of --video FILE or --frames DIR");
+      std::unique_ptr<FrameSource> src = frame_source_open(a->video.empty() ? a->frames : a->video, source_options(*a));
+      if (a->max_frames > 0) src = std::make_unique<PrefixSource>(std::move(src), a->max_frames);
+      auto feats = make_features(*a);
+      std::vector<Anchor> anchors;
+      const Image f0 = src->frame(0);
+      if (a->mask.empty()) {
+        Image box(f0.width, f0.height, 1, 0);
+        for (int y = f0.height / 3; y < 2 * f0.height / 3; ++y)
+          for (int x = f0.width / 3; x < 2 * f0.width / 3; ++x) box.px(x, y)[0] = 1;
+        anchors.push_back(Anchor{0, box});
+      } else {
+        anchors.push_back(Anchor{0, read_anchor_mask(a->mask, f0, src->path())});
+      }
+      const int64_t rss_before = current_rss_bytes();
+      peak_rss_reset();
+      const std::string tmp = (fs::temp_directory_path() / ("corrtrack-bench-" + std::to_string(::getpid()))).string();
+      PropagationResult r;
+      try {
+        r = propagate_one(*src, anchors, *feats, a->cfg, tmp, "", OverlayMode::Blend);
+      } catch (...) {
+        fs::remove_all(tmp);
+        throw;
+      }
+      fs::remove_all(tmp);
+      const int64_t propagated = std::max<int64_t>(1, r.frames - 1);
+      nlohmann::json stages;
+      for (const auto& [name, secs] : r.stages.stages()) stages[name] = {{"seconds", secs}, {"ms_per_frame", 1000.0 * secs / propagated}};
+      nlohmann::json j = {{"benchmark", "propagate"},
+                          {"source", src->path()},
+                          {"features", feats->name()},
+                          {"width", f0.width},
+                          {"height", f0.height},
+                          {"frames", r.frames},
+                          {"seconds", r.seconds},
+                          {"fps", r.frames / r.seconds},
+                          {"peak_rss_mb", peak_rss_bytes() / 1048576.0},
+                          {"rss_before_mb", rss_before / 1048576.0},
+                          {"threads", torch::get_num_threads()},
+                          {"config", {{"context", a->cfg.context}, {"topk", a->cfg.topk}, {"radius", a->cfg.radius},
+                                      {"temperature", a->cfg.temperature}, {"local_window", a->cfg.local_window},
+                                      {"tile", a->cfg.tile}, {"scale", a->cfg.scale}}},
+                          {"stages", stages}};
+      json_emit(j, a->json);
+    });
+  }
+}
+
+}  // namespace corrtrack::cli

@@ -1,0 +1,93 @@
+// corrtrack inspect video / bench decode.
+#include <torch/torch.h>
+
+#include "cli_common.h"
+#include "corrtrack/core.h"
+#include "corrtrack/video.h"
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+namespace corrtrack::cli {
+
+namespace {
+
+nlohmann::json info_json(const VideoInfo& vi) {
+  return {{"path", vi.path}, {"container", vi.container}, {"codec", vi.codec}, {"pixel_format", vi.pixel_format},
+          {"width", vi.width}, {"height", vi.height}, {"fps", vi.fps}, {"frame_count", vi.frame_count},
+          {"duration_s", vi.duration_s}, {"rotation", vi.rotation}};
+}
+
+// Time of `ffmpeg -i FILE -pix_fmt rgb24 -f null -`, the reference decoder speed; <0 if it failed.
+double time_ffmpeg_cli(const std::string& path) {
+  std::string quoted = "'";
+  for (char c : path) quoted += (c == '\'') ? std::string("'\\''") : std::string(1, c);
+  quoted += "'";
+  const std::string cmd = "ffmpeg -nostdin -v error -i " + quoted + " -map 0:v:0 -pix_fmt rgb24 -f null - >/dev/null 2>&1";
+  const double t0 = time_now_s();
+  const int rc = std::system(cmd.c_str());
+  return rc == 0 ? time_now_s() - t0 : -1.0;
+}
+
+}  // namespace
+
+void register_video_commands(CLI::App& app) {
+  auto* inspect = app.add_subcommand("inspect", "Describe a video, frame folder or checkpoint");
+  inspect->require_subcommand(1);
+  {
+    auto* video = inspect->add_subcommand("video", "Container, codec, size, fps, frame count, duration");
+    auto path = std::make_shared<std::string>();
+    auto json = std::make_shared<bool>(false);
+    video->add_option("path", *path, "Video file or frame folder")->required();
+    video->add_flag("--json", *json, "Print JSON");
+    video->callback([path, json] {
+      auto src = frame_source_open(*path);
+      const VideoInfo vi = src->info();
+      if (*json) {
+        json_emit(info_json(vi));
+      } else {
+        std::printf("path:         %s\ncontainer:    %s\ncodec:        %s\npixel format: %s\nsize:         %dx%d\n"
+                    "fps:          %.3f\nframes:       %lld\nduration:     %.3f s\nrotation:     %d\n",
+                    vi.path.c_str(), vi.container.c_str(), vi.codec.c_str(), vi.pixel_format.c_str(), vi.width,
+                    vi.height, vi.fps, static_cast<long long>(vi.frame_count), vi.duration_s, vi.rotation);
+      }
+    });
+  }
+
+  auto* bench = app.get_subcommand("bench") ? app.get_subcommand("bench") : app.add_subcommand("bench", "Speed and memory benchmarks (JSON)");
+  bench->require_subcommand(1);
+  {
+    auto* decode = bench->add_subcommand("decode", "Sequential decode speed to RGB, peak RSS");
+    auto path = std::make_shared<std::string>();
+    auto compare = std::make_shared<bool>(false);
+    auto out = std::make_shared<std::string>();
+    decode->add_option("path", *path, "Video file or frame folder")->required();
+    decode->add_flag("--compare-ffmpeg", *compare, "Also time the ffmpeg command decoding to rgb24");
+    decode->add_option("--json", *out, "Write the JSON here instead of stdout");
+    decode->callback([path, compare, out] {
+      const double t0 = time_now_s();
+      auto src = frame_source_open(*path);
+      int64_t frames = 0;
+      Image img;
+      while (src->next(img)) ++frames;
+      if (frames == 0) throw Error("'" + *path + "' contains no decodable video frames");
+      const double secs = time_now_s() - t0;
+      nlohmann::json j = {{"benchmark", "decode"}, {"path", *path}, {"frames", frames}, {"seconds", secs},
+                          {"fps", frames / secs}, {"peak_rss_mb", peak_rss_bytes() / 1048576.0}};
+      if (*compare) {
+        const double ff = time_ffmpeg_cli(*path);
+        if (ff > 0) {
+          j["ffmpeg_cli_seconds"] = ff;
+          j["ffmpeg_cli_fps"] = frames / ff;
+          j["ratio_vs_ffmpeg_cli"] = (frames / secs) / (frames / ff);
+        } else {
+          j["ffmpeg_cli_error"] = "ffmpeg command failed or is not installed";
+        }
+      }
+      json_emit(j, *out);
+    });
+  }
+}
+
+}  // namespace corrtrack::cli

@@ -1,0 +1,50 @@
+// The corrtrack command: train, propagate, eval, inspect and bench, headless.
+#include <torch/torch.h>
+
+#include "cli_common.h"
+#include "corrtrack/core.h"
+
+#include <iostream>
+
+namespace corrtrack::cli {
+
+void json_emit(const nlohmann::json& j, const std::string& path) {
+  if (path.empty()) {
+    std::cout << j.dump(2) << std::endl;
+  } else {
+    file_write_atomic(path, j.dump(2) + "\n");
+  }
+}
+
+}  // namespace corrtrack::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"corrtrack: self-supervised video correspondence, mask propagation and DAVIS evaluation"};
+  app.require_subcommand(1);
+  bool verbose = false, quiet = false;
+  int threads = 2;
+  app.add_flag("-v,--verbose", verbose, "Debug logging");
+  app.add_flag("-q,--quiet", quiet, "Errors only");
+  app.add_option("--threads", threads, "Compute threads (0 = all cores)")->capture_default_str();
+  app.parse_complete_callback([&] {
+    corrtrack::log_set_verbosity(quiet ? 0 : (verbose ? 2 : 1));
+    corrtrack::threads_set(threads);
+  });
+  corrtrack::cli::register_video_commands(app);
+  corrtrack::cli::register_tracking_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const corrtrack::Error& e) {
+    std::cerr << "corrtrack: error: " << e.what() << std::endl;
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "corrtrack: error: " << e.what_without_backtrace() << std::endl;
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "corrtrack: error: " << e.what() << std::endl;
+    return 1;
+  }
+  return 0;
+}

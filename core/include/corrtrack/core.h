@@ -1,0 +1,189 @@
+// CorrTrack core: errors, logging, progress, resource measurement, atomic files and the
+// from-scratch ResNet encoders shared by the video trackers and the image methods.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace spdlog { class logger; }
+
+namespace corrtrack {
+
+// ---------------------------------------------------------------------------------------------
+// Errors and logging
+// ---------------------------------------------------------------------------------------------
+
+// Every user-facing failure: the message names the file or argument and says what was wrong.
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& what) : std::runtime_error(what) {}
+};
+
+// Logger of one module ("core", "video", "tracking", "app"), created on first use.
+std::shared_ptr<spdlog::logger> log_get(const std::string& module);
+// Sets the level of every module logger: 0 quiet (errors only), 1 normal, 2 verbose (debug).
+void log_set_verbosity(int verbosity);
+int log_verbosity();
+
+// ---------------------------------------------------------------------------------------------
+// Resources
+// ---------------------------------------------------------------------------------------------
+
+// Peak resident set size of this process in bytes (VmHWM), 0 where unavailable.
+int64_t peak_rss_bytes();
+// Current resident set size in bytes (VmRSS), 0 where unavailable.
+int64_t current_rss_bytes();
+// Resets the peak RSS counter (Linux: writes 5 to /proc/self/clear_refs); returns false if not possible.
+bool peak_rss_reset();
+// Sets intra-op threads for LibTorch; n <= 0 means all hardware threads.
+void threads_set(int n);
+
+// Monotonic seconds since an arbitrary origin.
+double time_now_s();
+
+// Accumulates wall time per named stage, for benchmarks ("decode", "features", ...).
+class StageTimer {
+ public:
+  void add(const std::string& stage, double seconds);
+  double get(const std::string& stage) const;
+  const std::vector<std::pair<std::string, double>>& stages() const { return m_stages; }
+ private:
+  std::vector<std::pair<std::string, double>> m_stages;
+};
+
+// Scope guard that adds its lifetime to a StageTimer stage (no-op when timer is null).
+class StageScope {
+ public:
+  StageScope(StageTimer* timer, const char* stage) : m_timer(timer), m_stage(stage), m_t0(time_now_s()) {}
+  ~StageScope() { if (m_timer) m_timer->add(m_stage, time_now_s() - m_t0); }
+  StageScope(const StageScope&) = delete;
+  StageScope& operator=(const StageScope&) = delete;
+ private:
+  StageTimer* m_timer;
+  const char* m_stage;
+  double m_t0;
+};
+
+// Progress of a long job: rate and ETA, reported to a callback or a throttled log line.
+struct ProgressInfo {
+  int64_t done = 0;
+  int64_t total = 0;       // 0 when unknown
+  double rate = 0.0;       // items per second over the whole job
+  double eta_s = 0.0;      // seconds left, 0 when unknown
+  std::string unit;        // "frames", "steps", ...
+};
+using ProgressCallback = std::function<void(const ProgressInfo&)>;
+// Returns true when the job should stop (user pressed Cancel); checked between items.
+using CancelCallback = std::function<bool()>;
+
+class ProgressMeter {
+ public:
+  ProgressMeter(int64_t total, std::string unit, ProgressCallback cb = nullptr);
+  // Records n more finished items; calls the callback, or logs at most once per second.
+  void step(int64_t n = 1);
+  ProgressInfo info() const;
+ private:
+  int64_t m_total;
+  int64_t m_done = 0;
+  std::string m_unit;
+  ProgressCallback m_cb;
+  double m_t0;
+  double m_last_log = -1e9;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Files
+// ---------------------------------------------------------------------------------------------
+
+// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that
+// readers never see a half-written file. Throws Error naming the path on failure.
+void file_write_atomic(const std::string& path, const std::string& bytes);
+// Temporary sibling name used for atomic writes ("dir/.name.tmp-PID").
+std::string file_temp_sibling(const std::string& path);
+// Renames tmp over path; throws Error naming both on failure.
+void file_commit(const std::string& tmp, const std::string& path);
+// Creates a folder (and parents) and checks that it is writable; throws Error naming it.
+void dir_ensure_writable(const std::string& dir);
+
+// Output folder filled through a hidden staging folder: files appear in the final folder only
+// on commit(), so an interrupted job never leaves a partial result that looks complete.
+class StagedFolder {
+ public:
+  explicit StagedFolder(const std::string& final_dir);
+  ~StagedFolder();  // removes the staging folder unless committed
+  StagedFolder(const StagedFolder&) = delete;
+  StagedFolder& operator=(const StagedFolder&) = delete;
+  const std::string& path() const { return m_stage; }   // write files here
+  const std::string& final_path() const { return m_final; }
+  void commit();                                          // moves every file into the final folder
+ private:
+  std::string m_final, m_stage;
+  bool m_committed = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoints: a module's parameters and buffers plus JSON metadata (method, encoder config,
+// input normalisation, step, ...), written atomically.
+// ---------------------------------------------------------------------------------------------
+
+void checkpoint_save(const std::string& path, torch::nn::Module& module, const std::string& metadata_json);
+// Metadata JSON text of a checkpoint; throws Error naming the file if it is not a CorrTrack checkpoint.
+std::string checkpoint_metadata(const std::string& path);
+// Loads parameters and buffers into a module of the matching architecture; throws Error naming
+// the file when they do not match.
+void checkpoint_load(const std::string& path, torch::nn::Module& module);
+
+// ---------------------------------------------------------------------------------------------
+// Encoders
+// ---------------------------------------------------------------------------------------------
+
+// ResNet configuration. Strides and dilations are per stage (layer1..layer4); `num_stages`
+// truncates the network (3 = up to res3/layer3 as CRW uses at test time).
+struct ResNetConfig {
+  int depth = 18;                       // 18 (BasicBlock) or 50 (Bottleneck)
+  int in_channels = 3;
+  int stem_stride = 2;                  // conv1 stride
+  bool max_pool = true;                 // 3x3/2 max-pool after conv1
+  std::vector<int> strides{1, 2, 2, 2};
+  std::vector<int> dilations{1, 1, 1, 1};
+  std::vector<int> widths{64, 128, 256, 512};
+  int num_stages = 4;
+  bool reflect_pad = false;             // reflect padding in 3x3 convs (CRW)
+
+  // Output stride = stem * pool * product of used stage strides.
+  int output_stride() const;
+  // Channels of the last used stage.
+  int output_channels() const;
+  // The stride-8 res3 ResNet-18 of CRW (layer3 stride 1, layer4 dropped).
+  static ResNetConfig crw_res3();
+};
+
+class ResNetImpl : public torch::nn::Module {
+ public:
+  explicit ResNetImpl(const ResNetConfig& cfg);
+  // x: [B, in_channels, H, W] -> [B, output_channels, ceil(H/stride), ceil(W/stride)].
+  torch::Tensor forward(torch::Tensor x);
+  const ResNetConfig& config() const { return m_cfg; }
+ private:
+  ResNetConfig m_cfg;
+  torch::nn::Conv2d m_conv1{nullptr};
+  torch::nn::BatchNorm2d m_bn1{nullptr};
+  std::vector<torch::nn::Sequential> m_stages;
+};
+TORCH_MODULE(ResNet);
+
+// ResNetConfig <-> JSON text, for checkpoint metadata.
+std::string resnet_config_to_json(const ResNetConfig& cfg);
+ResNetConfig resnet_config_from_json(const std::string& json_text);
+
+// Deterministic initialisation (Kaiming normal for convs, BN to identity) from a seed.
+void resnet_init(ResNet& net, uint64_t seed);
+
+}  // namespace corrtrack

@@ -1,0 +1,90 @@
+// Checkpoints: torch archives holding a module under "model" and JSON metadata, saved atomically.
+#include "corrtrack/core.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <filesystem>
+
+namespace corrtrack {
+
+namespace {
+constexpr const char* kMetaKey = "corrtrack_metadata";
+constexpr const char* kModelKey = "model";
+
+torch::serialize::InputArchive open_archive(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw Error("checkpoint '" + path + "' does not exist");
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+  } catch (const c10::Error&) {
+    throw Error("cannot read checkpoint '" + path + "': not a CorrTrack checkpoint, or the file is damaged");
+  }
+  return archive;
+}
+}  // namespace
+
+void checkpoint_save(const std::string& path, torch::nn::Module& module, const std::string& metadata_json) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model;
+  module.save(model);
+  archive.write(kModelKey, model);
+  archive.write(kMetaKey, c10::IValue(metadata_json));
+  const std::string tmp = file_temp_sibling(path);
+  try {
+    archive.save_to(tmp);
+  } catch (const c10::Error& e) {
+    std::remove(tmp.c_str());
+    throw Error("cannot write checkpoint '" + path + "': " + e.what_without_backtrace());
+  }
+  file_commit(tmp, path);
+}
+
+std::string checkpoint_metadata(const std::string& path) {
+  auto archive = open_archive(path);
+  c10::IValue meta;
+  if (!archive.try_read(kMetaKey, meta) || !meta.isString()) {
+    throw Error("cannot read checkpoint '" + path + "': it has no CorrTrack metadata");
+  }
+  return meta.toStringRef();
+}
+
+void checkpoint_load(const std::string& path, torch::nn::Module& module) {
+  auto archive = open_archive(path);
+  torch::serialize::InputArchive model;
+  if (!archive.try_read(kModelKey, model)) throw Error("cannot read checkpoint '" + path + "': it holds no model");
+  try {
+    module.load(model);
+  } catch (const c10::Error& e) {
+    throw Error("checkpoint '" + path + "' does not match the model architecture: " + e.what_without_backtrace());
+  }
+}
+
+std::string resnet_config_to_json(const ResNetConfig& c) {
+  nlohmann::json j = {{"depth", c.depth}, {"in_channels", c.in_channels}, {"stem_stride", c.stem_stride},
+                      {"max_pool", c.max_pool}, {"strides", c.strides}, {"dilations", c.dilations},
+                      {"widths", c.widths}, {"num_stages", c.num_stages}, {"reflect_pad", c.reflect_pad}};
+  return j.dump();
+}
+
+ResNetConfig resnet_config_from_json(const std::string& text) {
+  try {
+    const auto j = nlohmann::json::parse(text);
+    ResNetConfig c;
+    c.depth = j.at("depth");
+    c.in_channels = j.at("in_channels");
+    c.stem_stride = j.at("stem_stride");
+    c.max_pool = j.at("max_pool");
+    c.strides = j.at("strides").get<std::vector<int>>();
+    c.dilations = j.at("dilations").get<std::vector<int>>();
+    c.widths = j.at("widths").get<std::vector<int>>();
+    c.num_stages = j.at("num_stages");
+    c.reflect_pad = j.at("reflect_pad");
+    return c;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("invalid encoder configuration in checkpoint metadata: ") + e.what());
+  }
+}
+
+}  // namespace corrtrack

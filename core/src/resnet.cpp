@@ -1,0 +1,139 @@
+// ResNet-18/50 from scratch with per-stage strides and dilations (CRW res3, CorrFlow/MAST stride 4).
+#include "corrtrack/core.h"
+
+#include <cmath>
+
+namespace corrtrack {
+
+namespace nn = torch::nn;
+
+namespace {
+
+nn::Conv2d conv3x3(int in, int out, int stride, int dilation, bool reflect) {
+  auto opts = nn::Conv2dOptions(in, out, 3).stride(stride).padding(dilation).dilation(dilation).bias(false);
+  if (reflect) opts.padding_mode(torch::kReflect);
+  return nn::Conv2d(opts);
+}
+
+nn::Conv2d conv1x1(int in, int out, int stride) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false));
+}
+
+// Residual block; BasicBlock (two 3x3) for ResNet-18, Bottleneck (1x1-3x3-1x1, x4) for ResNet-50.
+class BlockImpl : public nn::Module {
+ public:
+  BlockImpl(bool bottleneck, int in, int width, int stride, int dilation, bool reflect) : m_bottleneck(bottleneck) {
+    const int out = bottleneck ? width * 4 : width;
+    if (bottleneck) {
+      c1 = register_module("conv1", conv1x1(in, width, 1));
+      b1 = register_module("bn1", nn::BatchNorm2d(width));
+      c2 = register_module("conv2", conv3x3(width, width, stride, dilation, reflect));
+      b2 = register_module("bn2", nn::BatchNorm2d(width));
+      c3 = register_module("conv3", conv1x1(width, out, 1));
+      b3 = register_module("bn3", nn::BatchNorm2d(out));
+    } else {
+      c1 = register_module("conv1", conv3x3(in, width, stride, dilation, reflect));
+      b1 = register_module("bn1", nn::BatchNorm2d(width));
+      c2 = register_module("conv2", conv3x3(width, width, 1, dilation, reflect));
+      b2 = register_module("bn2", nn::BatchNorm2d(width));
+    }
+    if (stride != 1 || in != out) {
+      down = register_module("downsample", nn::Sequential(conv1x1(in, out, stride), nn::BatchNorm2d(out)));
+    }
+  }
+
+  torch::Tensor forward(torch::Tensor x) {
+    torch::Tensor identity = down ? down->forward(x) : x;
+    torch::Tensor y = torch::relu(b1(c1(x)));
+    y = b2(c2(y));
+    if (m_bottleneck) y = b3(c3(torch::relu(y)));
+    return torch::relu(y + identity);
+  }
+
+ private:
+  bool m_bottleneck;
+  nn::Conv2d c1{nullptr}, c2{nullptr}, c3{nullptr};
+  nn::BatchNorm2d b1{nullptr}, b2{nullptr}, b3{nullptr};
+  nn::Sequential down{nullptr};
+};
+TORCH_MODULE(Block);
+
+int blocks_per_stage(int depth, int stage) {
+  static const int k18[4] = {2, 2, 2, 2};
+  static const int k50[4] = {3, 4, 6, 3};
+  return depth == 18 ? k18[stage] : k50[stage];
+}
+
+void validate(const ResNetConfig& c) {
+  if (c.depth != 18 && c.depth != 50) throw Error("ResNet depth must be 18 or 50, got " + std::to_string(c.depth));
+  if (c.num_stages < 1 || c.num_stages > 4) throw Error("ResNet num_stages must be 1..4");
+  if (c.strides.size() != 4 || c.dilations.size() != 4 || c.widths.size() != 4) {
+    throw Error("ResNet strides, dilations and widths need 4 entries each");
+  }
+}
+
+}  // namespace
+
+int ResNetConfig::output_stride() const {
+  int s = stem_stride * (max_pool ? 2 : 1);
+  for (int i = 0; i < num_stages; ++i) s *= strides[i];
+  return s;
+}
+
+int ResNetConfig::output_channels() const {
+  return widths[num_stages - 1] * (depth == 50 ? 4 : 1);
+}
+
+ResNetConfig ResNetConfig::crw_res3() {
+  ResNetConfig c;
+  c.depth = 18;
+  c.strides = {1, 2, 1, 1};
+  c.num_stages = 3;
+  c.reflect_pad = true;
+  return c;
+}
+
+ResNetImpl::ResNetImpl(const ResNetConfig& cfg) : m_cfg(cfg) {
+  validate(cfg);
+  auto stem = nn::Conv2dOptions(cfg.in_channels, 64, 7).stride(cfg.stem_stride).padding(3).bias(false);
+  m_conv1 = register_module("conv1", nn::Conv2d(stem));
+  m_bn1 = register_module("bn1", nn::BatchNorm2d(64));
+  const bool bottleneck = cfg.depth == 50;
+  int in = 64;
+  for (int s = 0; s < cfg.num_stages; ++s) {
+    nn::Sequential stage;
+    const int width = cfg.widths[s];
+    for (int b = 0; b < blocks_per_stage(cfg.depth, s); ++b) {
+      const int stride = b == 0 ? cfg.strides[s] : 1;
+      stage->push_back(Block(bottleneck, in, width, stride, cfg.dilations[s], cfg.reflect_pad));
+      in = bottleneck ? width * 4 : width;
+    }
+    m_stages.push_back(register_module("layer" + std::to_string(s + 1), stage));
+  }
+}
+
+torch::Tensor ResNetImpl::forward(torch::Tensor x) {
+  x = torch::relu(m_bn1(m_conv1(x)));
+  if (m_cfg.max_pool) x = torch::max_pool2d(x, 3, 2, 1);
+  for (auto& stage : m_stages) x = stage->forward(x);
+  return x;
+}
+
+void resnet_init(ResNet& net, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto& m : net->modules(/*include_self=*/false)) {
+    if (auto* conv = m->as<nn::Conv2d>()) {
+      auto& w = conv->weight;
+      const double fan_out = static_cast<double>(w.size(0) * w.size(2) * w.size(3));
+      // Kaiming normal, mode fan_out, ReLU gain; drawn on CPU so the seed fixes the values everywhere.
+      auto v = at::normal(0.0, std::sqrt(2.0 / fan_out), w.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat));
+      w.copy_(v);
+    } else if (auto* bn = m->as<nn::BatchNorm2d>()) {
+      bn->weight.fill_(1.0);
+      bn->bias.fill_(0.0);
+    }
+  }
+}
+
+}  // namespace corrtrack

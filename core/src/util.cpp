@@ -1,0 +1,196 @@
+// Logging, progress, resource measurement and atomic file writes used by every module.
+#include "corrtrack/core.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace corrtrack {
+
+namespace {
+std::mutex g_log_mutex;
+std::atomic<int> g_verbosity{1};
+
+spdlog::level::level_enum level_for(int verbosity) {
+  if (verbosity <= 0) return spdlog::level::err;
+  if (verbosity == 1) return spdlog::level::info;
+  return spdlog::level::debug;
+}
+
+int64_t read_status_kb(const char* key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  const size_t n = std::strlen(key);
+  while (std::getline(f, line)) {
+    if (line.compare(0, n, key) == 0) {
+      return std::stoll(line.substr(n + 1)) * 1024;
+    }
+  }
+  return 0;
+}
+}  // namespace
+
+std::shared_ptr<spdlog::logger> log_get(const std::string& module) {
+  std::lock_guard<std::mutex> lock(g_log_mutex);
+  auto logger = spdlog::get(module);
+  if (!logger) {
+    // Logs go to stderr so that JSON printed on stdout stays machine-readable.
+    logger = spdlog::stderr_color_mt(module);
+    logger->set_pattern("[%H:%M:%S] [%n] %^%l%$: %v");
+    logger->set_level(level_for(g_verbosity));
+  }
+  return logger;
+}
+
+void log_set_verbosity(int verbosity) {
+  g_verbosity = verbosity;
+  spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& l) { l->set_level(level_for(verbosity)); });
+}
+
+int log_verbosity() { return g_verbosity; }
+
+int64_t peak_rss_bytes() { return read_status_kb("VmHWM:"); }
+int64_t current_rss_bytes() { return read_status_kb("VmRSS:"); }
+
+bool peak_rss_reset() {
+  std::ofstream f("/proc/self/clear_refs");
+  if (!f) return false;
+  f << "5";
+  return static_cast<bool>(f);
+}
+
+void threads_set(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+}
+
+double time_now_s() {
+  using clock = std::chrono::steady_clock;
+  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
+}
+
+void StageTimer::add(const std::string& stage, double seconds) {
+  for (auto& s : m_stages) {
+    if (s.first == stage) { s.second += seconds; return; }
+  }
+  m_stages.emplace_back(stage, seconds);
+}
+
+double StageTimer::get(const std::string& stage) const {
+  for (const auto& s : m_stages) if (s.first == stage) return s.second;
+  return 0.0;
+}
+
+ProgressMeter::ProgressMeter(int64_t total, std::string unit, ProgressCallback cb)
+    : m_total(total), m_unit(std::move(unit)), m_cb(std::move(cb)), m_t0(time_now_s()) {}
+
+ProgressInfo ProgressMeter::info() const {
+  ProgressInfo p;
+  p.done = m_done;
+  p.total = m_total;
+  p.unit = m_unit;
+  const double dt = time_now_s() - m_t0;
+  p.rate = dt > 0 ? m_done / dt : 0.0;
+  p.eta_s = (m_total > 0 && p.rate > 0) ? (m_total - m_done) / p.rate : 0.0;
+  return p;
+}
+
+void ProgressMeter::step(int64_t n) {
+  m_done += n;
+  const ProgressInfo p = info();
+  if (m_cb) { m_cb(p); return; }
+  const double now = time_now_s();
+  if (now - m_last_log >= 1.0 || (m_total > 0 && m_done >= m_total)) {
+    m_last_log = now;
+    if (m_total > 0) {
+      log_get("core")->info("{}/{} {} ({:.2f} {}/s, ETA {:.0f} s)", p.done, p.total, p.unit, p.rate, p.unit, p.eta_s);
+    } else {
+      log_get("core")->info("{} {} ({:.2f} {}/s)", p.done, p.unit, p.rate, p.unit);
+    }
+  }
+}
+
+std::string file_temp_sibling(const std::string& path) {
+  fs::path p(path);
+  std::ostringstream name;
+  name << "." << p.filename().string() << ".tmp-" << ::getpid();
+  return (p.parent_path() / name.str()).string();
+}
+
+void file_commit(const std::string& tmp, const std::string& path) {
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error("cannot write '" + path + "': rename from temporary file failed");
+  }
+}
+
+void file_write_atomic(const std::string& path, const std::string& bytes) {
+  const std::string tmp = file_temp_sibling(path);
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw Error("cannot write '" + path + "': " + std::strerror(errno));
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    f.flush();
+    if (!f) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw Error("cannot write '" + path + "': write failed (disk full?)");
+    }
+  }
+  file_commit(tmp, path);
+}
+
+void dir_ensure_writable(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir)) {
+    throw Error("cannot create output folder '" + dir + "': " + (ec ? ec.message() : "not a folder"));
+  }
+  if (::access(dir.c_str(), W_OK) != 0) {
+    throw Error("output folder '" + dir + "' is not writable");
+  }
+}
+
+StagedFolder::StagedFolder(const std::string& final_dir) : m_final(final_dir) {
+  dir_ensure_writable(final_dir);
+  fs::path f = fs::absolute(final_dir).lexically_normal();
+  if (f.filename().empty()) f = f.parent_path();
+  m_stage = (f.parent_path() / ("." + f.filename().string() + ".partial-" + std::to_string(::getpid()))).string();
+  std::error_code ec;
+  fs::remove_all(m_stage, ec);
+  fs::create_directories(m_stage, ec);
+  if (ec) throw Error("cannot create staging folder '" + m_stage + "' next to '" + final_dir + "': " + ec.message());
+}
+
+StagedFolder::~StagedFolder() {
+  if (!m_committed) {
+    std::error_code ec;
+    fs::remove_all(m_stage, ec);
+  }
+}
+
+void StagedFolder::commit() {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(m_stage, ec)) {
+    fs::rename(e.path(), fs::path(m_final) / e.path().filename(), ec);
+    if (ec) throw Error("cannot move results into '" + m_final + "': " + ec.message());
+  }
+  fs::remove_all(m_stage, ec);
+  m_committed = true;
+}
+
+}  // namespace corrtrack

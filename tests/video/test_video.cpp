@@ -1,0 +1,183 @@
+// Video module: palette masks bit for bit, Lab colour, writer/reader round trips, random access.
+#include "test_support.h"
+
+#include "corrtrack/core.h"
+
+#include <fstream>
+#include <random>
+
+using namespace corrtrack;
+using corrtrack::test::TempDir;
+
+TEST(Palette, DavisColoursAreThePascalVocMap) {
+  const auto& p = davis_palette();
+  auto rgb = [&](int i) { return std::array<int, 3>{p[i * 3], p[i * 3 + 1], p[i * 3 + 2]}; };
+  EXPECT_EQ(rgb(0), (std::array<int, 3>{0, 0, 0}));
+  EXPECT_EQ(rgb(1), (std::array<int, 3>{128, 0, 0}));
+  EXPECT_EQ(rgb(2), (std::array<int, 3>{0, 128, 0}));
+  EXPECT_EQ(rgb(3), (std::array<int, 3>{128, 128, 0}));
+  EXPECT_EQ(rgb(8), (std::array<int, 3>{64, 0, 0}));
+  EXPECT_EQ(rgb(255), (std::array<int, 3>{224, 224, 192}));
+}
+
+TEST(Mask, PaletteRoundTripIsBitExact) {
+  TempDir dir;
+  Image m(37, 23, 1);  // odd size on purpose
+  std::mt19937 rng(7);
+  for (auto& v : m.data) v = static_cast<uint8_t>(rng() % 256);
+  m.data[0] = 255;
+  mask_write(dir / "m.png", m);
+  const Image back = mask_read(dir / "m.png");
+  EXPECT_TRUE(back == m);
+  // The file really is a palette PNG: IHDR colour type byte (offset 25) is 3.
+  std::ifstream f(dir / "m.png", std::ios::binary);
+  std::string head(32, '\0');
+  f.read(head.data(), 32);
+  EXPECT_EQ(static_cast<int>(static_cast<uint8_t>(head[25])), 3);
+  EXPECT_EQ(mask_num_objects(m), 254);
+}
+
+TEST(Mask, GrayBinaryMaskReadsAsObjectOne) {
+  TempDir dir;
+  Image g(10, 4, 1, 0);
+  for (int x = 5; x < 10; ++x) g.px(x, 2)[0] = 255;
+  image_write_png(dir / "g.png", g);
+  const Image m = mask_read(dir / "g.png");
+  int ones = 0;
+  for (uint8_t v : m.data) { ASSERT_TRUE(v == 0 || v == 1); ones += v; }
+  EXPECT_EQ(ones, 5);
+}
+
+TEST(Mask, RgbMaskMapsBackThroughThePalette) {
+  TempDir dir;
+  Image idx(6, 2, 1, 0);
+  idx.data[3] = 2;
+  idx.data[7] = 1;
+  const Image rgb = overlay_render(Image(6, 2, 3, 0), idx, OverlayMode::MaskOnly);
+  image_write_png(dir / "rgb.png", rgb);
+  EXPECT_TRUE(mask_read(dir / "rgb.png") == idx);
+  Image bad(2, 2, 3, 0);
+  bad.data[0] = 17;
+  image_write_png(dir / "bad.png", bad);
+  try {
+    mask_read(dir / "bad.png");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.png"), std::string::npos);
+  }
+}
+
+TEST(Colour, LabOfKnownColours) {
+  auto lab_of = [](float r, float g, float b) {
+    auto t = torch::tensor({r, g, b}).view({3, 1, 1});
+    auto lab = rgb_to_lab(t);
+    return std::array<double, 3>{lab[0].item<double>(), lab[1].item<double>(), lab[2].item<double>()};
+  };
+  const auto white = lab_of(1, 1, 1), black = lab_of(0, 0, 0), red = lab_of(1, 0, 0);
+  EXPECT_NEAR(white[0], 100.0, 0.01);
+  EXPECT_NEAR(white[1], 0.0, 0.01);
+  EXPECT_NEAR(white[2], 0.0, 0.01);
+  EXPECT_NEAR(black[0], 0.0, 1e-4);
+  // sRGB red is L 53.24, a 80.09, b 67.20 (D65).
+  EXPECT_NEAR(red[0], 53.24, 0.05);
+  EXPECT_NEAR(red[1], 80.09, 0.1);
+  EXPECT_NEAR(red[2], 67.20, 0.1);
+}
+
+TEST(Colour, LabRoundTrip) {
+  torch::manual_seed(3);
+  auto rgb = torch::rand({2, 3, 8, 8});
+  auto back = lab_to_rgb(rgb_to_lab(rgb));
+  EXPECT_LT((back - rgb).abs().max().item<double>(), 1e-4);
+}
+
+TEST(Colour, TensorConversionRoundTrip) {
+  const Image img = corrtrack::test::synthetic_frame(3, 20, 10);
+  auto t = image_to_tensor(img);
+  EXPECT_EQ(t.sizes(), (std::vector<int64_t>{3, 10, 20}));
+  EXPECT_NEAR(t[0][0][19].item<double>(), img.px(19, 0)[0] / 255.0, 1e-6);
+  EXPECT_TRUE(tensor_to_image(t) == img);
+}
+
+TEST(Overlay, BlendColoursOnlyObjectPixels) {
+  Image frame(4, 1, 3, 100);
+  Image mask(4, 1, 1, 0);
+  mask.data[1] = 1;  // DAVIS colour (128,0,0)
+  const Image out = overlay_render(frame, mask, OverlayMode::Blend, 0.5f);
+  EXPECT_EQ(out.px(0, 0)[0], 100);
+  EXPECT_EQ(out.px(1, 0)[0], 114);  // round(0.5*100 + 0.5*128)
+  EXPECT_EQ(out.px(1, 0)[1], 50);
+  EXPECT_THROW(overlay_render(frame, Image(3, 1, 1), OverlayMode::Blend), Error);
+}
+
+class VideoRoundTrip : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(VideoRoundTrip, CountFpsAndRandomAccessMatchSequential) {
+  TempDir dir;
+  const std::string path = dir / ("clip." + GetParam());
+  corrtrack::test::write_synthetic_video(path, 40, 96, 64, 25.0);
+  auto src = frame_source_open(path);
+  EXPECT_EQ(src->size(), 40);
+  const VideoInfo vi = src->info();
+  EXPECT_EQ(vi.width, 96);
+  EXPECT_EQ(vi.height, 64);
+  EXPECT_NEAR(vi.fps, 25.0, 0.01);
+  EXPECT_NEAR(vi.duration_s, 1.6, 0.05);
+  const auto ts = src->timestamps();
+  ASSERT_EQ(ts.size(), 40u);
+  EXPECT_NEAR(ts[10] - ts[9], 0.04, 1e-3);
+
+  auto seq = frame_source_open(path);
+  std::vector<uint64_t> hashes;
+  Image img;
+  while (seq->next(img)) hashes.push_back(corrtrack::test::image_hash(img));
+  ASSERT_EQ(hashes.size(), 40u);
+  // The top-left block's gray level encodes the frame number (lossy codec: approximately).
+  for (int k : {0, 13, 39}) {
+    const Image f = src->frame(k);
+    EXPECT_NEAR(f.px(3, 3)[1], (k * 37) % 256, 12) << "frame " << k;
+  }
+  for (int k : {39, 0, 21, 20, 5, 33, 34, 2, 2, 38}) {
+    EXPECT_EQ(corrtrack::test::image_hash(src->frame(k)), hashes[size_t(k)]) << "frame " << k;
+  }
+  EXPECT_THROW(src->frame(40), Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Containers, VideoRoundTrip, ::testing::Values("mp4", "avi", "mkv"));
+
+TEST(VideoSource, ResizeOnDecodeKeepsAspect) {
+  TempDir dir;
+  corrtrack::test::write_synthetic_video(dir / "c.mp4", 3, 96, 64);
+  FrameSourceOptions o;
+  o.width = 48;
+  auto src = frame_source_open(dir / "c.mp4", o);
+  const Image f = src->frame(1);
+  EXPECT_EQ(f.width, 48);
+  EXPECT_EQ(f.height, 32);
+}
+
+TEST(VideoWriter, AbandonedWriterLeavesNoFile) {
+  TempDir dir;
+  {
+    VideoWriter w(dir / "x.mp4", 32, 32, 10);
+    w.write(Image(32, 32, 3, 7));
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+TEST(FolderSource, SortedFramesNamesAndSizeCheck) {
+  TempDir dir;
+  for (int k : {2, 0, 1}) image_write_png(dir / ("0000" + std::to_string(k) + ".png"), corrtrack::test::synthetic_frame(k, 20, 12));
+  auto src = frame_source_open(dir.path());
+  ASSERT_EQ(src->size(), 3);
+  EXPECT_EQ(src->frame_name(2), "00002");
+  EXPECT_TRUE(src->frame(1) == corrtrack::test::synthetic_frame(1, 20, 12));
+  image_write_png(dir / "00003.png", corrtrack::test::synthetic_frame(3, 22, 12));
+  auto src2 = frame_source_open(dir.path());
+  try {
+    src2->frame(3);
+    FAIL() << "expected a size error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("00003.png"), std::string::npos) << e.what();
+  }
+}

