@@ -250,6 +250,50 @@ void register_tracking_commands(CLI::App& app) {
     });
   }
   {
+    // Affinity alone: local window vs dense all-pairs masked, on random L2-normalised features.
+    struct AffArgs { int channels = 256, height = 60, width = 107, topk = 10, tile = 8, repeats = 3; double radius = 12; bool dense = true; };
+    auto a = std::make_shared<AffArgs>();
+    auto* c = app.get_subcommand("bench")->add_subcommand("affinity", "Top-k affinity of one frame pair: local window vs dense (JSON)");
+    c->add_option("--channels", a->channels, "Feature channels")->capture_default_str();
+    c->add_option("--height", a->height, "Feature map height (60 = 480 px at stride 8)")->capture_default_str();
+    c->add_option("--width", a->width, "Feature map width (107 = 854 px at stride 8)")->capture_default_str();
+    c->add_option("--topk", a->topk, "k")->capture_default_str();
+    c->add_option("--radius", a->radius, "Window radius, cells")->capture_default_str();
+    c->add_option("--tile", a->tile, "Query tile side")->capture_default_str();
+    c->add_option("--repeats", a->repeats, "Timed repetitions (best is reported)")->capture_default_str();
+    c->add_flag("!--no-dense", a->dense, "Skip the dense comparison");
+    c->callback([a] {
+      torch::manual_seed(0);
+      auto norm = [](torch::Tensor t) { return t / t.norm(2, 0, true); };
+      auto q = norm(torch::randn({a->channels, a->height, a->width}));
+      auto k = norm(torch::randn({a->channels, a->height, a->width}));
+      auto best_of = [&](bool local) {
+        double best = 1e30;
+        torch::Tensor v;
+        for (int r = 0; r < std::max(1, a->repeats); ++r) {
+          const double t0 = time_now_s();
+          v = affinity_topk(q, k, a->topk, a->radius, local, a->tile).first;
+          best = std::min(best, time_now_s() - t0);
+        }
+        return std::make_pair(best, v);
+      };
+      const auto [local_s, local_v] = best_of(true);
+      nlohmann::json j = {{"benchmark", "affinity"}, {"channels", a->channels}, {"height", a->height}, {"width", a->width},
+                          {"topk", a->topk}, {"radius", a->radius}, {"tile", a->tile}, {"threads", torch::get_num_threads()},
+                          {"local_ms", local_s * 1000.0}};
+      if (a->dense) {
+        const auto [dense_s, dense_v] = best_of(false);
+        j["dense_ms"] = dense_s * 1000.0;
+        j["speedup"] = dense_s / local_s;
+        // Both compute the same top-k: report the largest difference as a check.
+        auto finite = torch::isfinite(dense_v);
+        j["max_abs_diff"] = (dense_v.masked_select(finite) - local_v.masked_select(finite)).abs().max().item<double>();
+      }
+      j["peak_rss_mb"] = peak_rss_bytes() / 1048576.0;
+      json_emit(j);
+    });
+  }
+  {
     auto* bench = app.get_subcommand("bench");
     auto a = std::make_shared<PropagateArgs>();
     auto* c = bench->add_subcommand("propagate", "Propagation fps, peak RSS and time per stage (JSON)");

@@ -33,8 +33,7 @@ double time_ffmpeg_cli(const std::string& path) {
 }  // namespace
 
 void register_video_commands(CLI::App& app) {
-  auto* inspect = app.add_subcommand("inspect", "Describe a video, frame folder or checkpoint");
-  inspect->require_subcommand(1);
+  auto* inspect = app.get_subcommand("inspect");
   {
     auto* video = inspect->add_subcommand("video", "Container, codec, size, fps, frame count, duration");
     auto path = std::make_shared<std::string>();
@@ -55,8 +54,7 @@ void register_video_commands(CLI::App& app) {
     });
   }
 
-  auto* bench = app.get_subcommand("bench") ? app.get_subcommand("bench") : app.add_subcommand("bench", "Speed and memory benchmarks (JSON)");
-  bench->require_subcommand(1);
+  auto* bench = app.get_subcommand("bench");
   {
     auto* decode = bench->add_subcommand("decode", "Sequential decode speed to RGB, peak RSS");
     auto path = std::make_shared<std::string>();

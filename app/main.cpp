@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
     corrtrack::log_set_verbosity(quiet ? 0 : (verbose ? 2 : 1));
     corrtrack::threads_set(threads);
   });
+  // Commands with sub-commands of their own, filled by the registration functions.
+  app.add_subcommand("inspect", "Describe a video, frame folder or checkpoint")->require_subcommand(1);
+  app.add_subcommand("bench", "Speed and memory benchmarks (JSON on stdout)")->require_subcommand(1);
   corrtrack::cli::register_video_commands(app);
   corrtrack::cli::register_tracking_commands(app);
   try {

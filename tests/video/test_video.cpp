@@ -181,3 +181,25 @@ TEST(FolderSource, SortedFramesNamesAndSizeCheck) {
     EXPECT_NE(std::string(e.what()).find("00003.png"), std::string::npos) << e.what();
   }
 }
+
+TEST(Mask, PolygonFillCoversPixelCentresInside) {
+  Image m(10, 10, 1, 0);
+  // Axis-aligned rectangle from (2,3) to (6,8): centres x+0.5 in (2,6) -> x = 2..5, y = 3..7.
+  mask_fill_polygon(m, {{2, 3}, {6, 3}, {6, 8}, {2, 8}}, 4);
+  int n = 0;
+  for (int y = 0; y < 10; ++y)
+    for (int x = 0; x < 10; ++x) {
+      const bool inside = x >= 2 && x <= 5 && y >= 3 && y <= 7;
+      EXPECT_EQ(m.px(x, y)[0], inside ? 4 : 0) << x << "," << y;
+      n += m.px(x, y)[0] != 0;
+    }
+  EXPECT_EQ(n, 20);
+  // A right triangle with legs 10 covers about half the square.
+  Image t(10, 10, 1, 0);
+  mask_fill_polygon(t, {{0, 0}, {10, 0}, {0, 10}}, 1);
+  EXPECT_EQ(mask_num_objects(t), 1);
+  int area = 0;
+  for (uint8_t v : t.data) area += v;
+  EXPECT_EQ(area, 45);  // centres with x + y + 1 < 10 (on the edge excluded): 9+8+...+1
+  EXPECT_THROW(mask_fill_polygon(t, {{0, 0}, {1, 1}}, 1), Error);
+}

@@ -22,61 +22,94 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // Largest integer offset strictly inside the radius.
 int window_pad(double radius) { return std::max(0, static_cast<int>(std::ceil(radius)) - 1); }
 
-// [T*T, W*W]: key offset within the window is at distance < radius from the query in the tile.
-torch::Tensor window_mask(int tile, int pad, double radius) {
-  const int win = tile + 2 * pad;
-  auto m = torch::zeros({tile * tile, win * win}, torch::kBool);
-  auto a = m.accessor<bool, 2>();
-  const double r2 = radius * radius;
-  for (int qy = 0; qy < tile; ++qy)
-    for (int qx = 0; qx < tile; ++qx)
-      for (int ky = 0; ky < win; ++ky)
-        for (int kx = 0; kx < win; ++kx) {
-          const double dy = ky - pad - qy, dx = kx - pad - qx;
-          a[qy * tile + qx][ky * win + kx] = dy * dy + dx * dx < r2;
-        }
-  return m;
-}
-
-std::pair<torch::Tensor, torch::Tensor> local_topk(const torch::Tensor& query, const torch::Tensor& key, int k,
-                                                   double radius, int tile) {
-  const int64_t C = query.size(0), h = query.size(1), w = query.size(2);
-  const int pad = window_pad(radius), win = tile + 2 * pad, win2 = win * win;
-  const int64_t ht = (h + tile - 1) / tile, wt = (w + tile - 1) / tile, hp = ht * tile, wp = wt * tile;
-  const int kk = std::min<int>(k, win2);
-  // Queries grouped by tile: [tiles, T*T, C].
-  auto qt = F::pad(query.unsqueeze(0), F::PadFuncOptions({0, wp - w, 0, hp - h}))
-                .view({C, ht, tile, wt, tile}).permute({1, 3, 2, 4, 0}).reshape({ht * wt, tile * tile, C});
-  auto kpad = F::pad(key.unsqueeze(0), F::PadFuncOptions({pad, pad + wp - w, pad, pad + hp - h}));
-  // Flat key index at every padded position, -1 outside the frame.
-  auto idx_map = F::pad(torch::arange(h * w, torch::kFloat).view({1, 1, h, w}),
-                        F::PadFuncOptions({pad, pad + wp - w, pad, pad + hp - h}).value(-1.0));
-  const auto inside = window_mask(tile, pad, radius).unsqueeze(0);
-  auto out_v = torch::empty({ht * wt, tile * tile, kk});
-  auto out_i = torch::empty({ht * wt, tile * tile, kk}, torch::kLong);
-  const int64_t bytes_per_row = wt * (C * win2 + tile * tile * win2) * 4;
-  const int64_t rows_per_chunk = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(1, bytes_per_row));
-  for (int64_t r0 = 0; r0 < ht; r0 += rows_per_chunk) {
-    const int64_t r1 = std::min(ht, r0 + rows_per_chunk), n = (r1 - r0) * wt;
-    const auto rows = torch::indexing::Slice(r0 * tile, r1 * tile + 2 * pad);
-    auto kc = F::unfold(kpad.index({torch::indexing::Slice(), torch::indexing::Slice(), rows}),
-                        F::UnfoldFuncOptions({win, win}).stride(tile))
-                  .view({C, win2, n}).permute({2, 0, 1});
-    auto ic = F::unfold(idx_map.index({torch::indexing::Slice(), torch::indexing::Slice(), rows}),
-                        F::UnfoldFuncOptions({win, win}).stride(tile))
-                  .view({win2, n}).t().unsqueeze(1);                       // [n, 1, W*W]
-    auto scores = torch::bmm(qt.narrow(0, r0 * wt, n), kc);               // [n, T*T, W*W]
-    scores.masked_fill_(inside.logical_and(ic >= 0).logical_not(), kNegInf);
-    auto top = scores.topk(kk, -1);
-    out_v.narrow(0, r0 * wt, n).copy_(std::get<0>(top));
-    out_i.narrow(0, r0 * wt, n).copy_(ic.expand({n, tile * tile, win2}).gather(-1, std::get<1>(top)).clamp_min(0).to(torch::kLong));
+// Top-k affinities inside a circular window, computed tile by tile: the queries of a T x T tile
+// share one (T+2P)^2 key window, so each tile is one matrix product. Geometry-only tensors are
+// built once; a query frame is laid out once (tiles) and a key frame once (channels last, padded)
+// however many frames they are compared with.
+class WindowedAffinity {
+ public:
+  WindowedAffinity(int64_t C, int64_t h, int64_t w, int tile, double radius)
+      : m_C(C), m_h(h), m_w(w), m_tile(tile), m_pad(window_pad(radius)) {
+    m_win = tile + 2 * m_pad;
+    m_ht = (h + tile - 1) / tile;
+    m_wt = (w + tile - 1) / tile;
+    m_hp = m_ht * tile;
+    m_wp = m_wt * tile;
+    const int64_t n = m_ht * m_wt, win2 = int64_t(m_win) * m_win;
+    // Flat key index at every padded position (-1 outside the frame), cut into windows.
+    auto idx_map = F::pad(torch::arange(h * w, torch::kFloat).view({1, 1, h, w}),
+                          F::PadFuncOptions({m_pad, m_pad + m_wp - w, m_pad, m_pad + m_hp - h}).value(-1.0));
+    auto ic = F::unfold(idx_map, F::UnfoldFuncOptions({m_win, m_win}).stride(tile)).view({win2, n}).t().unsqueeze(1);
+    m_key_index = ic.to(torch::kLong).contiguous();                                   // [n, 1, W*W]
+    // Outside the circle, or outside the frame.
+    auto inside = torch::zeros({tile * tile, win2}, torch::kBool);
+    auto a = inside.accessor<bool, 2>();
+    const double r2 = radius * radius;
+    for (int qy = 0; qy < tile; ++qy)
+      for (int qx = 0; qx < tile; ++qx)
+        for (int ky = 0; ky < m_win; ++ky)
+          for (int kx = 0; kx < m_win; ++kx) {
+            const double dy = ky - m_pad - qy, dx = kx - m_pad - qx;
+            a[qy * tile + qx][ky * m_win + kx] = dy * dy + dx * dx < r2;
+          }
+    m_excluded = inside.unsqueeze(0).logical_and(m_key_index >= 0).logical_not().contiguous();  // [n, T*T, W*W]
   }
-  auto back = [&](const torch::Tensor& t) {
-    return t.view({ht, wt, tile, tile, kk}).permute({0, 2, 1, 3, 4}).reshape({hp, wp, kk})
-        .narrow(0, 0, h).narrow(1, 0, w).reshape({h * w, kk});
-  };
-  return {back(out_v), back(out_i)};
-}
+
+  // [C, h, w] -> [tiles, T*T, C].
+  torch::Tensor query_tiles(const torch::Tensor& q) const {
+    return F::pad(q.unsqueeze(0), F::PadFuncOptions({0, m_wp - m_w, 0, m_hp - m_h}))
+        .view({m_C, m_ht, m_tile, m_wt, m_tile}).permute({1, 3, 2, 4, 0}).reshape({m_ht * m_wt, m_tile * m_tile, m_C})
+        .contiguous();
+  }
+
+  // [C, h, w] -> zero-padded channels-last [hp + 2P, wp + 2P, C].
+  torch::Tensor key_layout(const torch::Tensor& k) const {
+    return F::pad(k.unsqueeze(0), F::PadFuncOptions({m_pad, m_pad + m_wp - m_w, m_pad, m_pad + m_hp - m_h}))
+        .squeeze(0).permute({1, 2, 0}).contiguous();
+  }
+
+  // Values [h*w, min(k, h*w)] and key indices of the top-k dot products inside the window.
+  std::pair<torch::Tensor, torch::Tensor> topk(const torch::Tensor& qt, const torch::Tensor& kl, int k) const {
+    const int64_t n = m_ht * m_wt, win2 = int64_t(m_win) * m_win, T2 = int64_t(m_tile) * m_tile;
+    const int64_t Wk = kl.size(1);
+    const int kk = static_cast<int>(std::min<int64_t>(k, win2));
+    // Every tile's window as a [W*W, C] matrix without copying the padded map.
+    auto windows = kl.as_strided({m_ht, m_wt, m_win, m_win, m_C}, {m_tile * Wk * m_C, m_tile * m_C, Wk * m_C, m_C, 1});
+    auto out_v = torch::empty({n, T2, kk});
+    auto out_i = torch::empty({n, T2, kk}, torch::kLong);
+    const int64_t bytes_per_row = m_wt * (m_C * win2 + T2 * win2) * 4;
+    const int64_t rows_per_chunk = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(1, bytes_per_row));
+    for (int64_t r0 = 0; r0 < m_ht; r0 += rows_per_chunk) {
+      const int64_t r1 = std::min(m_ht, r0 + rows_per_chunk), nc = (r1 - r0) * m_wt, t0 = r0 * m_wt;
+      auto keys = windows.narrow(0, r0, r1 - r0).reshape({nc, win2, m_C});          // one gather copy
+      auto scores = torch::bmm(qt.narrow(0, t0, nc), keys.transpose(1, 2));         // [nc, T*T, W*W]
+      scores.masked_fill_(m_excluded.narrow(0, t0, nc), kNegInf);
+      auto top = scores.topk(kk, -1);
+      out_v.narrow(0, t0, nc).copy_(std::get<0>(top));
+      out_i.narrow(0, t0, nc).copy_(m_key_index.narrow(0, t0, nc).expand({nc, T2, win2}).gather(-1, std::get<1>(top)));
+    }
+    auto back = [&](const torch::Tensor& t) {
+      return t.view({m_ht, m_wt, m_tile, m_tile, kk}).permute({0, 2, 1, 3, 4}).reshape({m_hp, m_wp, kk})
+          .narrow(0, 0, m_h).narrow(1, 0, m_w).reshape({m_h * m_w, kk});
+    };
+    auto values = back(out_v), indices = back(out_i).clamp_min(0);
+    // Same width as the dense version, min(k, keys): a window smaller than k pads with -inf.
+    const int64_t want = std::min<int64_t>(k, m_h * m_w);
+    if (want > kk) {
+      values = torch::cat({values, torch::full({m_h * m_w, want - kk}, kNegInf)}, 1);
+      indices = torch::cat({indices, torch::zeros({m_h * m_w, want - kk}, torch::kLong)}, 1);
+    }
+    return {values, indices};
+  }
+
+  bool matches(int64_t C, int64_t h, int64_t w) const { return C == m_C && h == m_h && w == m_w; }
+
+ private:
+  int64_t m_C, m_h, m_w;
+  int m_tile, m_pad, m_win = 0;
+  int64_t m_ht = 0, m_wt = 0, m_hp = 0, m_wp = 0;
+  torch::Tensor m_key_index, m_excluded;
+};
 
 std::pair<torch::Tensor, torch::Tensor> dense_topk(const torch::Tensor& query, const torch::Tensor& key, int k,
                                                    double radius) {
@@ -104,9 +137,11 @@ std::pair<torch::Tensor, torch::Tensor> dense_topk(const torch::Tensor& query, c
   return {out_v, out_i};
 }
 
-// One reference in the context: features [C,h,w] and soft labels [L, h*w] (transposed [h*w, L]).
+// One reference in the context: features [C,h,w] (the anchor) or their windowed key layout
+// (recent frames), and soft labels as [h*w, L].
 struct Reference {
   torch::Tensor features;
+  torch::Tensor key_layout;
   torch::Tensor labels_t;
 };
 
@@ -170,7 +205,10 @@ std::pair<torch::Tensor, torch::Tensor> affinity_topk(const torch::Tensor& query
   TORCH_CHECK(query.dim() == 3 && key.sizes() == query.sizes(), "affinity_topk: query and key must be [C,h,w] of equal size");
   if (k < 1) throw Error("top-k must be at least 1");
   torch::NoGradGuard ng;
-  if (radius > 0 && local_window) return local_topk(query.contiguous(), key.contiguous(), k, radius, std::max(1, tile));
+  if (radius > 0 && local_window) {
+    WindowedAffinity wa(query.size(0), query.size(1), query.size(2), std::max(1, tile), radius);
+    return wa.topk(wa.query_tiles(query.contiguous()), wa.key_layout(key.contiguous()), k);
+  }
   return dense_topk(query.contiguous(), key.contiguous(), k, radius);
 }
 
@@ -249,6 +287,12 @@ PropagationResult LabelPropagator::run(FrameSource& source, std::vector<Anchor> 
     Reference ref;
     ref.features = features_of(anchor_frame);
     ref.labels_t = g.labels_from_mask(anchor.mask, L).reshape({L, g.h * g.w}).t().contiguous();
+    const bool windowed = m_config.local_window && m_config.radius > 0;
+    std::unique_ptr<WindowedAffinity> wa;
+    if (windowed) {
+      wa = std::make_unique<WindowedAffinity>(ref.features.size(0), g.h, g.w, m_config.tile, m_config.radius);
+      ref.key_layout = wa->key_layout(ref.features);
+    }
     // Recent frames; at the start the context is padded with copies of the anchor.
     std::deque<Reference> recent;
     for (int i = 0; i < m_config.context; ++i) recent.push_back(ref);
@@ -258,16 +302,22 @@ PropagationResult LabelPropagator::run(FrameSource& source, std::vector<Anchor> 
       if (frame.width != g.W || frame.height != g.H) throw Error("frame " + std::to_string(t) + " of '" + source.path() + "' changes size");
       auto q = features_of(frame);
       Candidates cand;
+      torch::Tensor q_tiles;
       {
         StageScope s(&result.stages, "affinity");
+        auto gather = [&](const Reference& r, const torch::Tensor& idx) {
+          return r.labels_t.index_select(0, idx.reshape({-1})).view({idx.size(0), idx.size(1), L});
+        };
         auto [v, i] = affinity_topk(q, ref.features, k, 0.0, false);
-        cand.merge(v, ref.labels_t.index_select(0, i.reshape({-1})).view({i.size(0), i.size(1), L}), k);
+        cand.merge(v, gather(ref, i), k);
+        if (windowed) q_tiles = wa->query_tiles(q);
         // Identical references (the padding copies) are scored once and counted m times.
         for (size_t r = 0; r < recent.size();) {
           size_t m = 1;
-          while (r + m < recent.size() && recent[r + m].features.is_same(recent[r].features)) ++m;
-          auto [rv, ri] = affinity_topk(q, recent[r].features, k, m_config.radius, m_config.local_window, m_config.tile);
-          auto rl = recent[r].labels_t.index_select(0, ri.reshape({-1})).view({ri.size(0), ri.size(1), L});
+          while (r + m < recent.size() && recent[r + m].labels_t.is_same(recent[r].labels_t)) ++m;
+          auto [rv, ri] = windowed ? wa->topk(q_tiles, recent[r].key_layout, k)
+                                   : affinity_topk(q, recent[r].features, k, m_config.radius, false);
+          auto rl = gather(recent[r], ri);
           const int64_t copies = std::min<int64_t>(static_cast<int64_t>(m), k);
           cand.merge(rv.repeat({1, copies}), rl.repeat({1, copies, 1}), k);
           r += m;
@@ -283,7 +333,11 @@ PropagationResult LabelPropagator::run(FrameSource& source, std::vector<Anchor> 
       }
       emit(t, mask, frame);
       if (m_config.context > 0) {
-        recent.push_back(Reference{q, labels.contiguous()});
+        Reference nr;
+        nr.labels_t = labels.contiguous();
+        if (windowed) nr.key_layout = wa->key_layout(q);
+        else nr.features = q;
+        recent.push_back(std::move(nr));
         if (static_cast<int>(recent.size()) > m_config.context) recent.pop_front();
       }
     }

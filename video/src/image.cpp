@@ -35,6 +35,30 @@ int mask_num_objects(const Image& mask) {
   return n;
 }
 
+void mask_fill_polygon(Image& mask, const std::vector<std::pair<double, double>>& pts, uint8_t id) {
+  if (mask.channels != 1) throw Error("polygon fill needs a 1-channel mask");
+  if (pts.size() < 3) throw Error("a polygon needs at least 3 points, got " + std::to_string(pts.size()));
+  std::vector<double> xs;
+  for (int y = 0; y < mask.height; ++y) {
+    const double cy = y + 0.5;
+    xs.clear();
+    for (size_t i = 0; i < pts.size(); ++i) {
+      const auto& a = pts[i];
+      const auto& b = pts[(i + 1) % pts.size()];
+      // Half-open rule on y so that a vertex shared by two edges is counted once.
+      if ((a.second <= cy && b.second > cy) || (b.second <= cy && a.second > cy)) {
+        xs.push_back(a.first + (cy - a.second) * (b.first - a.first) / (b.second - a.second));
+      }
+    }
+    std::sort(xs.begin(), xs.end());
+    for (size_t i = 0; i + 1 < xs.size(); i += 2) {
+      const int x0 = std::max(0, static_cast<int>(std::ceil(xs[i] - 0.5)));
+      const int x1 = std::min(mask.width - 1, static_cast<int>(std::ceil(xs[i + 1] - 0.5)) - 1);  // centres on the right edge stay out
+      for (int x = x0; x <= x1; ++x) mask.data[size_t(y) * mask.width + x] = id;
+    }
+  }
+}
+
 torch::Tensor image_to_tensor(const Image& img) {
   if (img.empty()) throw Error("image_to_tensor: empty image");
   auto t = torch::from_blob(const_cast<uint8_t*>(img.data.data()), {img.height, img.width, img.channels}, torch::kUInt8);

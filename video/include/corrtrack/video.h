@@ -98,6 +98,9 @@ void mask_write(const std::string& path, const Image& mask);
 // Largest object index in a mask, ignoring 255 (void).
 int mask_num_objects(const Image& mask);
 
+// Fills a polygon (even-odd rule, pixel centres) with object index `id` in a 1-channel mask.
+void mask_fill_polygon(Image& mask, const std::vector<std::pair<double, double>>& points, uint8_t id);
+
 // Reads a colour image (JPEG/PNG) as RGB.
 Image image_read(const std::string& path);
 // Writes an RGB or gray image as PNG, atomically.

@@ -1,0 +1,181 @@
+// Propagation engine: the local-window affinity equals the dense masked one, masks follow
+// moving objects, anchors work forward and backward, bad anchors are refused, checkpoints load.
+#include "test_support.h"
+
+#include "corrtrack/tracking.h"
+
+#include <fstream>
+#include <map>
+
+using namespace corrtrack;
+
+namespace {
+
+// In-memory frames: coloured squares moving right on a textured background.
+class SquaresSource : public FrameSource {
+ public:
+  SquaresSource(int n, int w, int h, int objects) : m_n(n), m_w(w), m_h(h), m_objects(objects) {}
+  int64_t size() override { return m_n; }
+  Image frame(int64_t k) override {
+    Image img(m_w, m_h, 3);
+    for (int y = 0; y < m_h; ++y)
+      for (int x = 0; x < m_w; ++x) {
+        uint8_t* p = img.px(x, y);
+        const bool check = ((x / 6) + (y / 6)) % 2;
+        p[0] = check ? 90 : 60; p[1] = check ? 110 : 70; p[2] = check ? 80 : 100;
+      }
+    const Image m = truth(k);
+    for (int y = 0; y < m_h; ++y)
+      for (int x = 0; x < m_w; ++x) {
+        const uint8_t v = m.data[size_t(y) * m_w + x];
+        if (v == 1) { uint8_t* p = img.px(x, y); p[0] = 240; p[1] = 30; p[2] = 30; }
+        if (v == 2) { uint8_t* p = img.px(x, y); p[0] = 30; p[1] = 220; p[2] = 240; }
+      }
+    return img;
+  }
+  // True object mask of frame k: object 1 moves right 2 px/frame, object 2 moves left.
+  Image truth(int64_t k) const {
+    Image m(m_w, m_h, 1, 0);
+    auto box = [&](int x0, int y0, int s, uint8_t id) {
+      for (int y = y0; y < y0 + s; ++y) for (int x = x0; x < x0 + s; ++x) if (x >= 0 && y >= 0 && x < m_w && y < m_h) m.data[size_t(y) * m_w + x] = id;
+    };
+    // 40 px objects: 5 feature cells at stride 8, so stride quantisation stays small.
+    box(10 + 2 * static_cast<int>(k), 12, 40, 1);
+    if (m_objects > 1) box(m_w - 56 - 2 * static_cast<int>(k), m_h - 52, 40, 2);
+    return m;
+  }
+  bool next(Image& out) override { if (m_pos >= m_n) return false; out = frame(m_pos++); return true; }
+  std::vector<double> timestamps() override { return std::vector<double>(size_t(m_n), 0.0); }
+  std::string frame_name(int64_t k) override { return std::to_string(k); }
+  VideoInfo info() override { VideoInfo v; v.width = m_w; v.height = m_h; v.frame_count = m_n; return v; }
+  const std::string& path() const override { return m_path; }
+ private:
+  int m_n, m_w, m_h, m_objects;
+  int64_t m_pos = 0;
+  std::string m_path = "squares";
+};
+
+double iou_of(const Image& a, const Image& b, int id) {
+  int inter = 0, uni = 0;
+  for (size_t i = 0; i < a.data.size(); ++i) {
+    const bool x = a.data[i] == id, y = b.data[i] == id;
+    inter += x && y;
+    uni += x || y;
+  }
+  return uni ? double(inter) / uni : 1.0;
+}
+
+}  // namespace
+
+TEST(Affinity, LocalWindowEqualsDenseMasked) {
+  torch::manual_seed(11);
+  auto q = torch::randn({8, 13, 19});
+  auto k = torch::randn({8, 13, 19});
+  for (int tile : {1, 3, 4, 8}) {
+    for (double radius : {1.0, 2.5, 4.0}) {
+      auto [dv, di] = affinity_topk(q, k, 5, radius, /*local_window=*/false);
+      auto [lv, li] = affinity_topk(q, k, 5, radius, /*local_window=*/true, tile);
+      // Radius 1 keeps one key (the same cell); the rest of the top-5 are -inf in both.
+      EXPECT_TRUE(torch::equal(torch::isinf(dv), torch::isinf(lv))) << "tile " << tile << " radius " << radius;
+      auto finite = torch::isfinite(dv);
+      EXPECT_LT((dv.masked_select(finite) - lv.masked_select(finite)).abs().max().item<double>(), 1e-5);
+      EXPECT_TRUE(torch::equal(di.masked_select(finite), li.masked_select(finite))) << "tile " << tile << " radius " << radius;
+    }
+  }
+}
+
+TEST(Affinity, RadiusIsStrictAndCircular) {
+  // Identical one-hot-ish features: key j scores 1 only at the query's own cell; the number of
+  // finite entries per query equals the count of cells with distance < radius.
+  auto f = torch::ones({1, 9, 9});
+  auto [v, i] = affinity_topk(f, f, 81, 2.0, true, 4);
+  const int64_t centre = 4 * 9 + 4;
+  // Offsets with dx^2+dy^2 < 4: 0,(±1,0),(0,±1),(±1,±1) = 9 cells.
+  EXPECT_EQ(torch::isfinite(v[centre]).sum().item<int64_t>(), 9);
+  // Corner (0,0): offsets (0,0),(1,0),(0,1),(1,1) = 4 cells.
+  EXPECT_EQ(torch::isfinite(v[0]).sum().item<int64_t>(), 4);
+}
+
+TEST(Propagation, FollowsTwoMovingObjects) {
+  SquaresSource src(12, 160, 128, 2);
+  auto feats = feature_extractor_create("pixels");
+  LabelPropagator prop(*feats, PropagationConfig{});
+  std::map<int64_t, Image> out;
+  auto r = prop.run(src, {Anchor{0, src.truth(0)}}, [&](int64_t k, const Image& m, const Image&) { out[k] = m; });
+  EXPECT_EQ(r.frames, 12);
+  ASSERT_EQ(out.size(), 12u);
+  EXPECT_TRUE(out[0] == src.truth(0));
+  for (int64_t k : {1, 6, 11}) {
+    EXPECT_GT(iou_of(out[k], src.truth(k), 1), 0.8) << "frame " << k;
+    EXPECT_GT(iou_of(out[k], src.truth(k), 2), 0.8) << "frame " << k;
+  }
+}
+
+TEST(Propagation, BackwardFromAMiddleAnchorAndSecondAnchor) {
+  SquaresSource src(10, 160, 128, 1);
+  auto feats = feature_extractor_create("pixels");
+  PropagationConfig cfg;
+  cfg.context = 4;
+  LabelPropagator prop(*feats, cfg);
+  std::vector<int64_t> order;
+  std::map<int64_t, Image> out;
+  prop.run(src, {Anchor{5, src.truth(5)}, Anchor{8, src.truth(8)}},
+           [&](int64_t k, const Image& m, const Image&) { order.push_back(k); out[k] = m; });
+  EXPECT_EQ(order, (std::vector<int64_t>{4, 3, 2, 1, 0, 5, 6, 7, 8, 9}));
+  EXPECT_TRUE(out[8] == src.truth(8));
+  EXPECT_GT(iou_of(out[0], src.truth(0), 1), 0.8);
+  EXPECT_GT(iou_of(out[9], src.truth(9), 1), 0.8);
+}
+
+TEST(Propagation, CancelKeepsFinishedFrames) {
+  SquaresSource src(10, 64, 64, 1);
+  auto feats = feature_extractor_create("pixels");
+  LabelPropagator prop(*feats, PropagationConfig{});
+  int delivered = 0;
+  auto r = prop.run(src, {Anchor{0, src.truth(0)}}, [&](int64_t, const Image&, const Image&) { ++delivered; }, nullptr,
+                    [&] { return delivered >= 4; });
+  EXPECT_TRUE(r.cancelled);
+  EXPECT_EQ(delivered, 4);
+  EXPECT_EQ(r.frames, 4);
+}
+
+TEST(Propagation, RefusesBadAnchors) {
+  SquaresSource src(5, 64, 64, 1);
+  auto feats = feature_extractor_create("pixels");
+  LabelPropagator prop(*feats, PropagationConfig{});
+  auto sink = [](int64_t, const Image&, const Image&) {};
+  EXPECT_THROW(prop.run(src, {Anchor{0, Image(32, 64, 1, 1)}}, sink), Error);      // wrong size
+  EXPECT_THROW(prop.run(src, {Anchor{0, Image(64, 64, 1, 0)}}, sink), Error);      // no objects
+  EXPECT_THROW(prop.run(src, {Anchor{7, src.truth(0)}}, sink), Error);             // past the end
+  EXPECT_THROW(prop.run(src, {}, sink), Error);
+  EXPECT_THROW(feature_extractor_create("sift"), Error);
+}
+
+TEST(Features, RandomEncoderIsStride8Res3AndNormalised) {
+  auto feats = feature_extractor_create("random", 3);
+  const Image frame = corrtrack::test::synthetic_frame(0, 100, 60);
+  auto f = feats->extract(frame);
+  EXPECT_EQ(f.sizes(), (std::vector<int64_t>{256, 8, 13}));  // ceil(60/8), ceil(100/8)
+  EXPECT_LT((f.norm(2, 0) - 1).abs().max().item<double>(), 1e-4);
+  auto p = feature_extractor_create("pixels")->extract(frame);
+  EXPECT_EQ(p.sizes(), (std::vector<int64_t>{12, 8, 13}));
+}
+
+TEST(Features, CheckpointRoundTripGivesTheSameFeatures) {
+  corrtrack::test::TempDir dir;
+  feature_extractor_save_random(dir / "r.ckpt", 5);
+  auto loaded = feature_extractor_load(dir / "r.ckpt");
+  auto direct = feature_extractor_create("random", 5);
+  const Image frame = corrtrack::test::synthetic_frame(2, 64, 48);
+  EXPECT_TRUE(torch::allclose(loaded->extract(frame), direct->extract(frame), 1e-5, 1e-6));
+  auto other = feature_extractor_create("random", 6);
+  EXPECT_FALSE(torch::allclose(other->extract(frame), direct->extract(frame), 1e-3, 1e-3));
+  corrtrack::test::TempDir d2;
+  { std::ofstream(d2 / "bad.ckpt") << "not a checkpoint"; }
+  try {
+    feature_extractor_load(d2 / "bad.ckpt");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.ckpt"), std::string::npos);
+  }
+}
