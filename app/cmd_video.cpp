@@ -6,7 +6,9 @@
 #include "corrtrack/video.h"
 
 #include <cstdio>
+#include <sstream>
 #include <iostream>
+#include <filesystem>
 #include <memory>
 
 namespace corrtrack::cli {
@@ -32,6 +34,21 @@ double time_ffmpeg_cli(const std::string& path) {
 
 }  // namespace
 
+// "x,y x,y ..." -> points; throws Error naming the option on bad syntax.
+std::vector<std::pair<double, double>> parse_points(const std::string& text, const std::string& option) {
+  std::vector<std::pair<double, double>> pts;
+  std::stringstream ss(text);
+  std::string item;
+  while (ss >> item) {
+    double x = 0, y = 0;
+    char comma = 0;
+    std::stringstream is(item);
+    if (!(is >> x >> comma >> y) || comma != ',') throw Error(option + ": expected points as 'x,y x,y ...', got '" + item + "'");
+    pts.emplace_back(x, y);
+  }
+  return pts;
+}
+
 void register_video_commands(CLI::App& app) {
   auto* inspect = app.get_subcommand("inspect");
   {
@@ -51,6 +68,41 @@ void register_video_commands(CLI::App& app) {
                     vi.path.c_str(), vi.container.c_str(), vi.codec.c_str(), vi.pixel_format.c_str(), vi.width,
                     vi.height, vi.fps, static_cast<long long>(vi.frame_count), vi.duration_s, vi.rotation);
       }
+    });
+  }
+
+  {
+    auto* mask = app.add_subcommand("mask", "Make annotation masks without the Studio");
+    mask->require_subcommand(1);
+    auto* poly = mask->add_subcommand("polygon", "Rasterise polygons into a DAVIS palette PNG");
+    auto like = std::make_shared<std::string>(), out = std::make_shared<std::string>();
+    auto objects = std::make_shared<std::vector<std::string>>();
+    auto frame = std::make_shared<int64_t>(0);
+    poly->add_option("--like", *like, "Video, frame folder or image giving the mask size")->required();
+    poly->add_option("--frame", *frame, "Frame of --like to size the mask on")->capture_default_str();
+    poly->add_option("--object", *objects, "ID:'x,y x,y ...' polygon of object ID (repeatable; later ones paint over)")->required();
+    poly->add_option("--out", *out, "Output palette PNG")->required();
+    poly->callback([like, out, objects, frame] {
+      std::unique_ptr<FrameSource> src;
+      Image ref;
+      std::error_code ec;
+      if (std::filesystem::is_regular_file(*like, ec) &&
+          (like->size() > 4 && (like->substr(like->size() - 4) == ".png" || like->substr(like->size() - 4) == ".jpg"))) {
+        ref = image_read(*like);
+      } else {
+        src = frame_source_open(*like);
+        ref = src->frame(*frame);
+      }
+      Image m(ref.width, ref.height, 1, 0);
+      for (const auto& spec : *objects) {
+        const auto colon = spec.find(':');
+        int id = 0;
+        try { id = std::stoi(spec.substr(0, colon)); } catch (const std::exception&) { id = 0; }
+        if (colon == std::string::npos || id < 1 || id > 254) throw Error("--object must be ID:'x,y x,y ...' with ID 1..254, got '" + spec + "'");
+        mask_fill_polygon(m, parse_points(spec.substr(colon + 1), "--object " + std::to_string(id)), static_cast<uint8_t>(id));
+      }
+      mask_write(*out, m);
+      log_get("app")->info("wrote {} ({}x{}, {} objects)", *out, m.width, m.height, mask_num_objects(m));
     });
   }
 

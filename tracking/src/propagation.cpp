@@ -52,7 +52,9 @@ class WindowedAffinity {
             const double dy = ky - m_pad - qy, dx = kx - m_pad - qx;
             a[qy * tile + qx][ky * m_win + kx] = dy * dy + dx * dx < r2;
           }
-    m_excluded = inside.unsqueeze(0).logical_and(m_key_index >= 0).logical_not().contiguous();  // [n, T*T, W*W]
+    // Additive bias, 0 inside and -inf outside: the product is written once with the mask applied.
+    auto excluded = inside.unsqueeze(0).logical_and(m_key_index >= 0).logical_not();
+    m_bias = torch::zeros(excluded.sizes()).masked_fill_(excluded, kNegInf).contiguous();   // [n, T*T, W*W]
   }
 
   // [C, h, w] -> [tiles, T*T, C].
@@ -82,8 +84,7 @@ class WindowedAffinity {
     for (int64_t r0 = 0; r0 < m_ht; r0 += rows_per_chunk) {
       const int64_t r1 = std::min(m_ht, r0 + rows_per_chunk), nc = (r1 - r0) * m_wt, t0 = r0 * m_wt;
       auto keys = windows.narrow(0, r0, r1 - r0).reshape({nc, win2, m_C});          // one gather copy
-      auto scores = torch::bmm(qt.narrow(0, t0, nc), keys.transpose(1, 2));         // [nc, T*T, W*W]
-      scores.masked_fill_(m_excluded.narrow(0, t0, nc), kNegInf);
+      auto scores = torch::baddbmm(m_bias.narrow(0, t0, nc), qt.narrow(0, t0, nc), keys.transpose(1, 2));  // [nc, T*T, W*W]
       auto top = scores.topk(kk, -1);
       out_v.narrow(0, t0, nc).copy_(std::get<0>(top));
       out_i.narrow(0, t0, nc).copy_(m_key_index.narrow(0, t0, nc).expand({nc, T2, win2}).gather(-1, std::get<1>(top)));
@@ -108,7 +109,7 @@ class WindowedAffinity {
   int64_t m_C, m_h, m_w;
   int m_tile, m_pad, m_win = 0;
   int64_t m_ht = 0, m_wt = 0, m_hp = 0, m_wp = 0;
-  torch::Tensor m_key_index, m_excluded;
+  torch::Tensor m_key_index, m_bias;
 };
 
 std::pair<torch::Tensor, torch::Tensor> dense_topk(const torch::Tensor& query, const torch::Tensor& key, int k,
