@@ -19,7 +19,7 @@ namespace {
 
 // Options shared by `propagate` and `bench propagate`.
 struct PropagateArgs {
-  std::string video, frames, mask, davis, out, overlay, overlay_mode = "blend", checkpoint, json;
+  std::string video, frames, mask, davis, out, overlay, overlay_frames, overlay_mode = "blend", checkpoint, json;
   std::string features = "random", sequences, size;
   std::vector<std::string> anchors;
   PropagationConfig cfg;
@@ -69,7 +69,11 @@ class PrefixSource : public FrameSource {
     if (k >= size()) throw Error("frame " + std::to_string(k) + " is past the first " + std::to_string(size()) + " frames");
     return m_inner->frame(k);
   }
-  bool next(Image& out) override { return m_inner->next(out); }
+  bool next(Image& out) override {
+    if (m_read >= m_limit || !m_inner->next(out)) return false;
+    ++m_read;
+    return true;
+  }
   std::vector<double> timestamps() override {
     auto t = m_inner->timestamps();
     t.resize(size_t(size()));
@@ -81,6 +85,7 @@ class PrefixSource : public FrameSource {
  private:
   std::unique_ptr<FrameSource> m_inner;
   int64_t m_limit;
+  int64_t m_read = 0;
 };
 
 Image read_anchor_mask(const std::string& path, const Image& frame, const std::string& source) {
@@ -132,8 +137,10 @@ OverlayMode overlay_mode(const std::string& s) {
 // overlay video; returns the engine's result.
 PropagationResult propagate_one(FrameSource& src, const std::vector<Anchor>& anchors, FeatureExtractor& feats,
                                 const PropagationConfig& cfg, const std::string& out_dir, const std::string& overlay,
-                                OverlayMode mode) {
+                                OverlayMode mode, const std::string& overlay_frames = "") {
   StagedFolder staged(out_dir);
+  std::unique_ptr<StagedFolder> staged_overlays;
+  if (!overlay_frames.empty()) staged_overlays = std::make_unique<StagedFolder>(overlay_frames);
   std::unique_ptr<VideoWriter> writer;
   // The overlay video needs frames in order; forward runs arrive in order, frames before the
   // first anchor arrive backward and wait here.
@@ -146,6 +153,7 @@ PropagationResult propagate_one(FrameSource& src, const std::vector<Anchor>& anc
   LabelPropagator prop(feats, cfg);
   auto sink = [&](int64_t k, const Image& mask, const Image& rgb) {
     mask_write(staged.path() + "/" + src.frame_name(k) + ".png", mask);
+    if (staged_overlays) image_write_png(staged_overlays->path() + "/" + src.frame_name(k) + ".png", overlay_render(rgb, mask, mode));
     if (writer) {
       out_of_order[k] = overlay_render(rgb, mask, mode);
       while (!out_of_order.empty() && out_of_order.begin()->first == next_overlay) {
@@ -158,6 +166,7 @@ PropagationResult propagate_one(FrameSource& src, const std::vector<Anchor>& anc
   PropagationResult r = prop.run(src, anchors, sink);
   if (writer) writer->close();
   staged.commit();
+  if (staged_overlays) staged_overlays->commit();
   return r;
 }
 
@@ -192,7 +201,7 @@ void run_propagate(PropagateArgs& a) {
   if (a.video.empty() == a.frames.empty()) throw Error("give exactly one of --video FILE, --frames DIR or --davis ROOT");
   auto src = frame_source_open(a.video.empty() ? a.frames : a.video, source_options(a));
   auto anchors = collect_anchors(a, *src);
-  const auto r = propagate_one(*src, anchors, *feats, a.cfg, a.out, a.overlay, mode);
+  const auto r = propagate_one(*src, anchors, *feats, a.cfg, a.out, a.overlay, mode, a.overlay_frames);
   log_get("app")->info("{} masks in {:.1f} s ({:.2f} fps) written to {}{}", r.frames, r.seconds, r.frames / r.seconds,
                        a.out, a.overlay.empty() ? "" : ", overlay video " + a.overlay);
 }
@@ -228,7 +237,8 @@ void register_tracking_commands(CLI::App& app) {
     c->add_option("--davis", a->davis, "DAVIS-layout root: every sequence, first annotation as anchor");
     c->add_option("--sequences", a->sequences, "Comma-separated sequences of --davis");
     c->add_option("--out", a->out, "Output folder for palette PNGs")->required();
-    c->add_option("--overlay", a->overlay, "Also write an overlay video (.mp4)");
+    c->add_option("--overlay", a->overlay, "Also write an overlay video (.mp4, .mkv, .avi)");
+    c->add_option("--overlay-frames", a->overlay_frames, "Also write overlay frames as PNGs into this folder");
     c->add_option("--overlay-mode", a->overlay_mode, "blend | contour | fade | mask")->capture_default_str();
     add_engine_options(c, *a);
     c->callback([a] { run_propagate(*a); });
@@ -242,6 +252,7 @@ void register_tracking_commands(CLI::App& app) {
     c->add_option("--sequences", *seqs, "Comma-separated subset of sequences");
     c->add_option("--json", *json, "Also write global, per-object and per-frame values (fractions) as JSON");
     c->callback([=] {
+      if (!fs::is_directory(*results)) throw Error("results folder '" + *results + "' does not exist");
       const auto list = seqs->empty() ? davis_sequences(*root) : split_list(*seqs);
       const DavisEvaluation ev = davis_evaluate(*root, *results, list);
       davis_write_csv(ev, *results);

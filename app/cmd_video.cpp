@@ -72,6 +72,12 @@ void register_video_commands(CLI::App& app) {
   }
 
   {
+    auto* ckpt = inspect->add_subcommand("checkpoint", "Metadata of a CorrTrack checkpoint (JSON)");
+    auto path = std::make_shared<std::string>();
+    ckpt->add_option("path", *path, "Checkpoint file")->required();
+    ckpt->callback([path] { json_emit(nlohmann::json::parse(checkpoint_metadata(*path))); });
+  }
+  {
     auto* mask = app.add_subcommand("mask", "Make annotation masks without the Studio");
     mask->require_subcommand(1);
     auto* poly = mask->add_subcommand("polygon", "Rasterise polygons into a DAVIS palette PNG");

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Bad input to the corrtrack command: each case must exit non-zero with exactly one error line
+# that names the offending file or argument, and leave no result files behind.
+set -u
+BIN="$1"
+SRC="$2"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+VIDEO="$SRC/assets/sample/city.mp4"
+MASK="$SRC/assets/sample/city_00000.png"
+fails=0
+passes=0
+
+# expect_error NAME NEEDLE -- ARGS...: non-zero exit, one stderr line containing NEEDLE.
+expect_error() {
+  local name="$1" needle="$2"
+  shift 3
+  local err rc lines
+  "$BIN" -q "$@" >"$TMP/stdout" 2>"$TMP/stderr"
+  rc=$?
+  err="$(cat "$TMP/stderr")"
+  lines=$(grep -c . "$TMP/stderr")
+  if [ $rc -eq 0 ]; then
+    echo "FAIL $name: exit code 0"; fails=$((fails + 1)); return
+  fi
+  if [ "$lines" -ne 1 ] || ! grep -q "^corrtrack: error: " "$TMP/stderr"; then
+    echo "FAIL $name: expected one 'corrtrack: error:' line, got: $err"; fails=$((fails + 1)); return
+  fi
+  if ! grep -qF -- "$needle" "$TMP/stderr"; then
+    echo "FAIL $name: error does not name '$needle': $err"; fails=$((fails + 1)); return
+  fi
+  if [ -d "$TMP/out" ] && [ -n "$(find "$TMP/out" -name '*.png' -print -quit)" ]; then
+    echo "FAIL $name: left result files in $TMP/out"; fails=$((fails + 1)); return
+  fi
+  echo "ok   $name: $err"
+  passes=$((passes + 1))
+}
+
+printf 'not a video\n' > "$TMP/notes.mp4"
+printf 'not a checkpoint\n' > "$TMP/bad.ckpt"
+: > "$TMP/empty.mp4"
+printf 'x' > "$TMP/afile"
+"$BIN" -q mask polygon --like "$VIDEO" --object "1:0,0 1,0 0,1" --out "$TMP/none.png"   # area below one pixel centre
+
+expect_error missing-video "missing.mp4" -- propagate --video "$TMP/missing.mp4" --mask "$MASK" --features pixels --out "$TMP/out"
+expect_error text-as-mp4 "notes.mp4" -- propagate --video "$TMP/notes.mp4" --mask "$MASK" --features pixels --out "$TMP/out"
+expect_error zero-byte "empty.mp4" -- inspect video "$TMP/empty.mp4"
+expect_error mask-size "city_00000.png" -- propagate --video "$VIDEO" --size 320x180 --mask "$MASK" --features pixels --out "$TMP/out"
+expect_error mask-no-objects "none.png" -- propagate --video "$VIDEO" --mask "$TMP/none.png" --features pixels --out "$TMP/out"
+expect_error anchor-past-end "500" -- propagate --video "$VIDEO" --anchor "500:$MASK" --features pixels --out "$TMP/out"
+expect_error anchor-syntax "--anchor" -- propagate --video "$VIDEO" --anchor "five:$MASK" --features pixels --out "$TMP/out"
+expect_error bad-checkpoint "bad.ckpt" -- propagate --video "$VIDEO" --mask "$MASK" --checkpoint "$TMP/bad.ckpt" --out "$TMP/out"
+expect_error unknown-features "sift" -- propagate --video "$VIDEO" --mask "$MASK" --features sift --out "$TMP/out"
+expect_error out-not-writable "afile" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --out "$TMP/afile/sub"
+expect_error eval-missing-results "nowhere" -- eval --davis "$SRC/tests" --results "$TMP/nowhere"
+mkdir -p "$TMP/noframes"
+expect_error empty-folder "noframes" -- inspect video "$TMP/noframes"
+
+# Killed mid-run: the masks already computed stay in the hidden staging folder, never in --out.
+timeout -s KILL 3 "$BIN" -q propagate --video "$VIDEO" --mask "$MASK" --features random --out "$TMP/killed" 2>/dev/null
+if [ -n "$(find "$TMP/killed" -name '*.png' -print -quit 2>/dev/null)" ]; then
+  echo "FAIL killed-run: partial masks in the output folder"; fails=$((fails + 1))
+else
+  echo "ok   killed-run: output folder holds no partial masks"; passes=$((passes + 1))
+fi
+
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]
