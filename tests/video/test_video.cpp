@@ -203,3 +203,17 @@ TEST(Mask, PolygonFillCoversPixelCentresInside) {
   EXPECT_EQ(area, 45);  // centres with x + y + 1 < 10 (on the edge excluded): 9+8+...+1
   EXPECT_THROW(mask_fill_polygon(t, {{0, 0}, {1, 1}}, 1), Error);
 }
+
+TEST(VideoSource, SequentialReadingResumesAfterCounting) {
+  TempDir dir;
+  corrtrack::test::write_synthetic_video(dir / "c.mp4", 12);
+  auto ref = frame_source_open(dir / "c.mp4");
+  std::vector<uint64_t> hashes;
+  Image img;
+  while (ref->next(img)) hashes.push_back(corrtrack::test::image_hash(img));
+  auto src = frame_source_open(dir / "c.mp4");
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(src->next(img));
+  EXPECT_EQ(src->size(), 12);  // builds the index by decoding everything
+  ASSERT_TRUE(src->next(img));
+  EXPECT_EQ(corrtrack::test::image_hash(img), hashes[5]);
+}

@@ -256,6 +256,8 @@ class VideoFileSource : public FrameSource {
   // Decodes every frame once (no colour conversion) to learn the true count and timestamps.
   void build_index() {
     if (m_indexed) return;
+    // Indexing decodes the whole stream; afterwards the reader resumes where it was.
+    const int64_t resume = m_next;
     reopen();
     m_pts.clear();
     while (decode_raw()) m_pts.push_back(m_frame->best_effort_timestamp);
@@ -267,6 +269,10 @@ class VideoFileSource : public FrameSource {
     }
     log_get("video")->debug("indexed '{}': {} frames, seekable={}", m_path, m_pts.size(), m_seekable);
     reopen();
+    if (resume > 0 && resume < static_cast<int64_t>(m_pts.size())) {
+      position_before(resume);
+      while (m_next < resume && next_frame()) {}
+    }
   }
 
   // Positions the decoder so that the next frame out has an index <= k and m_next is exact.
