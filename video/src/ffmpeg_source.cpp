@@ -318,8 +318,10 @@ class VideoFileSource : public FrameSource {
     const bool swap = m_rotation == 90 || m_rotation == 270;
     const int sw = swap ? m_out_h : m_out_w;  // size before rotation
     const int sh = swap ? m_out_w : m_out_h;
+    // Bicubic is the ffmpeg command's default: frames match `ffmpeg -pix_fmt rgb24` bit for bit
+    // (8-bit 4:2:0 at native size takes swscale's unscaled path either way).
     m_sws = sws_getCachedContext(m_sws, f->width, f->height, static_cast<AVPixelFormat>(f->format), sw, sh,
-                                 AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr);
+                                 AV_PIX_FMT_RGB24, SWS_BICUBIC, nullptr, nullptr, nullptr);
     if (!m_sws) throw Error("cannot convert the pixel format of '" + m_path + "' to RGB");
     Image img(sw, sh, 3);
     uint8_t* dst[4] = {img.data.data(), nullptr, nullptr, nullptr};

@@ -135,6 +135,7 @@ Image overlay_render(const Image& frame, const Image& mask, OverlayMode mode = O
 
 // Encodes RGB frames to a video file (H.264 when the encoder exists, else MPEG-4 part 2), written
 // to a temporary name and renamed by close(); destroyed without close() it leaves nothing behind.
+// 4:2:0 needs even sizes: an odd width or height is scaled up by one pixel when encoding.
 class VideoWriter {
  public:
   VideoWriter(const std::string& path, int width, int height, double fps);
