@@ -173,6 +173,7 @@ class VideoFileSource : public FrameSource {
     avformat_close_input(&m_fmt);
     sws_freeContext(m_sws);
     m_sws = nullptr;
+    m_sws_tuned = nullptr;
     m_stream = nullptr;
   }
 
@@ -323,6 +324,22 @@ class VideoFileSource : public FrameSource {
     m_sws = sws_getCachedContext(m_sws, f->width, f->height, static_cast<AVPixelFormat>(f->format), sw, sh,
                                  AV_PIX_FMT_RGB24, SWS_BICUBIC, nullptr, nullptr, nullptr);
     if (!m_sws) throw Error("cannot convert the pixel format of '" + m_path + "' to RGB");
+    // Use the stream's YUV matrix and range (BT.709 for HD video), as the ffmpeg command does.
+    const int matrix = (f->colorspace == AVCOL_SPC_UNSPECIFIED || f->colorspace == AVCOL_SPC_RGB) ? SWS_CS_DEFAULT : f->colorspace;
+    const int full_range = f->color_range == AVCOL_RANGE_JPEG ? 1 : 0;
+    if (m_sws != m_sws_tuned || matrix != m_matrix || full_range != m_full_range) {
+      int* inv = nullptr;
+      int* table = nullptr;
+      int src_range = 0, dst_range = 0, brightness = 0, contrast = 0, saturation = 0;
+      // Formats without a YUV matrix (RGB, gray) report -1 here and keep swscale's defaults.
+      if (sws_getColorspaceDetails(m_sws, &inv, &src_range, &table, &dst_range, &brightness, &contrast, &saturation) >= 0) {
+        sws_setColorspaceDetails(m_sws, sws_getCoefficients(matrix), full_range || src_range, table, dst_range, brightness,
+                                 contrast, saturation);
+      }
+      m_sws_tuned = m_sws;
+      m_matrix = matrix;
+      m_full_range = full_range;
+    }
     Image img(sw, sh, 3);
     uint8_t* dst[4] = {img.data.data(), nullptr, nullptr, nullptr};
     int stride[4] = {sw * 3, 0, 0, 0};
@@ -340,6 +357,8 @@ class VideoFileSource : public FrameSource {
   AVPacket* m_pkt = nullptr;
   AVFrame* m_frame = nullptr;
   SwsContext* m_sws = nullptr;
+  SwsContext* m_sws_tuned = nullptr;  // context whose colour matrix was last set
+  int m_matrix = -1, m_full_range = -1;
   int m_stream_index = -1;
   int m_rotation = 0;
   int m_out_w = 0, m_out_h = 0;
