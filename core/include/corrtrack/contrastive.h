@@ -1,0 +1,55 @@
+// CorrTrack contrastive core: losses and evaluation measures shared by the image methods and the
+// video trackers. Each function documents its formula; inputs are batched tensors.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace corrtrack {
+
+// InfoNCE / CPC: mean over rows of -log softmax(logits)[target]. logits [N, K] are scores already
+// divided by the temperature (e.g. z·W·c for CPC's log-bilinear model); targets [N] (long).
+torch::Tensor info_nce_loss(const torch::Tensor& logits, const torch::Tensor& targets);
+
+// NT-Xent (SimCLR): z = normalise([z1; z2]) ([2N, D]), s_ij = z_i·z_j / tau with s_ii excluded,
+// the positive of i is its other view (i ± N); mean cross-entropy over the 2N rows.
+torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2, double tau);
+
+// Sinkhorn-Knopp equipartition (SwAV/SeLa): Q ∝ exp(scores / eps), alternately rescaled so that
+// every cluster (column) gets mass B/K and every sample (row) mass 1. scores [B, K] -> Q [B, K],
+// rows summing to 1 exactly (last step), columns to B/K up to the iterations' convergence.
+torch::Tensor sinkhorn_knopp(const torch::Tensor& scores, double eps, int iterations);
+
+// IIC: -I(z; z') of the joint P = sym(mean_b p1_b p2_bᵀ) of paired cluster assignments
+// p1, p2 [B, C] (rows are probabilities): I = Σ P_ij log(P_ij / (P_i P_j)).
+torch::Tensor iic_loss(const torch::Tensor& p1, const torch::Tensor& p2);
+
+// MoCo's dictionary: a FIFO of the last `size` keys [size, dim], stored without gradient.
+class KeyQueue {
+ public:
+  KeyQueue(int64_t size, int64_t dim, uint64_t seed = 0);  // starts with random unit keys
+  void enqueue(const torch::Tensor& keys);                  // keys [n, dim], n <= size
+  const torch::Tensor& keys() const { return m_keys; }       // [size, dim], slot order
+  int64_t pointer() const { return m_ptr; }                  // slot the next key goes to
+ private:
+  torch::Tensor m_keys;
+  int64_t m_ptr = 0;
+};
+
+// Exponential moving average of parameters and buffers: target ← m·target + (1 − m)·online.
+void ema_update(torch::nn::Module& target, const torch::nn::Module& online, double momentum);
+// BYOL's momentum schedule: 1 − (1 − base)·(cos(π·step/total) + 1)/2, base at 0, 1 at the end.
+double byol_momentum(int64_t step, int64_t total, double base);
+
+// Normalised mutual information I(a; b) / sqrt(H(a)·H(b)) of two labelings [N] (long);
+// 1 when both have a single cluster.
+double normalized_mutual_info(const torch::Tensor& a, const torch::Tensor& b);
+
+// Weighted kNN top-1 accuracy: cosine similarity to the k nearest training features, class vote
+// Σ exp(s / tau) over the neighbours of that class (the NPID/InstDisc protocol).
+double knn_top1(const torch::Tensor& train_features, const torch::Tensor& train_labels,
+                const torch::Tensor& test_features, const torch::Tensor& test_labels, int k, double tau,
+                int64_t num_classes);
+
+}  // namespace corrtrack

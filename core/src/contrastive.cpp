@@ -1,0 +1,131 @@
+// Contrastive losses, queues, EMA and the evaluation measures of the image methods.
+#include "corrtrack/contrastive.h"
+#include "corrtrack/core.h"
+
+#include <cmath>
+
+namespace F = torch::nn::functional;
+
+namespace corrtrack {
+
+torch::Tensor info_nce_loss(const torch::Tensor& logits, const torch::Tensor& targets) {
+  if (logits.dim() != 2 || targets.dim() != 1 || targets.size(0) != logits.size(0)) {
+    throw Error("info_nce_loss: need logits [N, K] and targets [N]");
+  }
+  return F::cross_entropy(logits, targets);
+}
+
+torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2, double tau) {
+  if (z1.sizes() != z2.sizes() || z1.dim() != 2) throw Error("nt_xent_loss: need two views [N, D] of equal size");
+  if (!(tau > 0)) throw Error("nt_xent_loss: temperature must be > 0");
+  const int64_t n = z1.size(0);
+  auto z = F::normalize(torch::cat({z1, z2}, 0), F::NormalizeFuncOptions().dim(1));
+  auto sim = torch::mm(z, z.t()) / tau;
+  sim = sim.masked_fill(torch::eye(2 * n, torch::dtype(torch::kBool).device(z.device())),
+                        -std::numeric_limits<float>::infinity());
+  auto idx = torch::arange(2 * n, torch::dtype(torch::kLong).device(z.device()));
+  auto positives = torch::where(idx < n, idx + n, idx - n);
+  return F::cross_entropy(sim, positives);
+}
+
+torch::Tensor sinkhorn_knopp(const torch::Tensor& scores, double eps, int iterations) {
+  torch::NoGradGuard ng;
+  if (scores.dim() != 2) throw Error("sinkhorn_knopp: need scores [B, K]");
+  const double B = static_cast<double>(scores.size(0)), K = static_cast<double>(scores.size(1));
+  // Subtracting the maximum keeps exp finite; the scaling steps cancel it.
+  auto Q = torch::exp((scores - scores.max()) / eps).t();  // [K, B]
+  Q = Q / Q.sum();
+  for (int it = 0; it < iterations; ++it) {
+    Q = Q / Q.sum(1, true) / K;  // each cluster: 1/K
+    Q = Q / Q.sum(0, true) / B;  // each sample: 1/B
+  }
+  return (Q * B).t().contiguous();
+}
+
+torch::Tensor iic_loss(const torch::Tensor& p1, const torch::Tensor& p2) {
+  if (p1.sizes() != p2.sizes() || p1.dim() != 2) throw Error("iic_loss: need two assignment batches [B, C] of equal size");
+  auto P = torch::mm(p1.t(), p2) / p1.size(0);
+  P = ((P + P.t()) / 2).clamp_min(1e-12);
+  P = P / P.sum();
+  auto Pi = P.sum(1, true), Pj = P.sum(0, true);
+  return -(P * (torch::log(P) - torch::log(Pi) - torch::log(Pj))).sum();
+}
+
+KeyQueue::KeyQueue(int64_t size, int64_t dim, uint64_t seed) {
+  if (size < 1 || dim < 1) throw Error("KeyQueue: size and dim must be positive");
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  m_keys = F::normalize(at::normal(0.0, 1.0, {size, dim}, gen, torch::TensorOptions().dtype(torch::kFloat)),
+                        F::NormalizeFuncOptions().dim(1));
+}
+
+void KeyQueue::enqueue(const torch::Tensor& keys) {
+  torch::NoGradGuard ng;
+  const int64_t n = keys.size(0), size = m_keys.size(0);
+  if (keys.dim() != 2 || keys.size(1) != m_keys.size(1) || n > size) throw Error("KeyQueue: keys must be [n <= size, dim]");
+  auto k = keys.detach().to(m_keys.device(), m_keys.scalar_type());
+  const int64_t first = std::min(n, size - m_ptr);
+  m_keys.narrow(0, m_ptr, first).copy_(k.narrow(0, 0, first));
+  if (first < n) m_keys.narrow(0, 0, n - first).copy_(k.narrow(0, first, n - first));
+  m_ptr = (m_ptr + n) % size;
+}
+
+void ema_update(torch::nn::Module& target, const torch::nn::Module& online, double momentum) {
+  torch::NoGradGuard ng;
+  auto tp = target.parameters(), op = online.parameters();
+  auto tb = target.buffers(), ob = online.buffers();
+  if (tp.size() != op.size() || tb.size() != ob.size()) throw Error("ema_update: target and online networks differ");
+  for (size_t i = 0; i < tp.size(); ++i) tp[i].mul_(momentum).add_(op[i].detach(), 1.0 - momentum);
+  // Buffers (BatchNorm statistics, counters) follow the online network directly.
+  for (size_t i = 0; i < tb.size(); ++i) tb[i].copy_(ob[i]);
+}
+
+double byol_momentum(int64_t step, int64_t total, double base) {
+  if (total <= 0) return base;
+  const double pi = std::acos(-1.0);
+  return 1.0 - (1.0 - base) * (std::cos(pi * static_cast<double>(step) / static_cast<double>(total)) + 1.0) / 2.0;
+}
+
+double normalized_mutual_info(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.dim() != 1 || a.sizes() != b.sizes() || a.size(0) == 0) throw Error("normalized_mutual_info: need two labelings [N]");
+  auto ai = std::get<1>(at::_unique(a.to(torch::kLong), true, true));
+  auto bi = std::get<1>(at::_unique(b.to(torch::kLong), true, true));
+  const int64_t na = ai.max().item<int64_t>() + 1, nb = bi.max().item<int64_t>() + 1;
+  auto joint = torch::zeros({na * nb}, torch::kDouble);
+  joint.index_add_(0, ai * nb + bi, torch::ones({a.size(0)}, torch::kDouble));
+  joint = (joint / a.size(0)).view({na, nb});
+  auto pa = joint.sum(1), pb = joint.sum(0);
+  auto entropy = [](const torch::Tensor& p) {
+    auto q = p.masked_select(p > 0);
+    return -(q * q.log()).sum().item<double>();
+  };
+  const double ha = entropy(pa), hb = entropy(pb);
+  auto nz = joint > 0;
+  const double mi = (joint.masked_select(nz) *
+                     (joint.masked_select(nz).log() - torch::outer(pa, pb).masked_select(nz).log())).sum().item<double>();
+  if (ha <= 0 && hb <= 0) return 1.0;
+  if (ha <= 0 || hb <= 0) return 0.0;
+  return mi / std::sqrt(ha * hb);
+}
+
+double knn_top1(const torch::Tensor& train_features, const torch::Tensor& train_labels,
+                const torch::Tensor& test_features, const torch::Tensor& test_labels, int k, double tau,
+                int64_t num_classes) {
+  torch::NoGradGuard ng;
+  auto tr = F::normalize(train_features.to(torch::kFloat), F::NormalizeFuncOptions().dim(1));
+  auto te = F::normalize(test_features.to(torch::kFloat), F::NormalizeFuncOptions().dim(1));
+  const int kk = static_cast<int>(std::min<int64_t>(k, tr.size(0)));
+  int64_t correct = 0;
+  const int64_t chunk = 1024;
+  for (int64_t s = 0; s < te.size(0); s += chunk) {
+    const int64_t n = std::min(chunk, te.size(0) - s);
+    auto sim = torch::mm(te.narrow(0, s, n), tr.t());
+    auto top = sim.topk(kk, 1);
+    auto weights = torch::exp(std::get<0>(top) / tau);
+    auto labels = train_labels.to(torch::kLong).index_select(0, std::get<1>(top).reshape({-1})).view({n, kk});
+    auto votes = torch::zeros({n, num_classes}).scatter_add_(1, labels, weights);
+    correct += (votes.argmax(1) == test_labels.narrow(0, s, n).to(torch::kLong)).sum().item<int64_t>();
+  }
+  return te.size(0) ? static_cast<double>(correct) / te.size(0) : 0.0;
+}
+
+}  // namespace corrtrack

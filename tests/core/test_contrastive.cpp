@@ -1,0 +1,133 @@
+// Contrastive core: losses and measures against answers computed by hand or by the definition.
+#include <gtest/gtest.h>
+
+#include "corrtrack/contrastive.h"
+#include "corrtrack/core.h"
+
+#include <cmath>
+
+using namespace corrtrack;
+
+TEST(InfoNCE, EqualLogitsGiveLogN) {
+  for (int K : {2, 7, 100}) {
+    auto logits = torch::full({5, K}, 0.3);
+    auto targets = torch::zeros({5}, torch::kLong);
+    EXPECT_NEAR(info_nce_loss(logits, targets).item<double>(), std::log(double(K)), 1e-6);
+  }
+  // One row by hand: logits (2, 0, 0), target 0 -> -log(e^2 / (e^2 + 2)).
+  auto l = info_nce_loss(torch::tensor({{2.0f, 0.0f, 0.0f}}), torch::tensor({0}, torch::kLong)).item<double>();
+  EXPECT_NEAR(l, std::log(1.0 + 2.0 / std::exp(2.0)), 1e-6);
+}
+
+TEST(NTXent, HandComputedOrthogonalViews) {
+  // Views equal, the two samples orthogonal, tau = 1: each row sees its positive at 1 and two
+  // negatives at 0 -> loss = log(1 + 2/e).
+  auto z = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}});
+  EXPECT_NEAR(nt_xent_loss(z, z.clone(), 1.0).item<double>(), std::log(1.0 + 2.0 / std::exp(1.0)), 1e-6);
+  // A single pair: the positive is the only candidate -> 0.
+  auto a = torch::tensor({{0.3f, -1.0f}}), b = torch::tensor({{2.0f, 5.0f}});
+  EXPECT_NEAR(nt_xent_loss(a, b, 0.5).item<double>(), 0.0, 1e-6);
+}
+
+TEST(NTXent, GradientMatchesFiniteDifferences) {
+  torch::manual_seed(1);
+  auto z1 = torch::randn({4, 3}, torch::kDouble).requires_grad_(true);
+  auto z2 = torch::randn({4, 3}, torch::kDouble);
+  auto loss = nt_xent_loss(z1, z2, 0.5);
+  loss.backward();
+  auto g = z1.grad().clone();
+  const double h = 1e-6;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 3; ++j) {
+      auto zp = z1.detach().clone(), zm = z1.detach().clone();
+      zp[i][j] += h;
+      zm[i][j] -= h;
+      const double fd = (nt_xent_loss(zp, z2, 0.5).item<double>() - nt_xent_loss(zm, z2, 0.5).item<double>()) / (2 * h);
+      EXPECT_NEAR(g[i][j].item<double>(), fd, 1e-6);
+    }
+}
+
+TEST(Sinkhorn, MarginalsAreEquipartition) {
+  torch::manual_seed(2);
+  auto scores = torch::randn({32, 8}, torch::kDouble);
+  auto Q = sinkhorn_knopp(scores, 0.5, 100);
+  EXPECT_LT((Q.sum(1) - 1.0).abs().max().item<double>(), 1e-4);         // each sample a distribution
+  EXPECT_LT((Q.sum(0) - 32.0 / 8.0).abs().max().item<double>(), 1e-4);  // each cluster B/K samples
+  // Order of the scores is kept within a row: the best cluster keeps the largest share.
+  EXPECT_TRUE(torch::all(Q.min() >= 0).item<bool>());
+}
+
+TEST(IIC, MutualInformationOfPerfectAndIndependentAssignments) {
+  // Confident, evenly spread, identical assignments: I = log C.
+  auto onehot = torch::eye(4, torch::kDouble).repeat({3, 1});
+  EXPECT_NEAR(iic_loss(onehot, onehot).item<double>(), -std::log(4.0), 1e-6);
+  // Uniform assignments carry no information: I = 0.
+  auto uniform = torch::full({12, 4}, 0.25, torch::kDouble);
+  EXPECT_NEAR(iic_loss(uniform, uniform).item<double>(), 0.0, 1e-9);
+}
+
+TEST(IIC, GradientMatchesFiniteDifferences) {
+  torch::manual_seed(3);
+  auto logits = torch::randn({6, 3}, torch::kDouble).requires_grad_(true);
+  auto p2 = torch::softmax(torch::randn({6, 3}, torch::kDouble), 1);
+  iic_loss(torch::softmax(logits, 1), p2).backward();
+  auto g = logits.grad().clone();
+  const double h = 1e-6;
+  for (int i = 0; i < 6; ++i)
+    for (int j = 0; j < 3; ++j) {
+      auto lp = logits.detach().clone(), lm = logits.detach().clone();
+      lp[i][j] += h;
+      lm[i][j] -= h;
+      const double fd = (iic_loss(torch::softmax(lp, 1), p2).item<double>() - iic_loss(torch::softmax(lm, 1), p2).item<double>()) / (2 * h);
+      EXPECT_NEAR(g[i][j].item<double>(), fd, 1e-6);
+    }
+}
+
+TEST(KeyQueue, IsFifoAndCarriesNoGradient) {
+  KeyQueue q(5, 2);
+  auto a = torch::tensor({{1.0f, 0.0f}, {2.0f, 0.0f}, {3.0f, 0.0f}}).requires_grad_(true);
+  q.enqueue(a * 1.0);
+  EXPECT_EQ(q.pointer(), 3);
+  q.enqueue(torch::tensor({{4.0f, 0.0f}, {5.0f, 0.0f}, {6.0f, 0.0f}}));
+  EXPECT_EQ(q.pointer(), 1);
+  // Slot 0 was overwritten by the newest key (6), slots 1..4 hold 2, 3, 4, 5: key 1 left first.
+  auto col = q.keys().select(1, 0);
+  EXPECT_TRUE(torch::equal(col, torch::tensor({6.0f, 2.0f, 3.0f, 4.0f, 5.0f})));
+  EXPECT_FALSE(q.keys().requires_grad());
+}
+
+TEST(EMA, UpdateEqualsFormulaAndScheduleEnds) {
+  torch::nn::Linear target(2, 2), online(2, 2);
+  auto t0 = target->weight.detach().clone(), o0 = online->weight.detach().clone();
+  ema_update(*target, *online, 0.9);
+  EXPECT_TRUE(torch::allclose(target->weight, 0.9 * t0 + 0.1 * o0));
+  EXPECT_NEAR(byol_momentum(0, 100, 0.996), 0.996, 1e-12);
+  EXPECT_NEAR(byol_momentum(100, 100, 0.996), 1.0, 1e-12);
+  EXPECT_NEAR(byol_momentum(50, 100, 0.996), 0.998, 1e-12);
+}
+
+TEST(NMI, PermutedLabelsAndIndependentLabels) {
+  auto a = torch::tensor({0, 0, 1, 1, 2, 2}, torch::kLong);
+  auto b = torch::tensor({5, 5, 3, 3, 9, 9}, torch::kLong);  // same partition, other names
+  EXPECT_NEAR(normalized_mutual_info(a, b), 1.0, 1e-12);
+  auto x = torch::tensor({0, 0, 1, 1}, torch::kLong), y = torch::tensor({0, 1, 0, 1}, torch::kLong);
+  EXPECT_NEAR(normalized_mutual_info(x, y), 0.0, 1e-12);
+  // By hand: a = (0,0,1,1), b = (0,0,0,1): I = 1.5 log 1.5 ... = 0.2158 nats; H(a) = log 2,
+  // H(b) = 0.5623 -> NMI = 0.2158 / sqrt(0.6931 * 0.5623).
+  auto c = torch::tensor({0, 0, 0, 1}, torch::kLong);
+  const double I = 0.5 * std::log(0.5 / (0.5 * 0.75)) + 0.25 * std::log(0.25 / (0.5 * 0.75)) + 0.25 * std::log(0.25 / (0.5 * 0.25));
+  const double Hb = -(0.75 * std::log(0.75) + 0.25 * std::log(0.25));
+  EXPECT_NEAR(normalized_mutual_info(x, c), I / std::sqrt(std::log(2.0) * Hb), 1e-12);
+}
+
+TEST(KNN, WeightedVoteByHand) {
+  // Train: class 0 near +x, class 1 near +y. A test point at 30 degrees from x is class 0 with
+  // k = 1; with k = 3 and a sharp temperature the nearest neighbour still dominates.
+  auto train = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}, {0.1f, 1.0f}});
+  auto labels = torch::tensor({0, 1, 1}, torch::kLong);
+  auto test = torch::tensor({{std::cos(0.5236f), std::sin(0.5236f)}});
+  EXPECT_DOUBLE_EQ(knn_top1(train, labels, test, torch::tensor({0}, torch::kLong), 1, 0.07, 2), 1.0);
+  EXPECT_DOUBLE_EQ(knn_top1(train, labels, test, torch::tensor({0}, torch::kLong), 3, 0.07, 2), 1.0);
+  // With a flat temperature two class-1 neighbours outvote one class-0 neighbour.
+  EXPECT_DOUBLE_EQ(knn_top1(train, labels, test, torch::tensor({1}, torch::kLong), 3, 100.0, 2), 1.0);
+}
