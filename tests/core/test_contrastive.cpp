@@ -5,8 +5,27 @@
 #include "corrtrack/core.h"
 
 #include <cmath>
+#include <functional>
 
 using namespace corrtrack;
+
+namespace {
+// Autograd's gradient of f at x equals central finite differences, element by element.
+void expect_gradient_matches(const std::function<torch::Tensor(const torch::Tensor&)>& f, const torch::Tensor& x0) {
+  auto x = x0.detach().clone().requires_grad_(true);
+  f(x).backward();
+  const auto g = x.grad();
+  const double h = 1e-6;
+  auto flat = x0.detach().reshape({-1});
+  for (int64_t i = 0; i < flat.numel(); ++i) {
+    auto xp = flat.clone(), xm = flat.clone();
+    xp[i] += h;
+    xm[i] -= h;
+    const double fd = (f(xp.view_as(x0)).item<double>() - f(xm.view_as(x0)).item<double>()) / (2 * h);
+    EXPECT_NEAR(g.reshape({-1})[i].item<double>(), fd, 1e-6) << "element " << i;
+  }
+}
+}  // namespace
 
 TEST(InfoNCE, EqualLogitsGiveLogN) {
   for (int K : {2, 7, 100}) {
@@ -31,20 +50,8 @@ TEST(NTXent, HandComputedOrthogonalViews) {
 
 TEST(NTXent, GradientMatchesFiniteDifferences) {
   torch::manual_seed(1);
-  auto z1 = torch::randn({4, 3}, torch::kDouble).requires_grad_(true);
   auto z2 = torch::randn({4, 3}, torch::kDouble);
-  auto loss = nt_xent_loss(z1, z2, 0.5);
-  loss.backward();
-  auto g = z1.grad().clone();
-  const double h = 1e-6;
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 3; ++j) {
-      auto zp = z1.detach().clone(), zm = z1.detach().clone();
-      zp[i][j] += h;
-      zm[i][j] -= h;
-      const double fd = (nt_xent_loss(zp, z2, 0.5).item<double>() - nt_xent_loss(zm, z2, 0.5).item<double>()) / (2 * h);
-      EXPECT_NEAR(g[i][j].item<double>(), fd, 1e-6);
-    }
+  expect_gradient_matches([&](const torch::Tensor& z1) { return nt_xent_loss(z1, z2, 0.5); }, torch::randn({4, 3}, torch::kDouble));
 }
 
 TEST(Sinkhorn, MarginalsAreEquipartition) {
@@ -68,19 +75,9 @@ TEST(IIC, MutualInformationOfPerfectAndIndependentAssignments) {
 
 TEST(IIC, GradientMatchesFiniteDifferences) {
   torch::manual_seed(3);
-  auto logits = torch::randn({6, 3}, torch::kDouble).requires_grad_(true);
   auto p2 = torch::softmax(torch::randn({6, 3}, torch::kDouble), 1);
-  iic_loss(torch::softmax(logits, 1), p2).backward();
-  auto g = logits.grad().clone();
-  const double h = 1e-6;
-  for (int i = 0; i < 6; ++i)
-    for (int j = 0; j < 3; ++j) {
-      auto lp = logits.detach().clone(), lm = logits.detach().clone();
-      lp[i][j] += h;
-      lm[i][j] -= h;
-      const double fd = (iic_loss(torch::softmax(lp, 1), p2).item<double>() - iic_loss(torch::softmax(lm, 1), p2).item<double>()) / (2 * h);
-      EXPECT_NEAR(g[i][j].item<double>(), fd, 1e-6);
-    }
+  expect_gradient_matches([&](const torch::Tensor& logits) { return iic_loss(torch::softmax(logits, 1), p2); },
+                          torch::randn({6, 3}, torch::kDouble));
 }
 
 TEST(KeyQueue, IsFifoAndCarriesNoGradient) {
