@@ -28,6 +28,42 @@ torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2, dou
   return F::cross_entropy(sim, positives);
 }
 
+torch::Tensor nce_loss(const torch::Tensor& positive, const torch::Tensor& noise, double noise_prob) {
+  if (positive.dim() != 1 || noise.dim() != 2 || noise.size(0) != positive.size(0)) {
+    throw Error("nce_loss: need positive scores [N] and noise scores [N, k]");
+  }
+  if (!(noise_prob > 0)) throw Error("nce_loss: noise probability must be > 0");
+  const double kPn = static_cast<double>(noise.size(1)) * noise_prob;
+  // log h = log s − log(s + k·Pn); log(1 − h) = log(k·Pn) − log(s + k·Pn).
+  auto log_h_pos = torch::log(positive) - torch::log(positive + kPn);
+  auto log_1mh_noise = std::log(kPn) - torch::log(noise + kPn);
+  return -(log_h_pos + log_1mh_noise.sum(1)).mean();
+}
+
+torch::Tensor supcon_loss(const torch::Tensor& z, const torch::Tensor& labels, double tau) {
+  if (z.dim() != 2 || labels.dim() != 1 || labels.size(0) != z.size(0)) throw Error("supcon_loss: need z [N, D] and labels [N]");
+  if (!(tau > 0)) throw Error("supcon_loss: temperature must be > 0");
+  const int64_t n = z.size(0);
+  auto zn = F::normalize(z, F::NormalizeFuncOptions().dim(1));
+  auto self = torch::eye(n, torch::dtype(torch::kBool).device(z.device()));
+  auto logits = (torch::mm(zn, zn.t()) / tau).masked_fill(self, -std::numeric_limits<double>::infinity());
+  auto log_prob = torch::log_softmax(logits, 1).masked_fill(self, 0.0);
+  auto positives = (labels.unsqueeze(0) == labels.unsqueeze(1)).logical_and(self.logical_not()).to(z.scalar_type());
+  auto counts = positives.sum(1);
+  auto has = counts > 0;
+  if (!has.any().item<bool>()) throw Error("supcon_loss: no anchor has a positive (every label is unique)");
+  auto per_anchor = -(positives * log_prob).sum(1) / counts.clamp_min(1);
+  return per_anchor.masked_select(has).mean();
+}
+
+torch::Tensor npair_loss(const torch::Tensor& anchors, const torch::Tensor& positives) {
+  if (anchors.sizes() != positives.sizes() || anchors.dim() != 2) throw Error("npair_loss: need anchors and positives [N, D]");
+  auto logits = torch::mm(anchors, positives.t());
+  auto targets = torch::arange(anchors.size(0), torch::dtype(torch::kLong).device(anchors.device()));
+  // log(1 + Σ_{j≠i} exp(l_ij − l_ii)) is the cross-entropy of row i with target i.
+  return F::cross_entropy(logits, targets);
+}
+
 torch::Tensor sinkhorn_knopp(const torch::Tensor& scores, double eps, int iterations) {
   torch::NoGradGuard ng;
   if (scores.dim() != 2) throw Error("sinkhorn_knopp: need scores [B, K]");

@@ -54,6 +54,31 @@ TEST(NTXent, GradientMatchesFiniteDifferences) {
   expect_gradient_matches([&](const torch::Tensor& z1) { return nt_xent_loss(z1, z2, 0.5); }, torch::randn({4, 3}, torch::kDouble));
 }
 
+TEST(NCE, HalfwayScoresGiveOnePlusKLog2) {
+  // s = k·Pn makes h = 1/2 for data and noise alike: loss = (1 + k)·log 2.
+  const int k = 4;
+  const double pn = 0.01;
+  auto pos = torch::full({3}, k * pn, torch::kDouble), noise = torch::full({3, k}, k * pn, torch::kDouble);
+  EXPECT_NEAR(nce_loss(pos, noise, pn).item<double>(), (1 + k) * std::log(2.0), 1e-12);
+  // Confident model: large data score, tiny noise scores -> loss near 0.
+  EXPECT_LT(nce_loss(torch::full({3}, 1e6, torch::kDouble), torch::full({3, k}, 1e-9, torch::kDouble), pn).item<double>(), 1e-3);
+}
+
+TEST(SupCon, EqualsNTXentWhenLabelsPairTheViews) {
+  // Labels (0, 1, 0, 1) on (e1, e2, e1, e2) are exactly SimCLR's two views of two samples.
+  auto z = torch::tensor({{1.0, 0.0}, {0.0, 1.0}, {1.0, 0.0}, {0.0, 1.0}}, torch::kDouble);
+  auto labels = torch::tensor({0, 1, 0, 1}, torch::kLong);
+  EXPECT_NEAR(supcon_loss(z, labels, 1.0).item<double>(), std::log(1.0 + 2.0 / std::exp(1.0)), 1e-12);
+  EXPECT_NEAR(supcon_loss(z, labels, 1.0).item<double>(), nt_xent_loss(z.narrow(0, 0, 2), z.narrow(0, 2, 2), 1.0).item<double>(), 1e-12);
+  EXPECT_THROW(supcon_loss(z, torch::tensor({0, 1, 2, 3}, torch::kLong), 1.0), Error);
+}
+
+TEST(NPair, OrthonormalPairsByHand) {
+  // a = p = identity (N = 3): l_ii = 1, l_ij = 0 -> log(1 + 2/e).
+  auto a = torch::eye(3, torch::kDouble);
+  EXPECT_NEAR(npair_loss(a, a).item<double>(), std::log(1.0 + 2.0 / std::exp(1.0)), 1e-12);
+}
+
 TEST(Sinkhorn, MarginalsAreEquipartition) {
   torch::manual_seed(2);
   auto scores = torch::randn({32, 8}, torch::kDouble);

@@ -16,6 +16,20 @@ torch::Tensor info_nce_loss(const torch::Tensor& logits, const torch::Tensor& ta
 // the positive of i is its other view (i ± N); mean cross-entropy over the 2N rows.
 torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2, double tau);
 
+// NCE with noise ratio k (binary classification of data vs noise): h(s) = s / (s + k·Pn) with s the
+// model's unnormalised probability; loss = mean_i [−log h(s_i⁺) − Σ_j log(1 − h(s_ij⁻))].
+// positive [N], noise [N, k] (both > 0), noise_prob = Pn (e.g. 1/#instances for NPID).
+torch::Tensor nce_loss(const torch::Tensor& positive, const torch::Tensor& noise, double noise_prob);
+
+// Supervised contrastive loss (SupCon, "L_out"): for anchor i with positives P(i) (same label,
+// not i), −1/|P(i)| Σ_p log(exp(z_i·z_p/τ) / Σ_{a≠i} exp(z_i·z_a/τ)), z L2-normalised, averaged
+// over anchors that have a positive. z [N, D], labels [N].
+torch::Tensor supcon_loss(const torch::Tensor& z, const torch::Tensor& labels, double tau);
+
+// Multi-class N-pair loss: mean_i log(1 + Σ_{j≠i} exp(a_i·p_j − a_i·p_i)) for anchors and
+// positives [N, D] (unnormalised dot products, as in Sohn 2016).
+torch::Tensor npair_loss(const torch::Tensor& anchors, const torch::Tensor& positives);
+
 // Sinkhorn-Knopp equipartition (SwAV/SeLa): Q ∝ exp(scores / eps), alternately rescaled so that
 // every cluster (column) gets mass B/K and every sample (row) mass 1. scores [B, K] -> Q [B, K],
 // rows summing to 1 exactly (last step), columns to B/K up to the iterations' convergence.
