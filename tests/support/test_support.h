@@ -5,6 +5,7 @@
 
 #include "corrtrack/video.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <algorithm>
 #include <filesystem>
@@ -84,6 +85,21 @@ inline uint64_t image_hash(const Image& img) {
   uint64_t h = 1469598103934665603ull;
   for (uint8_t b : img.data) { h ^= b; h *= 1099511628211ull; }
   return h ^ (uint64_t(img.width) << 32) ^ uint64_t(img.height);
+}
+
+// True if the ffmpeg command is installed (reference decoding for comparison tests).
+inline bool have_ffmpeg() { return std::system("ffmpeg -version >/dev/null 2>&1") == 0; }
+
+// Frame k as `ffmpeg -pix_fmt rgb24` decodes it (with its default autorotation); empty on failure.
+inline Image ffmpeg_frame(const std::string& path, int k, int w, int h) {
+  const std::string cmd = "ffmpeg -nostdin -v error -i '" + path + "' -vf \"select=eq(n\\," + std::to_string(k) +
+                          ")\" -vsync 0 -frames:v 1 -pix_fmt rgb24 -f rawvideo -";
+  Image img(w, h, 3);
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return Image();
+  const size_t got = std::fread(img.data.data(), 1, img.data.size(), p);
+  pclose(p);
+  return got == img.data.size() ? img : Image();
 }
 
 }  // namespace corrtrack::test

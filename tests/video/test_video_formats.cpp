@@ -11,7 +11,6 @@ using corrtrack::test::TempDir;
 
 namespace {
 
-bool have_ffmpeg() { return std::system("ffmpeg -version >/dev/null 2>&1") == 0; }
 
 // testsrc2 draws a moving pattern with a frame counter; every frame differs.
 bool make_clip(const std::string& out, const std::string& args) {
@@ -33,18 +32,6 @@ void expect_consistent(const std::string& path, int64_t frames) {
   }
 }
 
-// Frame k as the ffmpeg command decodes it to rgb24 (with its default autorotation).
-Image ffmpeg_frame(const std::string& path, int k, int w, int h) {
-  const std::string cmd = "ffmpeg -nostdin -v error -i '" + path + "' -vf \"select=eq(n\\," + std::to_string(k) +
-                          ")\" -vsync 0 -frames:v 1 -pix_fmt rgb24 -f rawvideo -";
-  Image img(w, h, 3);
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return Image();
-  const size_t got = std::fread(img.data.data(), 1, img.data.size(), p);
-  pclose(p);
-  return got == img.data.size() ? img : Image();
-}
-
 double mean_abs_diff(const Image& a, const Image& b) {
   if (a.data.size() != b.data.size() || a.empty()) return 1e9;
   double d = 0;
@@ -55,20 +42,20 @@ double mean_abs_diff(const Image& a, const Image& b) {
 }  // namespace
 
 TEST(Formats, TenBitFfv1) {
-  if (!have_ffmpeg()) GTEST_SKIP() << "ffmpeg command not installed";
+  if (!corrtrack::test::have_ffmpeg()) GTEST_SKIP() << "ffmpeg command not installed";
   TempDir dir;
   ASSERT_TRUE(make_clip(dir / "ten.mkv", "-c:v ffv1 -pix_fmt yuv420p10le"));
   auto src = frame_source_open(dir / "ten.mkv");
   EXPECT_EQ(src->info().pixel_format, "yuv420p10le");
   expect_consistent(dir / "ten.mkv", 20);
   // Bit for bit what `ffmpeg -pix_fmt rgb24` gives, for 10-bit and 8-bit input alike.
-  EXPECT_TRUE(src->frame(5) == ffmpeg_frame(dir / "ten.mkv", 5, 96, 64));
+  EXPECT_TRUE(src->frame(5) == corrtrack::test::ffmpeg_frame(dir / "ten.mkv", 5, 96, 64));
   ASSERT_TRUE(make_clip(dir / "eight.mkv", "-c:v ffv1 -pix_fmt yuv420p"));
-  EXPECT_TRUE(frame_source_open(dir / "eight.mkv")->frame(5) == ffmpeg_frame(dir / "eight.mkv", 5, 96, 64));
+  EXPECT_TRUE(frame_source_open(dir / "eight.mkv")->frame(5) == corrtrack::test::ffmpeg_frame(dir / "eight.mkv", 5, 96, 64));
 }
 
 TEST(Formats, Vp9Webm) {
-  if (!have_ffmpeg()) GTEST_SKIP() << "ffmpeg command not installed";
+  if (!corrtrack::test::have_ffmpeg()) GTEST_SKIP() << "ffmpeg command not installed";
   TempDir dir;
   if (!make_clip(dir / "c.webm", "-c:v libvpx-vp9 -b:v 200k -g 6")) GTEST_SKIP() << "no VP9 encoder in this ffmpeg";
   EXPECT_EQ(frame_source_open(dir / "c.webm")->info().codec, "vp9");
@@ -76,7 +63,7 @@ TEST(Formats, Vp9Webm) {
 }
 
 TEST(Formats, RotationMetadataIsApplied) {
-  if (!have_ffmpeg()) GTEST_SKIP() << "ffmpeg command not installed";
+  if (!corrtrack::test::have_ffmpeg()) GTEST_SKIP() << "ffmpeg command not installed";
   TempDir dir;
   ASSERT_TRUE(make_clip(dir / "plain.mp4", "-c:v libx264 -pix_fmt yuv420p"));
   const std::string cmd = "ffmpeg -nostdin -v error -y -i '" + (dir / "plain.mp4") +
@@ -97,11 +84,11 @@ TEST(Formats, RotationMetadataIsApplied) {
   for (int y = 0; y < p.height; y += 7)
     for (int x = 0; x < p.width; x += 9)
       for (int c = 0; c < 3; ++c) EXPECT_EQ(r.px(y, p.width - 1 - x)[c], p.px(x, y)[c]) << x << "," << y;
-  EXPECT_LT(mean_abs_diff(r, ffmpeg_frame(dir / "rot.mp4", 4, 64, 96)), 2.0);
+  EXPECT_LT(mean_abs_diff(r, corrtrack::test::ffmpeg_frame(dir / "rot.mp4", 4, 64, 96)), 2.0);
 }
 
 TEST(Formats, OddSizeDecodes) {
-  if (!have_ffmpeg()) GTEST_SKIP() << "ffmpeg command not installed";
+  if (!corrtrack::test::have_ffmpeg()) GTEST_SKIP() << "ffmpeg command not installed";
   TempDir dir;
   const std::string cmd = "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=97x63:rate=10 -frames:v 8 -c:v ffv1 -pix_fmt yuv444p '" + (dir / "odd.mkv") + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0);

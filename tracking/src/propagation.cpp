@@ -103,8 +103,6 @@ class WindowedAffinity {
     return {values, indices};
   }
 
-  bool matches(int64_t C, int64_t h, int64_t w) const { return C == m_C && h == m_h && w == m_w; }
-
  private:
   int64_t m_C, m_h, m_w;
   int m_tile, m_pad, m_win = 0;
