@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   app.add_subcommand("bench", "Speed and memory benchmarks (JSON on stdout)")->require_subcommand(1);
   corrtrack::cli::register_video_commands(app);
   corrtrack::cli::register_tracking_commands(app);
+  corrtrack::cli::register_train_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

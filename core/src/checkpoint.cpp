@@ -17,7 +17,7 @@ torch::serialize::InputArchive open_archive(const std::string& path) {
   if (!std::filesystem::is_regular_file(path, ec)) throw Error("checkpoint '" + path + "' does not exist");
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path);
+    archive.load_from(path, torch::Device(torch::kCPU));  // GPU-trained checkpoints load on CPU-only builds
   } catch (const c10::Error&) {
     throw Error("cannot read checkpoint '" + path + "': not a CorrTrack checkpoint, or the file is damaged");
   }
@@ -26,11 +26,17 @@ torch::serialize::InputArchive open_archive(const std::string& path) {
 }  // namespace
 
 void checkpoint_save(const std::string& path, torch::nn::Module& module, const std::string& metadata_json) {
+  checkpoint_save(path, module, metadata_json, {});
+}
+
+void checkpoint_save(const std::string& path, torch::nn::Module& module, const std::string& metadata_json,
+                     const std::vector<std::pair<std::string, torch::serialize::OutputArchive*>>& extras) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model;
   module.save(model);
   archive.write(kModelKey, model);
   archive.write(kMetaKey, c10::IValue(metadata_json));
+  for (const auto& [key, extra] : extras) archive.write(key, *extra);
   const std::string tmp = file_temp_sibling(path);
   try {
     archive.save_to(tmp);
@@ -50,21 +56,35 @@ std::string checkpoint_metadata(const std::string& path) {
   return meta.toStringRef();
 }
 
-void checkpoint_load(const std::string& path, torch::nn::Module& module) {
+bool checkpoint_read_archive(const std::string& path, const std::string& key, torch::serialize::InputArchive& out) {
+  auto archive = open_archive(path);
+  return archive.try_read(key, out);
+}
+
+void checkpoint_load(const std::string& path, torch::nn::Module& module, const std::string& submodule) {
   auto archive = open_archive(path);
   torch::serialize::InputArchive model;
   if (!archive.try_read(kModelKey, model)) throw Error("cannot read checkpoint '" + path + "': it holds no model");
+  torch::serialize::InputArchive child;
+  if (!submodule.empty() && !model.try_read(submodule, child)) {
+    throw Error("checkpoint '" + path + "' has no '" + submodule + "' module");
+  }
   try {
-    module.load(model);
+    module.load(submodule.empty() ? model : child);
   } catch (const c10::Error& e) {
     throw Error("checkpoint '" + path + "' does not match the model architecture: " + e.what_without_backtrace());
   }
+  // Exported models may store weights as float16 to halve their size; compute in float32.
+  torch::NoGradGuard ng;
+  for (auto& p : module.parameters()) if (p.scalar_type() == torch::kHalf) p.set_data(p.to(torch::kFloat));
+  for (auto& b : module.buffers()) if (b.scalar_type() == torch::kHalf) b.set_data(b.to(torch::kFloat));
 }
 
 std::string resnet_config_to_json(const ResNetConfig& c) {
   nlohmann::json j = {{"depth", c.depth}, {"in_channels", c.in_channels}, {"stem_stride", c.stem_stride},
                       {"max_pool", c.max_pool}, {"strides", c.strides}, {"dilations", c.dilations},
-                      {"widths", c.widths}, {"num_stages", c.num_stages}, {"reflect_pad", c.reflect_pad}};
+                      {"widths", c.widths}, {"num_stages", c.num_stages}, {"reflect_pad", c.reflect_pad},
+                      {"head_channels", c.head_channels}};
   return j.dump();
 }
 
@@ -81,6 +101,7 @@ ResNetConfig resnet_config_from_json(const std::string& text) {
     c.widths = j.at("widths").get<std::vector<int>>();
     c.num_stages = j.at("num_stages");
     c.reflect_pad = j.at("reflect_pad");
+    c.head_channels = j.value("head_channels", 0);
     return c;
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("invalid encoder configuration in checkpoint metadata: ") + e.what());

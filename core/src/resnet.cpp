@@ -67,6 +67,7 @@ int blocks_per_stage(int depth, int stage) {
 void validate(const ResNetConfig& c) {
   if (c.depth != 18 && c.depth != 50) throw Error("ResNet depth must be 18 or 50, got " + std::to_string(c.depth));
   if (c.num_stages < 1 || c.num_stages > 4) throw Error("ResNet num_stages must be 1..4");
+  if (c.head_channels < 0) throw Error("ResNet head_channels must be >= 0");
   if (c.strides.size() != 4 || c.dilations.size() != 4 || c.widths.size() != 4) {
     throw Error("ResNet strides, dilations and widths need 4 entries each");
   }
@@ -81,6 +82,7 @@ int ResNetConfig::output_stride() const {
 }
 
 int ResNetConfig::output_channels() const {
+  if (head_channels > 0) return head_channels;
   return widths[num_stages - 1] * (depth == 50 ? 4 : 1);
 }
 
@@ -90,6 +92,16 @@ ResNetConfig ResNetConfig::crw_res3() {
   c.strides = {1, 2, 1, 1};
   c.num_stages = 3;
   c.reflect_pad = true;
+  return c;
+}
+
+ResNetConfig ResNetConfig::stride4_64d() {
+  ResNetConfig c;
+  c.depth = 18;
+  c.max_pool = false;
+  c.strides = {1, 2, 1, 1};
+  c.widths = {64, 128, 256, 256};
+  c.head_channels = 64;
   return c;
 }
 
@@ -110,12 +122,16 @@ ResNetImpl::ResNetImpl(const ResNetConfig& cfg) : m_cfg(cfg) {
     }
     m_stages.push_back(register_module("layer" + std::to_string(s + 1), stage));
   }
+  if (cfg.head_channels > 0) {
+    m_head = register_module("head", nn::Conv2d(nn::Conv2dOptions(in, cfg.head_channels, 3).padding(1)));
+  }
 }
 
 torch::Tensor ResNetImpl::forward(torch::Tensor x) {
   x = torch::relu(m_bn1(m_conv1(x)));
   if (m_cfg.max_pool) x = torch::max_pool2d(x, 3, 2, 1);
   for (auto& stage : m_stages) x = stage->forward(x);
+  if (m_head) x = m_head(x);
   return x;
 }
 

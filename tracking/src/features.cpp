@@ -90,6 +90,28 @@ void feature_extractor_save_random(const std::string& path, uint64_t seed) {
   checkpoint_save(path, *net, meta.dump());
 }
 
+void feature_encoder_export(const std::string& checkpoint, const std::string& out, bool half) {
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(checkpoint_metadata(checkpoint));
+  } catch (const nlohmann::json::exception&) {
+    throw Error("checkpoint '" + checkpoint + "' has unreadable metadata");
+  }
+  if (!meta.contains("encoder")) throw Error("checkpoint '" + checkpoint + "' holds no feature encoder to export");
+  ResNet net(resnet_config_from_json(meta["encoder"].dump()));
+  checkpoint_load(checkpoint, *net, meta.value("encoder_module", std::string()));
+  if (half) {
+    torch::NoGradGuard ng;
+    for (auto& p : net->parameters()) p.set_data(p.to(torch::kHalf));
+    for (auto& b : net->buffers()) if (b.is_floating_point()) b.set_data(b.to(torch::kHalf));
+  }
+  meta.erase("encoder_module");
+  meta.erase("optimizer");
+  meta["exported_from"] = {{"step", meta.value("step", int64_t(0))}};
+  meta["weights"] = half ? "float16" : "float32";
+  checkpoint_save(out, *net, meta.dump());
+}
+
 std::unique_ptr<FeatureExtractor> feature_extractor_load(const std::string& checkpoint, torch::Device device) {
   const std::string text = checkpoint_metadata(checkpoint);
   nlohmann::json meta;
@@ -102,7 +124,7 @@ std::unique_ptr<FeatureExtractor> feature_extractor_load(const std::string& chec
     throw Error("checkpoint '" + checkpoint + "' does not describe a feature encoder (no 'encoder'/'input' metadata)");
   }
   ResNet net(resnet_config_from_json(meta["encoder"].dump()));
-  checkpoint_load(checkpoint, *net);
+  checkpoint_load(checkpoint, *net, meta.value("encoder_module", std::string()));
   const auto& in = meta["input"];
   try {
     return std::make_unique<ResNetFeatures>(net, meta.value("method", std::string("checkpoint")), in.at("colour").get<std::string>(),

@@ -134,11 +134,16 @@ class StagedFolder {
 // ---------------------------------------------------------------------------------------------
 
 void checkpoint_save(const std::string& path, torch::nn::Module& module, const std::string& metadata_json);
+// The same with extra named sub-archives (the optimiser state of a training run, ...).
+void checkpoint_save(const std::string& path, torch::nn::Module& module, const std::string& metadata_json,
+                     const std::vector<std::pair<std::string, torch::serialize::OutputArchive*>>& extras);
+// Reads the sub-archive `key` of a checkpoint into `out`; false when the checkpoint has none.
+bool checkpoint_read_archive(const std::string& path, const std::string& key, torch::serialize::InputArchive& out);
 // Metadata JSON text of a checkpoint; throws Error naming the file if it is not a CorrTrack checkpoint.
 std::string checkpoint_metadata(const std::string& path);
-// Loads parameters and buffers into a module of the matching architecture; throws Error naming
-// the file when they do not match.
-void checkpoint_load(const std::string& path, torch::nn::Module& module);
+// Loads parameters and buffers into a module of the matching architecture (or, with `submodule`,
+// from that child of the saved model, e.g. "encoder"); throws Error naming the file when they do not match.
+void checkpoint_load(const std::string& path, torch::nn::Module& module, const std::string& submodule = "");
 
 // ---------------------------------------------------------------------------------------------
 // Encoders
@@ -156,6 +161,7 @@ struct ResNetConfig {
   std::vector<int> widths{64, 128, 256, 512};
   int num_stages = 4;
   bool reflect_pad = false;             // reflect padding in 3x3 convs (CRW)
+  int head_channels = 0;                // > 0: a final 3x3 conv to this many channels (CorrFlow/MAST)
 
   // Output stride = stem * pool * product of used stage strides.
   int output_stride() const;
@@ -163,6 +169,9 @@ struct ResNetConfig {
   int output_channels() const;
   // The stride-8 res3 ResNet-18 of CRW (layer3 stride 1, layer4 dropped).
   static ResNetConfig crw_res3();
+  // CorrFlow/MAST's stride-4 net: conv1 stride 2, no max-pool, layer2 stride 2, layers 3-4 with
+  // 256 channels at stride 1, then a 3x3 conv to 64 channels.
+  static ResNetConfig stride4_64d();
 };
 
 class ResNetImpl : public torch::nn::Module {
@@ -176,6 +185,7 @@ class ResNetImpl : public torch::nn::Module {
   torch::nn::Conv2d m_conv1{nullptr};
   torch::nn::BatchNorm2d m_bn1{nullptr};
   std::vector<torch::nn::Sequential> m_stages;
+  torch::nn::Conv2d m_head{nullptr};
 };
 TORCH_MODULE(ResNet);
 

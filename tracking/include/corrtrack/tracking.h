@@ -33,6 +33,9 @@ std::unique_ptr<FeatureExtractor> feature_extractor_create(const std::string& ki
 // compute features). Throws Error naming the file when it cannot be read.
 std::unique_ptr<FeatureExtractor> feature_extractor_load(const std::string& checkpoint,
                                                          torch::Device device = torch::kCPU);
+// Writes the encoder of a training checkpoint alone (no optimiser state, no method heads), with
+// float16 weights when `half` (loaded back as float32), for bundling and sharing.
+void feature_encoder_export(const std::string& checkpoint, const std::string& out, bool half);
 // Writes the random baseline encoder as a checkpoint (for tests and as a format example).
 void feature_extractor_save_random(const std::string& path, uint64_t seed);
 

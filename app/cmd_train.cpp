@@ -1,0 +1,305 @@
+// corrtrack train / cache build / cache inspect / bench train / bench clips.
+#include <torch/torch.h>
+
+#include "cli_common.h"
+#include "corrtrack/core.h"
+#include "corrtrack/tracking.h"
+#include "corrtrack/train.h"
+#include "corrtrack/video.h"
+#include "corrtrack/video_methods.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace corrtrack::cli {
+
+namespace {
+
+struct TrainArgs {
+  std::string method, out, device = "auto", schedule = "constant";
+  std::vector<std::string> data;
+  VideoMethodConfig video;
+  OptimizerConfig opt;
+  TrainOptions run;
+  int64_t warmup = 0;
+  std::vector<int64_t> milestones;
+  double gamma = 0.5;
+  int cache_size = 256;
+};
+
+torch::Device pick_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda") {
+    if (!torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available to this build");
+    return torch::kCUDA;
+  }
+  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  throw Error("--device must be cpu, cuda or auto, got '" + name + "'");
+}
+
+bool is_method(const std::string& m) {
+  for (const auto& n : video_method_names()) if (n == m) return true;
+  return false;
+}
+
+std::string method_list() {
+  std::string s;
+  for (const auto& n : video_method_names()) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+// True when `path` starts with the cache magic (or is named .ctc, so that a damaged cache is
+// reported as such rather than treated as a video).
+bool looks_like_cache(const std::string& path) {
+  if (fs::path(path).extension() == ".ctc") return true;
+  char magic[8] = {};
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  const size_t n = std::fread(magic, 1, 8, f);
+  std::fclose(f);
+  return n == 8 && std::string(magic, 8) == "CTCACHE1";
+}
+
+// A cache file as given, or one built from videos/folders into RUN/clips.ctc (reused on --resume).
+std::shared_ptr<const ClipCache> open_training_data(const TrainArgs& a) {
+  if (a.data.empty()) throw Error("--data is required: a clip cache (corrtrack cache build) or videos / frame folders");
+  if (a.data.size() == 1 && fs::is_regular_file(a.data[0]) && looks_like_cache(a.data[0])) {
+    return std::make_shared<ClipCache>(a.data[0]);
+  }
+  dir_ensure_writable(a.out);
+  const std::string cache = (fs::path(a.out) / "clips.ctc").string();
+  if (!fs::exists(cache)) {
+    log_get("app")->info("decoding the training videos into {} (short side {})", cache, a.cache_size);
+    clip_cache_build(a.data, cache, a.cache_size);
+  }
+  return std::make_shared<ClipCache>(cache);
+}
+
+void add_train_options(CLI::App* c, TrainArgs& a) {
+  c->add_option("--method", a.method, "Method: " + method_list())->required();
+  c->add_option("--data", a.data, "Clip cache file, or videos / frame folders / DAVIS roots")->required();
+  c->add_option("--batch", a.video.batch, "Clips per step")->capture_default_str();
+  c->add_option("--crop", a.video.sampler.crop, "Training crop side in pixels")->capture_default_str();
+  c->add_option("--min-scale", a.video.sampler.min_scale, "Smallest crop area fraction")->capture_default_str();
+  c->add_option("--jitter", a.video.sampler.jitter, "Colour jitter strength")->capture_default_str();
+  c->add_option("--steps", a.run.steps, "Optimiser steps")->capture_default_str();
+  c->add_option("--optimizer", a.opt.name, "sgd | adam | lars")->capture_default_str();
+  c->add_option("--lr", a.opt.lr, "Base learning rate")->capture_default_str();
+  c->add_option("--weight-decay", a.opt.weight_decay, "Weight decay")->capture_default_str();
+  c->add_option("--schedule", a.schedule, "constant | cosine | step")->capture_default_str();
+  c->add_option("--warmup", a.warmup, "Linear warm-up steps")->capture_default_str();
+  c->add_option("--milestones", a.milestones, "Step schedule: steps where the lr is multiplied by --gamma");
+  c->add_option("--gamma", a.gamma, "Step schedule factor")->capture_default_str();
+  c->add_option("--clip-grad", a.run.clip_grad_norm, "Clip the gradient norm (0 = off)")->capture_default_str();
+  c->add_option("--seed", a.run.seed, "Seed (initialisation and batches)")->capture_default_str();
+  c->add_option("--device", a.device, "cpu | cuda | auto")->capture_default_str();
+  c->add_option("--cache-size", a.cache_size, "Short side of frames decoded into the run's cache")->capture_default_str();
+}
+
+std::unique_ptr<TrainableMethod> make_method(TrainArgs& a, std::shared_ptr<const ClipCache> cache) {
+  if (!is_method(a.method)) throw Error("unknown method '" + a.method + "': use one of " + method_list());
+  a.video.method = a.method;
+  a.video.seed = a.run.seed;
+  a.video.total_steps = a.run.steps;
+  return video_method_create(a.video, std::move(cache));
+}
+
+LrSchedule make_schedule(const TrainArgs& a) {
+  LrSchedule s;
+  s.kind = a.schedule;
+  s.warmup_steps = a.warmup;
+  s.milestones = a.milestones;
+  s.gamma = a.gamma;
+  return s;
+}
+
+std::string command_json(const TrainArgs& a) {
+  json j = {{"method", a.method}, {"data", a.data}, {"batch", a.video.batch}, {"crop", a.video.sampler.crop},
+            {"steps", a.run.steps}, {"optimizer", a.opt.name}, {"lr", a.opt.lr}, {"schedule", a.schedule},
+            {"seed", a.run.seed}};
+  return j.dump();
+}
+
+}  // namespace
+
+namespace {
+
+void add_train_commands(CLI::App& app) {
+  // ---- train ----
+  auto args = std::make_shared<TrainArgs>();
+  auto* train = app.add_subcommand("train", "Train a correspondence method; writes RUN/last.ckpt and RUN/metrics.jsonl");
+  add_train_options(train, *args);
+  train->add_option("--out", args->out, "Run folder")->required();
+  train->add_flag("--resume", args->run.resume, "Continue the run in --out from its last checkpoint");
+  train->add_option("--checkpoint-every", args->run.checkpoint_every, "Steps between checkpoints")->capture_default_str();
+  train->add_option("--log-every", args->run.log_every, "Steps between metrics.jsonl lines")->capture_default_str();
+  train->add_option("--time-budget", args->run.time_budget_s, "Stop after this many seconds of training (0 = off)")->capture_default_str();
+  train->callback([args] {
+    auto& a = *args;
+    if (!is_method(a.method)) throw Error("unknown method '" + a.method + "': use one of " + method_list());
+    if (a.run.checkpoint_every < 1 || a.run.log_every < 1) throw Error("--checkpoint-every and --log-every must be >= 1");
+    a.run.device = pick_device(a.device);
+    a.run.out_dir = a.out;
+    if (!a.run.resume && fs::exists(fs::path(a.out) / "last.ckpt")) {
+      throw Error("'" + a.out + "' already holds a run (last.ckpt): add --resume to continue it, or choose another --out");
+    }
+    auto cache = open_training_data(a);
+    auto method = make_method(a, cache);
+    a.run.command_json = command_json(a);
+    log_get("app")->info("training {} on {} ({} videos, {} frames) on {}", a.method, cache->path(), cache->videos().size(),
+                         cache->total_frames(), a.run.device.str());
+    const auto s = train_run(*method, a.opt, make_schedule(a), a.run);
+    json out = {{"method", a.method}, {"checkpoint", s.checkpoint}, {"first_step", s.first_step}, {"last_step", s.last_step},
+                {"skipped_steps", s.skipped_steps}, {"seconds", s.seconds}, {"ms_per_step", s.ms_per_step},
+                {"clips_per_s", s.samples_per_s}, {"final_loss", s.final_loss}, {"cancelled", s.cancelled},
+                {"budget_reached", s.budget_reached}, {"device", a.run.device.str()}};
+    json_emit(out);
+  });
+
+  // ---- export ----
+  struct ExportArgs {
+    std::string checkpoint, out;
+    bool half = false;
+  };
+  auto ea = std::make_shared<ExportArgs>();
+  auto* ex = app.add_subcommand("export", "Write a training checkpoint's encoder alone (for propagate, sharing, bundling)");
+  ex->add_option("--checkpoint", ea->checkpoint, "Training checkpoint (RUN/last.ckpt)")->required();
+  ex->add_option("--out", ea->out, "Model file to write")->required();
+  ex->add_flag("--half", ea->half, "Store float16 weights (half the size; computed in float32)");
+  ex->callback([ea] {
+    feature_encoder_export(ea->checkpoint, ea->out, ea->half);
+    std::error_code ec;
+    json_emit({{"model", ea->out}, {"bytes", fs::file_size(ea->out, ec)}, {"weights", ea->half ? "float16" : "float32"}});
+  });
+
+  // ---- cache ----
+  auto* cache = app.add_subcommand("cache", "Pre-decode training videos into a clip cache")->require_subcommand(1);
+  struct CacheArgs {
+    std::vector<std::string> inputs;
+    std::string out, path;
+    int size = 256;
+  };
+  auto ca = std::make_shared<CacheArgs>();
+  auto* build = cache->add_subcommand("build", "Decode videos / frame folders / DAVIS roots into one cache file");
+  build->add_option("--input", ca->inputs, "Video files, frame folders, folders of videos, DAVIS roots")->required();
+  build->add_option("--out", ca->out, "Cache file to write (.ctc)")->required();
+  build->add_option("--size", ca->size, "Short side of the stored frames (0 = native)")->capture_default_str();
+  build->callback([ca] {
+    if (ca->size < 0) throw Error("--size must be >= 0");
+    const auto r = clip_cache_build(ca->inputs, ca->out, ca->size);
+    json_emit({{"cache", ca->out}, {"videos", r.videos}, {"frames", r.frames}, {"bytes", r.bytes}, {"seconds", r.seconds}});
+  });
+  auto* inspect = cache->add_subcommand("inspect", "List the videos of a cache");
+  inspect->add_option("cache", ca->path, "Cache file")->required();
+  inspect->callback([ca] {
+    ClipCache c(ca->path);
+    json vids = json::array();
+    for (const auto& v : c.videos()) vids.push_back({{"name", v.name}, {"frames", v.frames}, {"width", v.width}, {"height", v.height}});
+    json_emit({{"cache", ca->path}, {"frames", c.total_frames()}, {"videos", vids}});
+  });
+}
+
+void add_train_benchmarks(CLI::App& bench) {
+  // ---- bench train: ms/step and clips/s of a method, no files written ----
+  auto args = std::make_shared<TrainArgs>();
+  auto* bt = bench.add_subcommand("train", "Training speed of a method: ms per step, clips per second");
+  add_train_options(bt, *args);
+  args->run.steps = 20;
+  bt->add_option("--warmup-steps", args->warmup, "Untimed steps first")->capture_default_str();
+  bt->callback([args] {
+    auto& a = *args;
+    a.run.device = pick_device(a.device);
+    const auto tmp = fs::temp_directory_path() / ("corrtrack-bench-" + std::to_string(::getpid()));
+    a.out = tmp.string();
+    struct Cleanup {
+      fs::path p;
+      ~Cleanup() { std::error_code ec; fs::remove_all(p, ec); }
+    } cleanup{tmp};
+    auto cache = open_training_data(a);
+    auto method = make_method(a, cache);
+    // Untimed warm-up steps, then the timed run (both through the real loop).
+    TrainOptions warm = a.run;
+    warm.out_dir = (tmp / "warm").string();
+    warm.steps = std::max<int64_t>(1, a.warmup);
+    warm.checkpoint_every = warm.log_every = 1000000;
+    warm.progress = [](const ProgressInfo&) {};
+    train_run(*method, a.opt, LrSchedule{}, warm);
+    TrainOptions timed = a.run;
+    timed.out_dir = (tmp / "timed").string();
+    timed.checkpoint_every = timed.log_every = 1000000;
+    timed.progress = [](const ProgressInfo&) {};
+    peak_rss_reset();
+    const auto s = train_run(*method, a.opt, LrSchedule{}, timed);
+    json_emit({{"method", a.method}, {"device", a.run.device.str()}, {"batch", a.video.batch}, {"crop", a.video.sampler.crop},
+               {"steps", s.last_step}, {"ms_per_step", s.ms_per_step}, {"clips_per_s", s.samples_per_s},
+               {"threads", torch::get_num_threads()}, {"peak_rss_mb", peak_rss_bytes() / 1048576.0}});
+  });
+
+  // ---- bench clips: data loading from the cache vs decoding the sources ----
+  struct ClipArgs {
+    std::string cache;
+    std::vector<std::string> inputs;
+    int clips = 50, crop = 256;
+  };
+  auto ca = std::make_shared<ClipArgs>();
+  auto* bc = bench.add_subcommand("clips", "Clip loading: from a cache vs decoding the source videos");
+  bc->add_option("--cache", ca->cache, "Clip cache")->required();
+  bc->add_option("--input", ca->inputs, "The sources the cache was built from (decoded for comparison)");
+  bc->add_option("--clips", ca->clips, "Clips to load (3 frames, 4 apart)")->capture_default_str();
+  bc->add_option("--crop", ca->crop, "Crop side")->capture_default_str();
+  bc->callback([ca] {
+    auto cache = std::make_shared<ClipCache>(ca->cache);
+    const auto& vids = cache->videos();
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+    torch::Generator g(gen);
+    // The same clips (video, start) for both paths: three frames 4 apart, as float tensors.
+    std::vector<std::pair<size_t, int64_t>> picks;
+    for (int i = 0; i < ca->clips; ++i) {
+      const size_t v = size_t(random_int(g, int64_t(vids.size())));
+      picks.push_back({v, vids[v].frames > 9 ? random_int(g, vids[v].frames - 8) : 0});
+    }
+    double t0 = time_now_s();
+    for (const auto& [v, start] : picks) {
+      for (int o : {0, 4, 8}) if (start + o < vids[v].frames) cache->frame_tensor(v, start + o);
+    }
+    const double cache_s = time_now_s() - t0;
+    // Crop, flip and jitter on top (what training adds after loading).
+    ClipSamplerConfig sc;
+    sc.crop = ca->crop;
+    ClipSampler sampler(cache, sc);
+    t0 = time_now_s();
+    for (int i = 0; i < ca->clips; ++i) sampler.sample({0, 4, 8}, g);
+    const double sample_s = time_now_s() - t0;
+    json out = {{"cache", ca->cache}, {"clips", ca->clips}, {"cache_load_clips_per_s", ca->clips / cache_s},
+                {"cache_load_augment_clips_per_s", ca->clips / sample_s}};
+    if (!ca->inputs.empty()) {
+      const auto sources = clip_cache_expand_inputs(ca->inputs);
+      if (sources.size() != vids.size()) throw Error("--input does not list the same videos as the cache");
+      t0 = time_now_s();
+      for (const auto& [v, start] : picks) {
+        FrameSourceOptions fo;
+        fo.width = vids[v].width;
+        fo.height = vids[v].height;
+        auto src = frame_source_open(sources[v], fo);
+        for (int o : {0, 4, 8}) if (start + o < vids[v].frames) image_to_tensor(src->frame(start + o));
+      }
+      const double dec_s = time_now_s() - t0;
+      out["decode_load_clips_per_s"] = ca->clips / dec_s;
+      out["load_speedup"] = dec_s / cache_s;
+    }
+    json_emit(out);
+  });
+}
+
+}  // namespace
+
+void register_train_commands(CLI::App& app) {
+  add_train_commands(app);
+  add_train_benchmarks(*app.get_subcommand("bench"));
+}
+
+}  // namespace corrtrack::cli

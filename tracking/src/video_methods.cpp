@@ -1,0 +1,240 @@
+// MAST and Correspondence Flow training (PROTOCOLS.md recipes, scaled by the caller's batch and
+// crop) and the clip sampler; both share the stride-4 64-d encoder and the local-window copy.
+#include "corrtrack/video_methods.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+namespace F = torch::nn::functional;
+using nlohmann::json;
+
+namespace corrtrack {
+
+const std::vector<double> kLabMean{50.0, 0.0, 0.0};
+const std::vector<double> kLabStd{50.0, 127.0, 127.0};
+
+namespace {
+constexpr int kCopyRadius = 6;        // 13x13 window at stride 4 (both recipes)
+constexpr double kHuberScale = 20.0;  // MAST compares 20 * prediction with 20 * target
+constexpr int kColours = 16;          // CorrFlow's quantised ab colours
+constexpr double kCycleWeight = 0.1;  // CorrFlow's forward-backward term
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Clip sampler
+// ---------------------------------------------------------------------------------------------
+
+ClipSampler::ClipSampler(std::shared_ptr<const ClipCache> cache, ClipSamplerConfig cfg)
+    : m_cache(std::move(cache)), m_cfg(cfg) {
+  if (m_cfg.crop < 16) throw Error("--crop must be at least 16 pixels");
+}
+
+torch::Tensor ClipSampler::sample(const std::vector<int>& offsets, torch::Generator& gen, torch::Device device) const {
+  const int span = offsets.back() + 1;
+  const auto& videos = m_cache->videos();
+  int64_t total = 0;
+  for (const auto& v : videos) total += std::max<int64_t>(0, v.frames - span + 1);
+  if (total == 0) {
+    throw Error("every video in cache '" + m_cache->path() + "' is shorter than the " + std::to_string(span) +
+                " frames one training clip spans");
+  }
+  // A uniformly drawn valid start over all videos weights each video by its number of clips.
+  int64_t r = random_int(gen, total);
+  size_t vi = 0;
+  for (; vi < videos.size(); ++vi) {
+    const int64_t n = std::max<int64_t>(0, videos[vi].frames - span + 1);
+    if (r < n) break;
+    r -= n;
+  }
+  const auto& v = videos[vi];
+  const CropBox box = crop_box_random(v.width, v.height, m_cfg.min_scale, 1.0, 3.0 / 4.0, 4.0 / 3.0, gen);
+  const bool flip = m_cfg.flip && random_uniform(gen) < 0.5;
+  // Only the crop box is copied out of the cache (as bytes); resizing and jitter run on `device`.
+  std::vector<torch::Tensor> frames;
+  for (int o : offsets) {
+    auto hwc = torch::from_blob(const_cast<uint8_t*>(m_cache->frame_data(vi, r + o)), {v.height, v.width, 3}, torch::kUInt8);
+    frames.push_back(hwc.slice(0, box.y, box.y + box.height).slice(1, box.x, box.x + box.width).permute({2, 0, 1}));
+  }
+  auto clip = torch::stack(frames).to(device).to(torch::kFloat).div_(255.0);
+  clip = crop_resize(clip, CropBox{0, 0, box.width, box.height}, m_cfg.crop, m_cfg.crop);
+  if (flip) clip = clip.flip({-1});
+  return colour_jitter(clip, m_cfg.jitter, gen);
+}
+
+namespace {
+
+// Holds the encoder (saved as "encoder") and method buffers.
+class VideoModelImpl : public torch::nn::Module {
+ public:
+  explicit VideoModelImpl(const ResNetConfig& cfg) : encoder(register_module("encoder", ResNet(cfg))) {}
+  ResNet encoder;
+};
+TORCH_MODULE(VideoModel);
+
+// Shared parts of the two stride-4 methods.
+class Stride4Method : public TrainableMethod {
+ public:
+  Stride4Method(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache)
+      : m_cfg(cfg), m_sampler(std::move(cache), cfg.sampler), m_model(ResNetConfig::stride4_64d()) {
+    if (cfg.batch < 1) throw Error("--batch must be at least 1");
+    if (cfg.sampler.crop % 4 != 0) throw Error("--crop must be a multiple of 4 (the encoder's stride)");
+    ResNet enc = m_model->encoder;
+    resnet_init(enc, cfg.seed);
+  }
+  torch::nn::Module& module() override { return *m_model; }
+  void set_device(torch::Device d) override {
+    m_device = d;
+    m_model->to(d);
+  }
+  std::string metadata_json() const override {
+    json j = {{"method", name()},
+              {"encoder", json::parse(resnet_config_to_json(m_model->encoder->config()))},
+              {"encoder_module", "encoder"},
+              {"input", {{"colour", "lab"}, {"mean", kLabMean}, {"std", kLabStd}}},
+              {"train", {{"batch", m_cfg.batch}, {"crop", m_cfg.sampler.crop}, {"min_scale", m_cfg.sampler.min_scale},
+                         {"jitter", m_cfg.sampler.jitter}, {"cache", m_sampler.cache().path()}}}};
+    extra_metadata(j);
+    return j.dump();
+  }
+
+ protected:
+  virtual void extra_metadata(json&) const {}
+
+  // Lab-normalised clips [B, T, 3, H, W] on the training device.
+  torch::Tensor sample_lab(const std::vector<std::vector<int>>& offsets, torch::Generator& gen) {
+    std::vector<torch::Tensor> clips;
+    for (const auto& o : offsets) clips.push_back(m_sampler.sample(o, gen, m_device));
+    auto rgb = torch::stack(clips);
+    return normalize_channels(rgb_to_lab(rgb), kLabMean, kLabStd);
+  }
+  // Encoder features of [B, T, 3, H, W] -> [B, T, 64, H/4, W/4].
+  torch::Tensor encode(const torch::Tensor& x) {
+    const auto s = x.sizes();
+    auto f = m_model->encoder->forward(x.reshape({s[0] * s[1], s[2], s[3], s[4]}));
+    return f.reshape({s[0], s[1], f.size(1), f.size(2), f.size(3)});
+  }
+  double affinity_scale() const { return 1.0 / std::sqrt(double(m_model->encoder->config().output_channels())); }
+
+  VideoMethodConfig m_cfg;
+  ClipSampler m_sampler;
+  VideoModel m_model;
+  torch::Device m_device = torch::kCPU;
+};
+
+// MAST: drop one of a/b (zeroed, the rest x1.5) in the encoder input and reconstruct it in the
+// target frame by copying from the reference over a 13x13 window; smooth-L1 on x20 values.
+class MastMethod : public Stride4Method {
+ public:
+  using Stride4Method::Stride4Method;
+  std::string name() const override { return "mast"; }
+
+  StepOutput step(int64_t, torch::Generator& gen) override {
+    const int b = m_cfg.batch;
+    std::vector<std::vector<int>> offsets;
+    std::vector<int64_t> dropped;
+    for (int i = 0; i < b; ++i) {
+      const double u = random_uniform(gen);
+      const int gap = u < 0.4 ? 2 : (u < 0.8 ? 5 : 8);  // p 0.4 / 0.4 / 0.2
+      offsets.push_back({0, gap});
+    }
+    auto lab = sample_lab(offsets, gen);  // [B, 2, 3, H, W]
+    for (int i = 0; i < b; ++i) dropped.push_back(1 + random_int(gen, 2));
+    auto idx = torch::tensor(dropped, torch::kLong).to(m_device);
+    auto keep = torch::ones({b, 1, 3, 1, 1}, lab.options()) * 1.5;
+    keep.index_put_({torch::arange(b, torch::kLong).to(m_device), 0, idx}, 0.0);
+    auto feats = encode(lab * keep);
+    // Target values: the dropped channel of each frame.
+    auto channel = lab.gather(2, idx.view({b, 1, 1, 1, 1}).expand({b, 2, 1, lab.size(3), lab.size(4)}));  // [B, 2, 1, H, W]
+    auto ref_values = F::avg_pool2d(channel.select(1, 0), F::AvgPool2dFuncOptions(4));
+    auto pred = local_window_attention(feats.select(1, 1), feats.select(1, 0), ref_values, kCopyRadius, affinity_scale());
+    pred = F::interpolate(pred, F::InterpolateFuncOptions().scale_factor(std::vector<double>{4.0, 4.0}).mode(torch::kBilinear).align_corners(false));
+    auto target = channel.select(1, 1);
+    auto loss = F::smooth_l1_loss(kHuberScale * pred, kHuberScale * target);
+    const double mae = (pred - target).abs().mean().item<double>() * 127.0;  // in Lab units
+    return {loss, {{"abs_error_ab", mae}}, b};
+  }
+};
+
+// Correspondence Flow: copy quantised ab colours (16 k-means centres) from frame to frame,
+// recursively with scheduled sampling (ground truth fed with probability 0.9 -> 0.6), plus a
+// forward-backward cycle back to the first frame; channel dropout on the input.
+class CorrFlowMethod : public Stride4Method {
+ public:
+  CorrFlowMethod(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache) : Stride4Method(cfg, cache) {
+    // Colour centres from the training data; a resumed run overwrites them from the checkpoint.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(cfg.seed ^ 0xC0105ull);
+    torch::Generator g(gen);
+    const auto& c = m_sampler.cache();
+    std::vector<torch::Tensor> samples;
+    for (int i = 0; i < 64; ++i) {
+      const size_t v = size_t(random_int(g, int64_t(c.videos().size())));
+      auto lab = normalize_channels(rgb_to_lab(c.frame_tensor(v, random_int(g, c.videos()[v].frames))), kLabMean, kLabStd);
+      auto ab = lab.slice(0, 1, 3).reshape({2, -1}).t();
+      auto pick = at::randint(ab.size(0), {1024}, g, torch::TensorOptions().dtype(torch::kLong));
+      samples.push_back(ab.index({pick}));
+    }
+    auto centres = kmeans(torch::cat(samples), kColours, 30, g);
+    m_centres = m_model->register_buffer("colour_centres", centres);
+  }
+  std::string name() const override { return "corrflow"; }
+
+  StepOutput step(int64_t step, torch::Generator& gen) override {
+    const int b = m_cfg.batch;
+    std::vector<std::vector<int>> offsets(size_t(b), std::vector<int>{0, 4, 8});
+    auto lab = sample_lab(offsets, gen);  // [B, 3, 3, H, W]
+    const int64_t h = lab.size(3), w = lab.size(4);
+    // Labels: nearest colour centre per pixel.
+    auto ab = lab.slice(2, 1, 3).permute({0, 1, 3, 4, 2}).reshape({-1, 2});
+    auto labels = kmeans_assign(ab, m_centres).view({b, 3, h, w});
+    auto onehot = F::one_hot(labels, kColours).permute({0, 1, 4, 2, 3}).to(lab.dtype());  // [B, 3, 16, H, W]
+    auto soft = F::avg_pool2d(onehot.reshape({b * 3, kColours, h, w}), F::AvgPool2dFuncOptions(4)).view({b, 3, kColours, h / 4, w / 4});
+    // Channel dropout: with p 0.7 drop 1 or 2 of the 3 channels, rescale the rest by 3 / (3 - k).
+    auto scale = torch::ones({b, 1, 3, 1, 1});
+    for (int i = 0; i < b; ++i) {
+      if (random_uniform(gen) >= 0.7) continue;
+      const int k = 1 + int(random_int(gen, 2));
+      auto perm = at::randperm(3, gen, torch::TensorOptions().dtype(torch::kLong));
+      for (int j = 0; j < 3; ++j) scale[i][0][j] = 3.0 / (3.0 - k);
+      for (int j = 0; j < k; ++j) scale[i][0][perm[j].item<int64_t>()] = 0.0;
+    }
+    auto feats = encode(lab * scale.to(m_device));
+    auto f0 = feats.select(1, 0), f1 = feats.select(1, 1), f2 = feats.select(1, 2);
+    const double s = affinity_scale();
+    auto copy = [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+      return local_window_attention(q, k, v, kCopyRadius, s);
+    };
+    auto p1 = copy(f1, f0, soft.select(1, 0));
+    const double p_truth = 0.9 - 0.3 * std::min(1.0, double(step) / double(std::max<int64_t>(1, m_cfg.total_steps)));
+    auto l1 = random_uniform(gen) < p_truth ? soft.select(1, 1) : p1;
+    auto p2 = copy(f2, f1, l1);
+    auto back1 = copy(f1, f2, p2);
+    auto back0 = copy(f0, f1, back1);
+    auto nll = [&](const torch::Tensor& prob, int frame) {
+      auto up = F::interpolate(prob, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kBilinear).align_corners(false));
+      return F::nll_loss(torch::log(up.clamp_min(1e-6)).contiguous(), labels.select(1, frame).contiguous());
+    };
+    auto forward = nll(p1, 1) + nll(p2, 2);
+    auto cycle = nll(back0, 0);
+    auto loss = forward + kCycleWeight * cycle;
+    return {loss, {{"forward_nll", forward.item<double>()}, {"cycle_nll", cycle.item<double>()}}, b};
+  }
+ protected:
+  void extra_metadata(json& j) const override { j["colours"] = kColours; }
+
+ private:
+  torch::Tensor m_centres;
+};
+
+}  // namespace
+
+std::vector<std::string> video_method_names() { return {"mast", "corrflow"}; }
+
+std::unique_ptr<TrainableMethod> video_method_create(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache) {
+  if (!cache) throw Error("video methods need a clip cache");
+  if (cfg.method == "mast") return std::make_unique<MastMethod>(cfg, std::move(cache));
+  if (cfg.method == "corrflow") return std::make_unique<CorrFlowMethod>(cfg, std::move(cache));
+  throw Error("unknown video method '" + cfg.method + "'");
+}
+
+}  // namespace corrtrack
