@@ -11,6 +11,8 @@
 #include <memory>
 #include <sstream>
 
+#include <unistd.h>
+
 namespace fs = std::filesystem;
 
 namespace corrtrack::cli {

@@ -35,9 +35,10 @@ torch::Device pick_device(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
   if (name == "cuda") {
     if (!torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available to this build");
+    at::globalContext().setBenchmarkCuDNN(true);  // fixed crop sizes: let cuDNN pick the fastest kernels
     return torch::kCUDA;
   }
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  if (name == "auto") return pick_device(torch::cuda::is_available() ? "cuda" : "cpu");
   throw Error("--device must be cpu, cuda or auto, got '" + name + "'");
 }
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One GPU session: builds the LibTorch-only targets against the machine's CUDA LibTorch (Python
+# PyTorch's), turns the carried DAVIS-2016 train frames into a clip cache, and trains MAST then
+# CorrFlow within a fixed wall-clock deadline, exporting float16 encoders to $OUT.
+# Carried: .devdeps (Debian spdlog/fmt/CLI11/nlohmann-json unpacked), .devdata/JPEGImages.
+set -uo pipefail
+OUT=${OUT:-/tmp/corrtrack-gpu-out}
+mkdir -p "$OUT"
+T0=$(date +%s)
+DEADLINE=$((T0 + ${BUDGET_S:-560}))
+DEPS=$PWD/.devdeps/usr
+TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+TORCH_LIB=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')
+export LD_LIBRARY_PATH=$DEPS/lib/x86_64-linux-gnu:$TORCH_LIB:${LD_LIBRARY_PATH:-}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+
+cmake -S . -B /tmp/b -G Ninja -DCMAKE_BUILD_TYPE=Release -DCORRTRACK_WITH_VIDEO=OFF -DCORRTRACK_WITH_UI=OFF \
+  -DCORRTRACK_BUILD_TESTS=OFF -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$DEPS" -DCORRTRACK_INCLUDE_FIRST="$DEPS/include" -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" \
+  >"$OUT/cmake.log" 2>&1 || { tail -40 "$OUT/cmake.log"; exit 1; }
+timeout 330 cmake --build /tmp/b -j16 -- -k 0 >"$OUT/build.log" 2>&1 || { grep -A 4 -E "error" "$OUT/build.log" | head -150; exit 1; }
+echo "build done after $(( $(date +%s) - T0 )) s"
+python3 scripts/device/frames_to_cache.py .devdata/JPEGImages /tmp/train.ctc || exit 1
+C=/tmp/b/app/corrtrack
+
+train() {  # method seconds lr
+  local m=$1 secs=$2 lr=$3
+  echo "training $m for $secs s"
+  $C --threads 8 train --method "$m" --data /tmp/train.ctc --out "/tmp/run-$m" --batch "${BATCH:-32}" --crop 224 \
+    --lr "$lr" --steps 1000000 --time-budget "$secs" --checkpoint-every 1000 --log-every 25 --device cuda \
+    >"$OUT/train-$m.json" 2>"$OUT/train-$m.log"
+  echo "rc=$? $(cat "$OUT/train-$m.json" | tr -d '\n ')"
+  tail -3 "$OUT/train-$m.log"
+  cp "/tmp/run-$m/metrics.jsonl" "$OUT/metrics-$m.jsonl"
+  $C export --checkpoint "/tmp/run-$m/last.ckpt" --out "$OUT/$m.ckpt" --half
+}
+LEFT=$((DEADLINE - $(date +%s) - 40))
+train mast $((LEFT * 62 / 100)) 1e-3
+LEFT=$((DEADLINE - $(date +%s) - 20))
+train corrflow "$LEFT" 5e-4
+echo "total $(( $(date +%s) - T0 )) s"
