@@ -69,17 +69,29 @@ void checkpoint_load(const std::string& path, torch::nn::Module& module, const s
   if (!submodule.empty() && !model.try_read(submodule, child)) {
     throw Error("checkpoint '" + path + "' has no '" + submodule + "' module");
   }
+  // Exported models may store float16 weights: Module::load copies storage without converting,
+  // so the module is put in float16 first and brought back to float32 after loading.
+  bool half = false;
+  c10::IValue meta;
+  if (archive.try_read(kMetaKey, meta) && meta.isString()) {
+    try {
+      half = nlohmann::json::parse(meta.toStringRef()).value("weights", std::string()) == "float16";
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  auto convert = [&module](torch::ScalarType from, torch::ScalarType to) {
+    torch::NoGradGuard ng;
+    for (auto& p : module.parameters()) if (p.scalar_type() == from) p.set_data(p.to(to));
+    for (auto& b : module.buffers()) if (b.scalar_type() == from) b.set_data(b.to(to));
+  };
+  if (half) convert(torch::kFloat, torch::kHalf);
   try {
     module.load(submodule.empty() ? model : child);
   } catch (const c10::Error& e) {
     throw Error("checkpoint '" + path + "' does not match the model architecture: " + e.what_without_backtrace());
   }
-  // Exported models may store weights as float16 to halve their size; compute in float32.
-  torch::NoGradGuard ng;
-  for (auto& p : module.parameters()) if (p.scalar_type() == torch::kHalf) p.set_data(p.to(torch::kFloat));
-  for (auto& b : module.buffers()) if (b.scalar_type() == torch::kHalf) b.set_data(b.to(torch::kFloat));
+  if (half) convert(torch::kHalf, torch::kFloat);
 }
-
 std::string resnet_config_to_json(const ResNetConfig& c) {
   nlohmann::json j = {{"depth", c.depth}, {"in_channels", c.in_channels}, {"stem_stride", c.stem_stride},
                       {"max_pool", c.max_pool}, {"strides", c.strides}, {"dilations", c.dilations},

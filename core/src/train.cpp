@@ -187,6 +187,10 @@ TrainSummary train_run(TrainableMethod& method, const OptimizerConfig& opt_cfg, 
     start = meta.value("step", int64_t(0));
     if (start > o.steps) throw Error("--resume: '" + ckpt + "' is at step " + std::to_string(start) + ", past --steps " + std::to_string(o.steps));
     metrics_truncate(metrics_path, start);
+    // A process killed while writing a checkpoint leaves its temporary file; the rename never happened.
+    for (const auto& e : fs::directory_iterator(o.out_dir)) {
+      if (e.path().filename().string().rfind(".last.ckpt.tmp-", 0) == 0) fs::remove(e.path());
+    }
     log->info("resuming {} from step {} of {}", ckpt, start, o.steps);
   } else if (fs::exists(ckpt)) {
     throw Error("'" + o.out_dir + "' already holds a run (last.ckpt): add --resume to continue it, or choose another --out");
