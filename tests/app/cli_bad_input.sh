@@ -56,6 +56,19 @@ expect_error eval-missing-results "nowhere" -- eval --davis "$SRC/tests" --resul
 mkdir -p "$TMP/noframes"
 expect_error empty-folder "noframes" -- inspect video "$TMP/noframes"
 
+# Training and its data.
+printf 'CTCACHE1 and then nothing useful' > "$TMP/bad.ctc"
+mkdir -p "$TMP/novideos" "$TMP/short"
+for k in 0 1 2; do cp "$MASK" "$TMP/short/0000$k.png"; done
+expect_error train-unknown-method "simclrx" -- train --method simclrx --data "$VIDEO" --out "$TMP/run"
+expect_error train-missing-data "nowhere" -- train --method mast --data "$TMP/nowhere" --out "$TMP/run"
+expect_error train-corrupt-cache "bad.ctc" -- train --method mast --data "$TMP/bad.ctc" --out "$TMP/run"
+expect_error train-no-videos "novideos" -- train --method mast --data "$TMP/novideos" --out "$TMP/run"
+expect_error train-clips-too-short "shorter than the 9 frames" -- train --method corrflow --data "$TMP/short" --crop 32 --out "$TMP/run"
+expect_error train-bad-lr "learning rate" -- train --method mast --data "$TMP/short" --lr -1 --out "$TMP/run2"
+expect_error cache-corrupt "bad.ctc" -- cache inspect "$TMP/bad.ctc"
+expect_error export-not-a-checkpoint "bad.ckpt" -- export --checkpoint "$TMP/bad.ckpt" --out "$TMP/model.ckpt"
+
 # Killed mid-run: the masks already computed stay in the hidden staging folder, never in --out.
 timeout -s KILL 3 "$BIN" -q propagate --video "$VIDEO" --mask "$MASK" --features random --out "$TMP/killed" 2>/dev/null
 if [ -n "$(find "$TMP/killed" -name '*.png' -print -quit 2>/dev/null)" ]; then

@@ -246,7 +246,11 @@ std::vector<std::string> clip_cache_expand_inputs(const std::vector<std::string>
       else if (fs::is_directory(e) && holds_images(e)) out.push_back(e.string());
     }
   }
-  if (out.empty()) throw Error("no videos or frame folders found in the inputs");
+  if (out.empty()) {
+    std::string list;
+    for (const auto& in : inputs) list += (list.empty() ? "'" : ", '") + in + "'";
+    throw Error("no videos or frame folders found in " + list);
+  }
   return out;
 }
 

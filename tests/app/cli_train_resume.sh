@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `corrtrack train` killed with SIGKILL mid-run and resumed: the checkpoint on disk is whole, the
+# resumed run continues from its step, finishes at --steps, and metrics.jsonl holds every logged
+# step exactly once. Also: an existing run is never overwritten, --resume refuses another method.
+set -u
+BIN="$1"
+SRC="$2"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "FAIL $*"; exit 1; }
+
+"$BIN" -q cache build --input "$SRC/assets/sample/city.mp4" --size 64 --out "$TMP/c.ctc" >/dev/null || fail "cache build"
+TRAIN=(train --method mast --data "$TMP/c.ctc" --crop 32 --batch 2 --steps 40 --checkpoint-every 4 --log-every 2 --out "$TMP/run")
+"$BIN" -q "${TRAIN[@]}" >/dev/null 2>&1 &
+PID=$!
+for _ in $(seq 1 600); do
+  if [ -f "$TMP/run/metrics.jsonl" ] && grep -q '"step":1[0-9]' "$TMP/run/metrics.jsonl"; then break; fi
+  kill -0 $PID 2>/dev/null || break
+  sleep 0.1
+done
+kill -9 $PID 2>/dev/null || fail "the run ended before it could be killed"
+wait $PID 2>/dev/null
+[ -f "$TMP/run/last.ckpt" ] || fail "no checkpoint after the kill"
+STEP=$("$BIN" -q inspect checkpoint "$TMP/run/last.ckpt" | grep -m1 '^  "step"' | tr -dc 0-9)
+[ -n "$STEP" ] && [ $((STEP % 4)) -eq 0 ] && [ "$STEP" -ge 4 ] || fail "checkpoint step '$STEP' after the kill"
+echo "ok   killed at a checkpoint of step $STEP"
+
+"$BIN" -q "${TRAIN[@]}" >/dev/null 2>"$TMP/err" && fail "a second run overwrote the first"
+grep -q "already holds a run" "$TMP/err" || fail "no 'already holds a run' error: $(cat "$TMP/err")"
+"$BIN" -q train --method corrflow --data "$TMP/c.ctc" --crop 32 --steps 40 --out "$TMP/run" --resume >/dev/null 2>"$TMP/err" \
+  && fail "--resume accepted another method"
+grep -q "'mast'" "$TMP/err" || fail "method mismatch not named: $(cat "$TMP/err")"
+
+"$BIN" -q "${TRAIN[@]}" --resume >"$TMP/out.json" || fail "resume failed"
+grep -q "\"first_step\": $STEP" "$TMP/out.json" || fail "resumed at the wrong step: $(cat "$TMP/out.json")"
+grep -q '"last_step": 40' "$TMP/out.json" || fail "did not finish at step 40"
+STEPS=$(grep -o '"step":[0-9]*' "$TMP/run/metrics.jsonl" | tr -dc '0-9\n' | tr '\n' ' ')
+[ "$STEPS" = "$(seq -s ' ' 2 2 40) " ] || fail "metrics steps are '$STEPS'"
+[ -z "$(find "$TMP/run" -name '*.tmp-*')" ] || fail "temporary files left in the run folder"
+echo "ok   resumed from $STEP to 40; metrics hold steps 2..40 once each"
