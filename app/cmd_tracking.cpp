@@ -7,6 +7,8 @@
 #include "corrtrack/video.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <map>
 #include <filesystem>
 #include <memory>
 #include <sstream>
@@ -22,7 +24,10 @@ namespace {
 // Options shared by `propagate` and `bench propagate`.
 struct PropagateArgs {
   std::string video, frames, mask, davis, out, overlay, overlay_frames, overlay_mode = "blend", checkpoint, json;
-  std::string features = "random", sequences, size;
+  std::string features = "default", sequences, size;
+  // Engine options as parsed, to tell given values from defaults (a model's recommended
+  // protocol fills in the ones not given).
+  std::map<std::string, CLI::Option*> engine_opts;
   std::vector<std::string> anchors;
   PropagationConfig cfg;
   bool dense = false;
@@ -31,22 +36,60 @@ struct PropagateArgs {
 };
 
 void add_engine_options(CLI::App* c, PropagateArgs& a) {
-  c->add_option("--features", a.features, "Baseline features: pixels | random")->capture_default_str();
+  c->add_option("--features", a.features, "default (the bundled trained model) | pixels | random")->capture_default_str();
   c->add_option("--checkpoint", a.checkpoint, "Trained encoder checkpoint (overrides --features)");
   c->add_option("--seed", a.seed, "Seed of the random encoder")->capture_default_str();
-  c->add_option("--context", a.cfg.context, "Recent frames in the context")->capture_default_str();
-  c->add_option("--topk", a.cfg.topk, "Affinities kept per pixel")->capture_default_str();
-  c->add_option("--radius", a.cfg.radius, "Window radius on recent frames, feature cells (0 = none)")->capture_default_str();
-  c->add_option("--temperature", a.cfg.temperature, "Softmax temperature")->capture_default_str();
-  c->add_option("--scale", a.cfg.scale, "Internal resolution factor")->capture_default_str();
+  a.engine_opts["context"] = c->add_option("--context", a.cfg.context, "Recent frames in the context")->capture_default_str();
+  a.engine_opts["topk"] = c->add_option("--topk", a.cfg.topk, "Affinities kept per pixel")->capture_default_str();
+  a.engine_opts["radius"] = c->add_option("--radius", a.cfg.radius, "Window radius on recent frames, feature cells (0 = none)")->capture_default_str();
+  a.engine_opts["temperature"] = c->add_option("--temperature", a.cfg.temperature, "Softmax temperature")->capture_default_str();
+  a.engine_opts["mode"] = c->add_option("--mode", a.cfg.mode, "crw (context + top-k) | mast (long/short-term memory, ROI)")->capture_default_str();
+  a.engine_opts["roi_gap"] = c->add_option("--roi-gap", a.cfg.roi_gap, "mast: references farther than this many frames get ROI localisation")->capture_default_str();
+  a.engine_opts["scale"] = c->add_option("--scale", a.cfg.scale, "Internal resolution factor")->capture_default_str();
   c->add_option("--tile", a.cfg.tile, "Query tile side of the local-window affinity")->capture_default_str();
   c->add_flag("--dense", a.dense, "Dense all-pairs affinity, then masked (slow; for comparison)");
   c->add_option("--size", a.size, "Resize frames on decode, WxH (e.g. 854x480)");
 }
 
-std::unique_ptr<FeatureExtractor> make_features(const PropagateArgs& a) {
-  if (!a.checkpoint.empty()) return feature_extractor_load(a.checkpoint);
-  return feature_extractor_create(a.features, a.seed);
+std::string default_model_path() {
+  if (const char* env = std::getenv("CORRTRACK_MODEL")) return env;
+  return CORRTRACK_DEFAULT_MODEL;
+}
+
+// A checkpoint may recommend engine settings ("propagation" in its metadata); options given on
+// the command line win.
+void apply_recommended_protocol(const std::string& checkpoint, PropagateArgs& a) {
+  const auto meta = nlohmann::json::parse(checkpoint_metadata(checkpoint), nullptr, false);
+  if (meta.is_discarded() || !meta.contains("propagation")) return;
+  const auto& p = meta["propagation"];
+  auto unset = [&](const char* key) { return p.contains(key) && a.engine_opts.count(key) && a.engine_opts[key]->count() == 0; };
+  try {
+    if (unset("context")) a.cfg.context = p["context"].get<int>();
+    if (unset("topk")) a.cfg.topk = p["topk"].get<int>();
+    if (unset("radius")) a.cfg.radius = p["radius"].get<double>();
+    if (unset("temperature")) a.cfg.temperature = p["temperature"].get<double>();
+    if (unset("mode")) a.cfg.mode = p["mode"].get<std::string>();
+    if (unset("roi_gap")) a.cfg.roi_gap = p["roi_gap"].get<int>();
+    if (unset("scale")) a.cfg.scale = p["scale"].get<double>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("checkpoint '" + checkpoint + "' has an invalid 'propagation' entry: " + e.what());
+  }
+}
+
+std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a) {
+  std::string ckpt = a.checkpoint;
+  if (ckpt.empty() && a.features == "default") {
+    ckpt = default_model_path();
+    if (!fs::exists(ckpt)) {
+      throw Error("the default model '" + ckpt + "' is missing: use --features pixels|random or --checkpoint FILE");
+    }
+  }
+  if (ckpt.empty()) return feature_extractor_create(a.features, a.seed);
+  auto f = feature_extractor_load(ckpt);
+  apply_recommended_protocol(ckpt, a);
+  log_get("app")->info("features: {} ({}), mode {}, scale {}, radius {}, top-k {}, T {}", f->name(), ckpt, a.cfg.mode,
+                       a.cfg.scale, a.cfg.radius, a.cfg.topk, a.cfg.temperature);
+  return f;
 }
 
 FrameSourceOptions source_options(const PropagateArgs& a) {

@@ -163,7 +163,7 @@ void add_train_commands(CLI::App& app) {
 
   // ---- export ----
   struct ExportArgs {
-    std::string checkpoint, out;
+    std::string checkpoint, out, propagation;
     bool half = false;
   };
   auto ea = std::make_shared<ExportArgs>();
@@ -171,8 +171,9 @@ void add_train_commands(CLI::App& app) {
   ex->add_option("--checkpoint", ea->checkpoint, "Training checkpoint (RUN/last.ckpt)")->required();
   ex->add_option("--out", ea->out, "Model file to write")->required();
   ex->add_flag("--half", ea->half, "Store float16 weights (half the size; computed in float32)");
+  ex->add_option("--propagation", ea->propagation, "Recommended engine settings as JSON, e.g. '{\"scale\":0.5}'");
   ex->callback([ea] {
-    feature_encoder_export(ea->checkpoint, ea->out, ea->half);
+    feature_encoder_export(ea->checkpoint, ea->out, ea->half, ea->propagation);
     std::error_code ec;
     json_emit({{"model", ea->out}, {"bytes", fs::file_size(ea->out, ec)}, {"weights", ea->half ? "float16" : "float32"}});
   });

@@ -18,11 +18,11 @@ void check_pair(const torch::Tensor& a, const torch::Tensor& b, const char* what
 }
 
 // [1, K*K, H, W] with 0 where the offset stays inside the frame and -inf outside.
-torch::Tensor window_bias(int64_t h, int64_t w, int radius, const torch::TensorOptions& opts) {
+torch::Tensor window_bias(int64_t h, int64_t w, int radius, int dilation, const torch::TensorOptions& opts) {
   const int64_t k = 2 * radius + 1;
   auto ys = torch::arange(h, opts).view({1, h, 1});
   auto xs = torch::arange(w, opts).view({1, 1, w});
-  auto d = torch::arange(-radius, radius + 1, opts);
+  auto d = torch::arange(-radius, radius + 1, opts) * double(dilation);
   auto dy = d.view({k, 1}).expand({k, k}).reshape({k * k, 1, 1});
   auto dx = d.view({1, k}).expand({k, k}).reshape({k * k, 1, 1});
   auto yy = ys + dy, xx = xs + dx;
@@ -33,34 +33,38 @@ torch::Tensor window_bias(int64_t h, int64_t w, int radius, const torch::TensorO
 
 }  // namespace
 
-torch::Tensor local_window_scores(const torch::Tensor& q, const torch::Tensor& k, int radius, double scale) {
+torch::Tensor local_window_scores(const torch::Tensor& q, const torch::Tensor& k, int radius, double scale, int dilation) {
   check_pair(q, k, "local_window_scores");
   TORCH_CHECK(q.size(1) == k.size(1), "local_window_scores: query and key channels differ");
-  TORCH_CHECK(radius >= 0, "local_window_scores: radius must be >= 0");
+  TORCH_CHECK(radius >= 0 && dilation >= 1, "local_window_scores: radius must be >= 0 and dilation >= 1");
   const int64_t h = q.size(2), w = q.size(3);
-  auto kp = F::pad(k, F::PadFuncOptions({radius, radius, radius, radius}));
+  const int p = radius * dilation;
+  auto kp = F::pad(k, F::PadFuncOptions({p, p, p, p}));
   std::vector<torch::Tensor> scores;
   scores.reserve(size_t((2 * radius + 1) * (2 * radius + 1)));
   auto qs = scale == 1.0 ? q : q * scale;
   for (int dy = 0; dy <= 2 * radius; ++dy) {
     for (int dx = 0; dx <= 2 * radius; ++dx) {
-      scores.push_back((qs * kp.slice(2, dy, dy + h).slice(3, dx, dx + w)).sum(1));
+      const int y0 = dy * dilation, x0 = dx * dilation;
+      scores.push_back((qs * kp.slice(2, y0, y0 + h).slice(3, x0, x0 + w)).sum(1));
     }
   }
-  return torch::stack(scores, 1) + window_bias(h, w, radius, q.options());
+  return torch::stack(scores, 1) + window_bias(h, w, radius, dilation, q.options());
 }
 
-torch::Tensor local_window_gather(const torch::Tensor& wts, const torch::Tensor& v, int radius) {
+torch::Tensor local_window_gather(const torch::Tensor& wts, const torch::Tensor& v, int radius, int dilation) {
   check_pair(wts, v, "local_window_gather");
   const int64_t kk = (2 * radius + 1) * (2 * radius + 1);
   TORCH_CHECK(wts.size(1) == kk, "local_window_gather: weights need (2r+1)^2 channels");
   const int64_t h = v.size(2), w = v.size(3);
-  auto vp = F::pad(v, F::PadFuncOptions({radius, radius, radius, radius}));
+  const int p = radius * dilation;
+  auto vp = F::pad(v, F::PadFuncOptions({p, p, p, p}));
   torch::Tensor out;
   int64_t o = 0;
   for (int dy = 0; dy <= 2 * radius; ++dy) {
     for (int dx = 0; dx <= 2 * radius; ++dx, ++o) {
-      auto term = wts.slice(1, o, o + 1) * vp.slice(2, dy, dy + h).slice(3, dx, dx + w);
+      const int y0 = dy * dilation, x0 = dx * dilation;
+      auto term = wts.slice(1, o, o + 1) * vp.slice(2, y0, y0 + h).slice(3, x0, x0 + w);
       out = out.defined() ? out + term : term;
     }
   }

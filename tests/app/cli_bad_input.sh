@@ -65,7 +65,7 @@ expect_error train-missing-data "nowhere" -- train --method mast --data "$TMP/no
 expect_error train-corrupt-cache "bad.ctc" -- train --method mast --data "$TMP/bad.ctc" --out "$TMP/run"
 expect_error train-no-videos "novideos" -- train --method mast --data "$TMP/novideos" --out "$TMP/run"
 expect_error train-clips-too-short "shorter than the 9 frames" -- train --method corrflow --data "$TMP/short" --crop 32 --out "$TMP/run"
-expect_error train-bad-lr "learning rate" -- train --method mast --data "$TMP/short" --lr -1 --out "$TMP/run2"
+expect_error train-bad-lr "--lr" -- train --method mast --data "$TMP/short" --lr -1 --out "$TMP/run2"
 expect_error cache-corrupt "bad.ctc" -- cache inspect "$TMP/bad.ctc"
 expect_error export-not-a-checkpoint "bad.ckpt" -- export --checkpoint "$TMP/bad.ckpt" --out "$TMP/model.ckpt"
 

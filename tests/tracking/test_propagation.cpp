@@ -14,7 +14,8 @@ namespace {
 // In-memory frames: coloured squares moving right on a textured background.
 class SquaresSource : public FrameSource {
  public:
-  SquaresSource(int n, int w, int h, int objects) : m_n(n), m_w(w), m_h(h), m_objects(objects) {}
+  SquaresSource(int n, int w, int h, int objects, int jump_at = -1, int jump = 0)
+      : m_n(n), m_w(w), m_h(h), m_objects(objects), m_jump_at(jump_at), m_jump(jump) {}
   int64_t size() override { return m_n; }
   Image frame(int64_t k) override {
     Image img(m_w, m_h, 3);
@@ -40,8 +41,10 @@ class SquaresSource : public FrameSource {
       for (int y = y0; y < y0 + s; ++y) for (int x = x0; x < x0 + s; ++x) if (x >= 0 && y >= 0 && x < m_w && y < m_h) m.data[size_t(y) * m_w + x] = id;
     };
     // 40 px objects: 5 feature cells at stride 8, so stride quantisation stays small.
-    box(10 + 2 * static_cast<int>(k), 12, 40, 1);
-    if (m_objects > 1) box(m_w - 56 - 2 * static_cast<int>(k), m_h - 52, 40, 2);
+    // From frame jump_at on, both objects are `jump` pixels further along (a cut-like jump).
+    const int extra = (m_jump_at >= 0 && k >= m_jump_at) ? m_jump : 0;
+    box(10 + 2 * static_cast<int>(k) + extra, 12, 40, 1);
+    if (m_objects > 1) box(m_w - 56 - 2 * static_cast<int>(k) - extra, m_h - 52, 40, 2);
     return m;
   }
   bool next(Image& out) override { if (m_pos >= m_n) return false; out = frame(m_pos++); return true; }
@@ -50,7 +53,7 @@ class SquaresSource : public FrameSource {
   VideoInfo info() override { VideoInfo v; v.width = m_w; v.height = m_h; v.frame_count = m_n; return v; }
   const std::string& path() const override { return m_path; }
  private:
-  int m_n, m_w, m_h, m_objects;
+  int m_n, m_w, m_h, m_objects, m_jump_at, m_jump;
   int64_t m_pos = 0;
   std::string m_path = "squares";
 };
@@ -109,6 +112,35 @@ TEST(Propagation, FollowsTwoMovingObjects) {
     EXPECT_GT(iou_of(out[k], src.truth(k), 1), 0.8) << "frame " << k;
     EXPECT_GT(iou_of(out[k], src.truth(k), 2), 0.8) << "frame " << k;
   }
+}
+
+// Property: MAST memory mode tracks both objects over 24 frames although they jump 148 px at
+// frame 16: the 40 px objects land beyond the short-term windows (radius 12 cells = 96 px), but
+// the anchor is then more than roi_gap = 15 frames away and its ROI search (dilation 2, reach
+// 24 cells) finds them. Without ROI (roi_gap beyond the clip) the objects are lost.
+TEST(Propagation, MastMemoryModeRoiFollowsAJump) {
+  SquaresSource src(24, 256, 128, 2, /*jump_at=*/16, /*jump=*/148);
+  auto feats = feature_extractor_create("pixels");
+  auto run = [&](int roi_gap) {
+    PropagationConfig cfg;
+    cfg.mode = "mast";
+    cfg.roi_gap = roi_gap;
+    LabelPropagator prop(*feats, cfg);
+    std::map<int64_t, Image> out;
+    prop.run(src, {Anchor{0, src.truth(0)}}, [&](int64_t k, const Image& m, const Image&) { out[k] = m; });
+    EXPECT_EQ(out.size(), 24u);
+    return out;
+  };
+  auto with_roi = run(15);
+  for (int64_t k : {1, 15, 16, 20, 23}) {
+    EXPECT_GT(iou_of(with_roi[k], src.truth(k), 1), 0.7) << "frame " << k;
+    EXPECT_GT(iou_of(with_roi[k], src.truth(k), 2), 0.7) << "frame " << k;
+  }
+  auto without = run(1000);
+  EXPECT_LT(iou_of(without[23], src.truth(23), 1), 0.5);
+  PropagationConfig bad;
+  bad.mode = "xmem";
+  EXPECT_THROW(LabelPropagator(*feats, bad), Error);
 }
 
 TEST(Propagation, BackwardFromAMiddleAnchorAndSecondAnchor) {

@@ -90,7 +90,7 @@ void feature_extractor_save_random(const std::string& path, uint64_t seed) {
   checkpoint_save(path, *net, meta.dump());
 }
 
-void feature_encoder_export(const std::string& checkpoint, const std::string& out, bool half) {
+void feature_encoder_export(const std::string& checkpoint, const std::string& out, bool half, const std::string& propagation_json) {
   nlohmann::json meta;
   try {
     meta = nlohmann::json::parse(checkpoint_metadata(checkpoint));
@@ -109,6 +109,11 @@ void feature_encoder_export(const std::string& checkpoint, const std::string& ou
   meta.erase("optimizer");
   meta["exported_from"] = {{"step", meta.value("step", int64_t(0))}};
   meta["weights"] = half ? "float16" : "float32";
+  if (!propagation_json.empty()) {
+    auto p = nlohmann::json::parse(propagation_json, nullptr, false);
+    if (p.is_discarded() || !p.is_object()) throw Error("--propagation must be a JSON object, got '" + propagation_json + "'");
+    meta["propagation"] = p;
+  }
   checkpoint_save(out, *net, meta.dump());
 }
 

@@ -3,11 +3,13 @@
 // temperature, soft labels fed back, bilinear upsampling and argmax. Only the context's
 // features are held, so memory does not grow with the length of the video.
 #include "corrtrack/tracking.h"
+#include "corrtrack/train.h"
 
 #include <algorithm>
 #include <cmath>
 #include <deque>
 #include <limits>
+#include <map>
 
 namespace F = torch::nn::functional;
 
@@ -218,6 +220,8 @@ LabelPropagator::LabelPropagator(FeatureExtractor& features, PropagationConfig c
   if (!(m_config.temperature > 0)) throw Error("--temperature must be > 0");
   if (m_config.tile < 1) throw Error("--tile must be >= 1");
   if (!(m_config.scale > 0) || m_config.scale > 4) throw Error("--scale must be in (0, 4]");
+  if (m_config.mode != "crw" && m_config.mode != "mast") throw Error("--mode must be crw or mast, got '" + m_config.mode + "'");
+  if (m_config.mode == "mast" && (m_config.radius < 1 || m_config.radius > 64)) throw Error("--radius must be in [1, 64] in mast mode");
 }
 
 PropagationResult LabelPropagator::run(FrameSource& source, std::vector<Anchor> anchors, const MaskSink& sink,
@@ -342,6 +346,100 @@ PropagationResult LabelPropagator::run(FrameSource& source, std::vector<Anchor> 
     }
   };
 
+  // MAST memory mode (PROTOCOLS.md): references at segment positions {0, 5} and {p-1, p-3, p-5};
+  // each contributes a square window, far ones (gap > roi_gap) around a per-pixel ROI offset.
+  struct Memory {
+    torch::Tensor feat;    // [1, C, h, w]
+    torch::Tensor labels;  // [1, L, h, w]
+  };
+  auto propagate_segment_mast = [&](const Anchor& anchor, const Image& anchor_frame, const std::vector<int64_t>& frames) {
+    if (frames.empty()) return;
+    const int R = static_cast<int>(m_config.radius);
+    const double inv_t = 1.0 / m_config.temperature;
+    std::map<int64_t, Memory> memory;
+    memory[0] = {features_of(anchor_frame).unsqueeze(0), g.labels_from_mask(anchor.mask, L).unsqueeze(0)};
+    for (size_t j = 0; j < frames.size(); ++j) {
+      if (cancelled()) return;
+      const int64_t t = frames[j], pos = static_cast<int64_t>(j) + 1;
+      const Image frame = read_frame(t);
+      if (frame.width != g.W || frame.height != g.H) throw Error("frame " + std::to_string(t) + " of '" + source.path() + "' changes size");
+      auto q = features_of(frame).unsqueeze(0);
+      torch::Tensor labels;
+      {
+        StageScope s(&result.stages, "affinity");
+        std::vector<int64_t> refs;
+        for (int64_t r : {int64_t(0), int64_t(5), pos - 1, pos - 3, pos - 5}) {
+          if (r >= 0 && r < pos && memory.count(r) && std::find(refs.begin(), refs.end(), r) == refs.end()) refs.push_back(r);
+        }
+        std::vector<torch::Tensor> scores, windows;  // per reference: [1, K2, h, w] and, for ROI ones, labels [K2, L, h, w]
+        for (int64_t r : refs) {
+          const auto& m = memory[r];
+          const int64_t gap = pos - r;
+          if (gap <= m_config.roi_gap) {
+            scores.push_back(local_window_scores(q, m.feat, R, inv_t));
+            windows.push_back(torch::Tensor());
+            continue;
+          }
+          // ROI: dilated correlation, softmax, expected offset (in cells) per query pixel.
+          const int d = static_cast<int>(std::min<int64_t>(4, gap / m_config.roi_gap + 1));
+          auto p = torch::softmax(local_window_scores(q, m.feat, R, inv_t, d), 1);  // [1, K2, h, w]
+          auto offs = torch::arange(-R, R + 1, torch::kFloat) * double(d);
+          const int64_t k = 2 * R + 1;
+          auto oy = offs.view({k, 1}).expand({k, k}).reshape({1, k * k, 1, 1});
+          auto ox = offs.view({1, k}).expand({k, k}).reshape({1, k * k, 1, 1});
+          auto cy = (p * oy).sum(1).squeeze(0), cx = (p * ox).sum(1).squeeze(0);  // [h, w]
+          auto ys = torch::arange(g.h, torch::kFloat).view({g.h, 1}) + cy;
+          auto xs = torch::arange(g.w, torch::kFloat).view({1, g.w}) + cx;
+          std::vector<torch::Tensor> sc, lw;
+          for (int dy = -R; dy <= R; ++dy) {
+            for (int dx = -R; dx <= R; ++dx) {
+              auto py = ys + dy, px = xs + dx;
+              // grid_sample coordinates in [-1, 1] with align_corners=true: cell centres at the ends.
+              auto grid = torch::stack({px * (2.0 / std::max<int64_t>(1, g.w - 1)) - 1.0,
+                                        py * (2.0 / std::max<int64_t>(1, g.h - 1)) - 1.0}, -1).unsqueeze(0);
+              auto opts = F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(true);
+              auto kf = F::grid_sample(m.feat, grid, opts);
+              auto inside = (py >= 0) & (py <= g.h - 1) & (px >= 0) & (px <= g.w - 1);
+              auto sco = ((q * kf).sum(1).squeeze(0) * inv_t).masked_fill(~inside, -std::numeric_limits<float>::infinity());
+              sc.push_back(sco);
+              lw.push_back(F::grid_sample(m.labels, grid, opts).squeeze(0));
+            }
+          }
+          scores.push_back(torch::stack(sc).unsqueeze(0));
+          windows.push_back(torch::stack(lw));
+        }
+        // One joint softmax over every reference's window.
+        auto all = torch::softmax(torch::cat(scores, 1), 1);
+        int64_t at = 0;
+        for (size_t i = 0; i < refs.size(); ++i) {
+          const int64_t kk = scores[i].size(1);
+          auto w = all.narrow(1, at, kk);
+          at += kk;
+          auto part = windows[i].defined() ? (w.squeeze(0).unsqueeze(1) * windows[i]).sum(0).unsqueeze(0)
+                                           : local_window_gather(w, memory[refs[i]].labels, R);
+          labels = labels.defined() ? labels + part : part;
+        }
+      }
+      Image mask;
+      {
+        StageScope s(&result.stages, "labels");
+        mask = g.mask_from_labels(labels.squeeze(0));
+      }
+      emit(t, mask, frame);
+      memory[pos] = {q, labels};
+      // Keep the long-term references and the last five frames only.
+      for (auto it = memory.begin(); it != memory.end();) {
+        const int64_t r = it->first;
+        if (r == 0 || r == 5 || r > pos - 5) ++it;
+        else it = memory.erase(it);
+      }
+    }
+  };
+  auto segment = [&](const Anchor& anchor, const Image& anchor_frame, const std::vector<int64_t>& frames) {
+    if (m_config.mode == "mast") propagate_segment_mast(anchor, anchor_frame, frames);
+    else propagate_segment(anchor, anchor_frame, frames);
+  };
+
   auto clean = [](Image m) {
     for (auto& v : m.data) if (v == 255) v = 0;
     return m;
@@ -351,7 +449,7 @@ PropagationResult LabelPropagator::run(FrameSource& source, std::vector<Anchor> 
   {
     std::vector<int64_t> back;
     for (int64_t t = anchors.front().frame - 1; t >= 0; --t) back.push_back(t);
-    propagate_segment(anchors.front(), first, back);
+    segment(anchors.front(), first, back);
   }
   for (size_t i = 0; i < anchors.size() && !result.cancelled; ++i) {
     const Image anchor_frame = i == 0 ? first : read_frame(anchors[i].frame);
@@ -359,7 +457,7 @@ PropagationResult LabelPropagator::run(FrameSource& source, std::vector<Anchor> 
     const int64_t end = i + 1 < anchors.size() ? anchors[i + 1].frame : n;
     std::vector<int64_t> fwd;
     for (int64_t t = anchors[i].frame + 1; t < end; ++t) fwd.push_back(t);
-    propagate_segment(anchors[i], anchor_frame, fwd);
+    segment(anchors[i], anchor_frame, fwd);
   }
   result.seconds = time_now_s() - t0;
   return result;

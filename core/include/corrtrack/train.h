@@ -62,9 +62,11 @@ struct LrSchedule {
 // Scores of every query cell against the (2r+1)^2 key cells around the same position:
 // q, k [B, C, H, W] -> [B, (2r+1)^2, H, W], offsets in row-major order (dy outer, dx inner),
 // scaled by `scale`; keys outside the frame get -inf. Memory O(B (2r+1)^2 H W), never O(C (2r+1)^2 H W).
-torch::Tensor local_window_scores(const torch::Tensor& q, const torch::Tensor& k, int radius, double scale = 1.0);
+// With dilation d the offsets are d * (dy, dx) (MAST's ROI localisation).
+torch::Tensor local_window_scores(const torch::Tensor& q, const torch::Tensor& k, int radius, double scale = 1.0,
+                                  int dilation = 1);
 // Weighted sum of values over the same windows: w [B, (2r+1)^2, H, W], v [B, D, H, W] -> [B, D, H, W].
-torch::Tensor local_window_gather(const torch::Tensor& w, const torch::Tensor& v, int radius);
+torch::Tensor local_window_gather(const torch::Tensor& w, const torch::Tensor& v, int radius, int dilation = 1);
 // softmax over each window of scale * q.k, then the weighted sum of v.
 torch::Tensor local_window_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                      int radius, double scale = 1.0);

@@ -34,8 +34,10 @@ std::unique_ptr<FeatureExtractor> feature_extractor_create(const std::string& ki
 std::unique_ptr<FeatureExtractor> feature_extractor_load(const std::string& checkpoint,
                                                          torch::Device device = torch::kCPU);
 // Writes the encoder of a training checkpoint alone (no optimiser state, no method heads), with
-// float16 weights when `half` (loaded back as float32), for bundling and sharing.
-void feature_encoder_export(const std::string& checkpoint, const std::string& out, bool half);
+// float16 weights when `half` (loaded back as float32), for bundling and sharing. A non-empty
+// `propagation_json` (e.g. {"scale":0.5}) is stored as the engine settings the model recommends.
+void feature_encoder_export(const std::string& checkpoint, const std::string& out, bool half,
+                            const std::string& propagation_json = "");
 // Writes the random baseline encoder as a checkpoint (for tests and as a format example).
 void feature_extractor_save_random(const std::string& path, uint64_t seed);
 
@@ -52,6 +54,11 @@ struct PropagationConfig {
   bool local_window = true;    // false: dense all-pairs affinity then masked (for comparison)
   int tile = 8;                // query tile side for the local-window computation
   double scale = 1.0;          // internal resolution: frames are resized by this before features
+  // "crw": the protocol above. "mast": MAST's memory - long-term references {0, 5} of the segment
+  // and short-term {t-1, t-3, t-5}, a (2*radius+1)^2 square window in each, ROI localisation for
+  // references more than roi_gap frames away, one joint softmax (temperature applies, no top-k).
+  std::string mode = "crw";
+  int roi_gap = 15;
 };
 
 // An annotated frame: its index and its object-index mask (0 background, 1..N, 255 void).
