@@ -8,8 +8,9 @@ BIN="$BUILD/app/corrtrack"
 SAMPLE=assets/sample/city.mp4
 MASK=assets/sample/city_00000.png
 OUT=out/demo
-FEATURES=(--features random)
-if [ -f assets/models/default.ckpt ]; then FEATURES=(--checkpoint assets/models/default.ckpt); fi
+# The bundled trained model (assets/models/default.ckpt) is the command's default.
+FEATURES=(--features default)
+if [ ! -f assets/models/default.ckpt ]; then FEATURES=(--features pixels); fi
 
 "$BIN" inspect video "$SAMPLE"
 "$BIN" propagate --video "$SAMPLE" --mask "$MASK" "${FEATURES[@]}" --out "$OUT/masks" --overlay "$OUT/overlay.mp4"

@@ -11,6 +11,7 @@ PKGS=(
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   qt6-base-dev qt6-charts-dev libgl-dev xvfb xauth
+  dataset-fashion-mnist
 )
 
 missing=()

@@ -33,6 +33,14 @@ if [ -d "$DATA/labelme-street-2obj" ]; then
   # Propagation from a true first mask keeps J&F well above the empty prediction's 0.
   jf=$(sed -n 2p "$TMP/davis/global_results.csv" | cut -d, -f1)
   check "J&F $jf above 0.5" awk -v v="$jf" 'BEGIN { exit !(v > 0.5) }'
+  # The bundled trained model (the default features) must beat the colour baseline here.
+  if [ -f "$SRC/assets/models/default.ckpt" ]; then
+    "$BIN" -q propagate --davis "$DATA/labelme-street-2obj" --out "$TMP/davis-default"
+    check "propagate with the default model exits 0" test $? -eq 0
+    "$BIN" -q eval --davis "$DATA/labelme-street-2obj" --results "$TMP/davis-default" > /dev/null
+    jfd=$(sed -n 2p "$TMP/davis-default/global_results.csv" | cut -d, -f1)
+    check "default model J&F $jfd above the pixels baseline $jf" awk -v a="$jfd" -v b="$jf" 'BEGIN { exit !(a > b) }'
+  fi
 else
   echo "skip DAVIS-layout part: no shared data at $DATA"
 fi

@@ -215,4 +215,19 @@ struct ClipCacheBuildReport {
 ClipCacheBuildReport clip_cache_build(const std::vector<std::string>& inputs, const std::string& out_path,
                                       int short_side, const ProgressCallback& progress = nullptr);
 
+// ---------------------------------------------------------------------------------------------
+// Labelled image sets (image methods)
+// ---------------------------------------------------------------------------------------------
+
+struct ImageDataset {
+  std::string name;
+  torch::Tensor images;              // uint8 [N, C, H, W]
+  torch::Tensor labels;              // int64 [N]
+  std::vector<std::string> classes;
+};
+// "fashion-mnist" (Debian's dataset-fashion-mnist, or CORRTRACK_FASHION_MNIST=DIR): 60k train /
+// 10k test, 1x28x28. Otherwise an ImageFolder root (<root>/<class>/<image>, optional train/ and
+// test/ splits), images resized to size x size RGB. Throws Error naming what is missing.
+ImageDataset image_dataset_load(const std::string& spec, bool train, int size = 32);
+
 }  // namespace corrtrack
