@@ -3,6 +3,7 @@
 
 #include "cli_common.h"
 #include "corrtrack/core.h"
+#include "corrtrack/image_methods.h"
 #include "corrtrack/tracking.h"
 #include "corrtrack/train.h"
 #include "corrtrack/video.h"
@@ -23,12 +24,14 @@ struct TrainArgs {
   std::string method, out, device = "auto", schedule = "constant";
   std::vector<std::string> data;
   VideoMethodConfig video;
+  ImageMethodConfig image;
   OptimizerConfig opt;
   TrainOptions run;
   int64_t warmup = 0;
   std::vector<int64_t> milestones;
   double gamma = 0.5;
   int cache_size = 256;
+  bool image_batch_given = false;
 };
 
 torch::Device pick_device(const std::string& name) {
@@ -42,14 +45,22 @@ torch::Device pick_device(const std::string& name) {
   throw Error("--device must be cpu, cuda or auto, got '" + name + "'");
 }
 
-bool is_method(const std::string& m) {
+bool is_video_method(const std::string& m) {
   for (const auto& n : video_method_names()) if (n == m) return true;
   return false;
 }
 
+bool is_image_method(const std::string& m) {
+  for (const auto& n : image_method_names()) if (n == m) return true;
+  return false;
+}
+
+bool is_method(const std::string& m) { return is_video_method(m) || is_image_method(m); }
+
 std::string method_list() {
   std::string s;
   for (const auto& n : video_method_names()) s += (s.empty() ? "" : ", ") + n;
+  for (const auto& n : image_method_names()) s += ", " + n;
   return s;
 }
 
@@ -82,8 +93,13 @@ std::shared_ptr<const ClipCache> open_training_data(const TrainArgs& a) {
 
 void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--method", a.method, "Method: " + method_list())->required();
-  c->add_option("--data", a.data, "Clip cache file, or videos / frame folders / DAVIS roots")->required();
-  c->add_option("--batch", a.video.batch, "Clips per step")->capture_default_str();
+  c->add_option("--data", a.data, "Video methods: clip cache, videos, frame folders, DAVIS roots. Image methods: fashion-mnist or an image folder")->required();
+  c->add_option("--batch", a.video.batch, "Clips (video methods; default 12) or images (image methods; default 256) per step");
+  c->add_option("--encoder", a.image.encoder.kind, "Image methods: convnet | resnet18")->capture_default_str();
+  c->add_option("--temperature", a.image.temperature, "Image methods: softmax temperature (0 = the method's default)")->capture_default_str();
+  c->add_option("--clusters", a.image.clusters, "Image methods: prototypes / clusters (0 = the method's default)")->capture_default_str();
+  c->add_option("--queue", a.image.queue, "Image methods: MoCo/PCL queue length, NPID noise samples")->capture_default_str();
+  c->add_option("--image-size", a.image.augment.size, "Image methods: view size (ImageFolder images are resized to it)")->capture_default_str();
   c->add_option("--crop", a.video.sampler.crop, "Training crop side in pixels")->capture_default_str();
   c->add_option("--min-scale", a.video.sampler.min_scale, "Smallest crop area fraction")->capture_default_str();
   c->add_option("--jitter", a.video.sampler.jitter, "Colour jitter strength")->capture_default_str();
@@ -99,6 +115,19 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--seed", a.run.seed, "Seed (initialisation and batches)")->capture_default_str();
   c->add_option("--device", a.device, "cpu | cuda | auto")->capture_default_str();
   c->add_option("--cache-size", a.cache_size, "Short side of frames decoded into the run's cache")->capture_default_str();
+}
+
+std::unique_ptr<TrainableMethod> make_image_method(TrainArgs& a) {
+  auto data = image_dataset_load(a.data.size() == 1 ? a.data[0] : std::string(), /*train=*/true, a.image.augment.size);
+  a.image.method = a.method;
+  a.image.seed = a.run.seed;
+  a.image.total_steps = a.run.steps;
+  a.image.encoder.in_channels = int(data.images.size(1));
+  if (a.image_batch_given) a.image.batch = a.video.batch;
+  if (data.images.size(2) != a.image.augment.size) a.image.augment.size = int(data.images.size(2));
+  log_get("app")->info("training {} on {} ({} images, {}x{}x{})", a.method, data.name, data.images.size(0), data.images.size(1),
+                       data.images.size(2), data.images.size(3));
+  return image_method_create(a.image, data.images, data.labels);
 }
 
 std::unique_ptr<TrainableMethod> make_method(TrainArgs& a, std::shared_ptr<const ClipCache> cache) {
@@ -139,7 +168,7 @@ void add_train_commands(CLI::App& app) {
   train->add_option("--checkpoint-every", args->run.checkpoint_every, "Steps between checkpoints")->capture_default_str();
   train->add_option("--log-every", args->run.log_every, "Steps between metrics.jsonl lines")->capture_default_str();
   train->add_option("--time-budget", args->run.time_budget_s, "Stop after this many seconds of training (0 = off)")->capture_default_str();
-  train->callback([args] {
+  train->callback([args, train] {
     auto& a = *args;
     if (!is_method(a.method)) throw Error("unknown method '" + a.method + "': use one of " + method_list());
     if (a.run.checkpoint_every < 1 || a.run.log_every < 1) throw Error("--checkpoint-every and --log-every must be >= 1");
@@ -148,11 +177,18 @@ void add_train_commands(CLI::App& app) {
     if (!a.run.resume && fs::exists(fs::path(a.out) / "last.ckpt")) {
       throw Error("'" + a.out + "' already holds a run (last.ckpt): add --resume to continue it, or choose another --out");
     }
-    auto cache = open_training_data(a);
-    auto method = make_method(a, cache);
+    a.image_batch_given = train->get_option("--batch")->count() > 0;
+    std::shared_ptr<const ClipCache> cache;
+    std::unique_ptr<TrainableMethod> method;
+    if (is_image_method(a.method)) {
+      method = make_image_method(a);
+    } else {
+      cache = open_training_data(a);
+      method = make_method(a, cache);
+      log_get("app")->info("training {} on {} ({} videos, {} frames) on {}", a.method, cache->path(), cache->videos().size(),
+                           cache->total_frames(), a.run.device.str());
+    }
     a.run.command_json = command_json(a);
-    log_get("app")->info("training {} on {} ({} videos, {} frames) on {}", a.method, cache->path(), cache->videos().size(),
-                         cache->total_frames(), a.run.device.str());
     const auto s = train_run(*method, a.opt, make_schedule(a), a.run);
     json out = {{"method", a.method}, {"checkpoint", s.checkpoint}, {"first_step", s.first_step}, {"last_step", s.last_step},
                 {"skipped_steps", s.skipped_steps}, {"seconds", s.seconds}, {"ms_per_step", s.ms_per_step},
@@ -176,6 +212,42 @@ void add_train_commands(CLI::App& app) {
     feature_encoder_export(ea->checkpoint, ea->out, ea->half, ea->propagation);
     std::error_code ec;
     json_emit({{"model", ea->out}, {"bytes", fs::file_size(ea->out, ec)}, {"weights", ea->half ? "float16" : "float32"}});
+  });
+
+  // ---- eval-image ----
+  struct EvalImageArgs {
+    std::string checkpoint, data = "fashion-mnist", features = "pixels", json;
+    ImageEncoderConfig random_encoder;
+    int linear_epochs = 10, size = 32;
+    uint64_t seed = 0;
+  };
+  auto ia = std::make_shared<EvalImageArgs>();
+  auto* ei = app.add_subcommand("eval-image", "kNN, linear probe, NMI, alignment and uniformity of an image encoder");
+  ei->add_option("--checkpoint", ia->checkpoint, "Image-method checkpoint (RUN/last.ckpt)");
+  ei->add_option("--features", ia->features, "Without --checkpoint: pixels | random")->capture_default_str();
+  ei->add_option("--encoder", ia->random_encoder.kind, "Encoder of --features random: convnet | resnet18")->capture_default_str();
+  ei->add_option("--data", ia->data, "fashion-mnist or an image folder with train/ and test/")->capture_default_str();
+  ei->add_option("--image-size", ia->size, "Image folder: images resized to this")->capture_default_str();
+  ei->add_option("--linear-epochs", ia->linear_epochs, "Linear probe epochs")->capture_default_str();
+  ei->add_option("--seed", ia->seed, "Seed (random encoder, k-means, probe)")->capture_default_str();
+  ei->add_option("--json", ia->json, "Also write the JSON here");
+  ei->callback([ia] {
+    const auto train = image_dataset_load(ia->data, true, ia->size);
+    const auto test = image_dataset_load(ia->data, false, ia->size);
+    ia->random_encoder.in_channels = int(train.images.size(1));
+    torch::manual_seed(ia->seed);
+    ImageEvalOptions o;
+    o.linear_epochs = ia->linear_epochs;
+    o.seed = ia->seed;
+    const auto r = image_evaluate(ia->checkpoint, ia->features, ia->random_encoder, train.images, train.labels, test.images,
+                                  test.labels, int64_t(train.classes.size()), o);
+    json j = {{"data", train.name}, {"checkpoint", ia->checkpoint}, {"features", ia->checkpoint.empty() ? ia->features : "checkpoint"},
+              {"knn_top1", r.knn_top1_k200}, {"knn_top1_k20", r.knn_top1_k20}, {"knn_top1_k200", r.knn_top1_k200},
+              {"linear_top1", r.linear_top1}, {"nmi", r.nmi_kmeans}, {"alignment", r.alignment}, {"uniformity", r.uniformity},
+              {"train_images", r.train_images}, {"test_images", r.test_images}};
+    if (r.nmi_head >= 0) j["nmi_cluster_head"] = r.nmi_head;
+    if (!ia->json.empty()) json_emit(j, ia->json);
+    json_emit(j);
   });
 
   // ---- cache ----
@@ -212,17 +284,25 @@ void add_train_benchmarks(CLI::App& bench) {
   add_train_options(bt, *args);
   args->run.steps = 20;
   bt->add_option("--warmup-steps", args->warmup, "Untimed steps first")->capture_default_str();
-  bt->callback([args] {
+  bt->callback([args, bt] {
     auto& a = *args;
     a.run.device = pick_device(a.device);
+    a.image_batch_given = bt->get_option("--batch")->count() > 0;
     const auto tmp = fs::temp_directory_path() / ("corrtrack-bench-" + std::to_string(::getpid()));
     a.out = tmp.string();
     struct Cleanup {
       fs::path p;
       ~Cleanup() { std::error_code ec; fs::remove_all(p, ec); }
     } cleanup{tmp};
-    auto cache = open_training_data(a);
-    auto method = make_method(a, cache);
+    std::shared_ptr<const ClipCache> cache;
+    std::unique_ptr<TrainableMethod> method;
+    if (is_image_method(a.method)) {
+      method = make_image_method(a);
+    } else {
+      cache = open_training_data(a);
+      method = make_method(a, cache);
+    }
+    const int batch = is_image_method(a.method) ? (a.image_batch_given ? a.video.batch : a.image.batch) : a.video.batch;
     // Untimed warm-up steps, then the timed run (both through the real loop).
     TrainOptions warm = a.run;
     warm.out_dir = (tmp / "warm").string();
@@ -236,8 +316,11 @@ void add_train_benchmarks(CLI::App& bench) {
     timed.progress = [](const ProgressInfo&) {};
     peak_rss_reset();
     const auto s = train_run(*method, a.opt, LrSchedule{}, timed);
-    json_emit({{"method", a.method}, {"device", a.run.device.str()}, {"batch", a.video.batch}, {"crop", a.video.sampler.crop},
-               {"steps", s.last_step}, {"ms_per_step", s.ms_per_step}, {"clips_per_s", s.samples_per_s},
+    json_emit({{"method", a.method}, {"device", a.run.device.str()}, {"batch", batch},
+               {"size", is_image_method(a.method) ? a.image.augment.size : a.video.sampler.crop},
+               {"encoder", is_image_method(a.method) ? a.image.encoder.kind : "resnet18-stride4"},
+               {"steps", s.last_step}, {"ms_per_step", s.ms_per_step},
+               {is_image_method(a.method) ? "images_per_s" : "clips_per_s", s.samples_per_s},
                {"threads", torch::get_num_threads()}, {"peak_rss_mb", peak_rss_bytes() / 1048576.0}});
   });
 

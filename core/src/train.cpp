@@ -180,8 +180,10 @@ TrainSummary train_run(TrainableMethod& method, const OptimizerConfig& opt_cfg, 
       throw Error("--resume: '" + ckpt + "' was trained with method '" + was + "', not '" + method.name() + "'");
     }
     const json mine = parse_object(method.metadata_json(), "method metadata");
-    if (mine.contains("encoder") && meta.contains("encoder") && mine["encoder"] != meta["encoder"]) {
-      throw Error("--resume: '" + ckpt + "' holds another encoder architecture than this run's options");
+    for (const char* key : {"encoder", "image_encoder"}) {
+      if (mine.contains(key) && meta.contains(key) && mine[key] != meta[key]) {
+        throw Error("--resume: '" + ckpt + "' holds another encoder architecture than this run's options");
+      }
     }
     checkpoint_load(ckpt, method.module());
     start = meta.value("step", int64_t(0));
