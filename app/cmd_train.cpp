@@ -96,6 +96,7 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--data", a.data, "Video methods: clip cache, videos, frame folders, DAVIS roots. Image methods: fashion-mnist or an image folder")->required();
   c->add_option("--batch", a.video.batch, "Clips (video methods; default 12) or images (image methods; default 256) per step");
   c->add_option("--encoder", a.image.encoder.kind, "Image methods: convnet | resnet18")->capture_default_str();
+  c->add_option("--width", a.image.encoder.width, "Image methods: ConvNet base width (features = 4 x width)")->capture_default_str();
   c->add_option("--temperature", a.image.temperature, "Image methods: softmax temperature (0 = the method's default)")->capture_default_str();
   c->add_option("--clusters", a.image.clusters, "Image methods: prototypes / clusters (0 = the method's default)")->capture_default_str();
   c->add_option("--queue", a.image.queue, "Image methods: MoCo/PCL queue length, NPID noise samples")->capture_default_str();
@@ -226,12 +227,20 @@ void add_train_commands(CLI::App& app) {
   ei->add_option("--checkpoint", ia->checkpoint, "Image-method checkpoint (RUN/last.ckpt)");
   ei->add_option("--features", ia->features, "Without --checkpoint: pixels | random")->capture_default_str();
   ei->add_option("--encoder", ia->random_encoder.kind, "Encoder of --features random: convnet | resnet18")->capture_default_str();
+  ei->add_option("--width", ia->random_encoder.width, "ConvNet width of --features random")->capture_default_str();
   ei->add_option("--data", ia->data, "fashion-mnist or an image folder with train/ and test/")->capture_default_str();
   ei->add_option("--image-size", ia->size, "Image folder: images resized to this")->capture_default_str();
   ei->add_option("--linear-epochs", ia->linear_epochs, "Linear probe epochs")->capture_default_str();
   ei->add_option("--seed", ia->seed, "Seed (random encoder, k-means, probe)")->capture_default_str();
   ei->add_option("--json", ia->json, "Also write the JSON here");
   ei->callback([ia] {
+    if (!ia->checkpoint.empty()) {  // refuse a foreign checkpoint before loading any data
+      const auto meta = json::parse(checkpoint_metadata(ia->checkpoint), nullptr, false);
+      if (meta.is_discarded() || !meta.contains("image_encoder")) {
+        throw Error("checkpoint '" + ia->checkpoint + "' is not an image-method checkpoint (method '" +
+                    (meta.is_discarded() ? std::string("?") : meta.value("method", std::string("?"))) + "')");
+      }
+    }
     const auto train = image_dataset_load(ia->data, true, ia->size);
     const auto test = image_dataset_load(ia->data, false, ia->size);
     ia->random_encoder.in_channels = int(train.images.size(1));

@@ -164,4 +164,23 @@ double knn_top1(const torch::Tensor& train_features, const torch::Tensor& train_
   return te.size(0) ? static_cast<double>(correct) / te.size(0) : 0.0;
 }
 
+torch::Tensor byol_loss(const torch::Tensor& p, const torch::Tensor& z) {
+  return (2.0 - 2.0 * F::cosine_similarity(p, z, F::CosineSimilarityFuncOptions().dim(1))).mean();
+}
+
+torch::Tensor swapped_prediction_loss(const torch::Tensor& scores, const torch::Tensor& codes, double tau) {
+  return -(codes * torch::log_softmax(scores / tau, 1)).sum(1).mean();
+}
+
+torch::Tensor proto_nce_loss(const torch::Tensor& q, const torch::Tensor& prototypes, const torch::Tensor& phi,
+                             const torch::Tensor& assign) {
+  return info_nce_loss(torch::mm(q, prototypes.t()) / phi.unsqueeze(0), assign);
+}
+
+void memory_bank_update(torch::Tensor& bank, const torch::Tensor& idx, const torch::Tensor& v, double momentum) {
+  torch::NoGradGuard ng;
+  auto mixed = momentum * bank.index_select(0, idx) + (1.0 - momentum) * v;
+  bank.index_copy_(0, idx, F::normalize(mixed, F::NormalizeFuncOptions().dim(1)));
+}
+
 }  // namespace corrtrack

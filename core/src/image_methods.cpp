@@ -311,8 +311,7 @@ class MoCo : public ImageMethod {
     std::vector<std::pair<std::string, double>> metrics;
     if (m_cfg.method == "pcl" && m_protos.defined()) {
       auto assign = m_assign.index_select(0, idx.to(m_assign.device()));
-      auto proto_logits = torch::mm(q, m_protos.t()) / m_phi.unsqueeze(0);
-      auto proto = info_nce_loss(proto_logits, assign);
+      auto proto = proto_nce_loss(q, m_protos, m_phi, assign);
       metrics.push_back({"proto_loss", proto.item<double>()});
       loss = loss + proto;
     }
@@ -375,7 +374,7 @@ class Byol : public ImageMethod {
       t1 = unit(m_t_proj(m_t_enc(v1)));
       t2 = unit(m_t_proj(m_t_enc(v2)));
     }
-    auto loss = (2 - 2 * (p1 * t2).sum(1)).mean() + (2 - 2 * (p2 * t1).sum(1)).mean();
+    auto loss = byol_loss(p1, t2) + byol_loss(p2, t1);
     return {loss, {}, m_cfg.batch};
   }
   void after_step(int64_t step, int64_t total) override {
@@ -413,7 +412,7 @@ class Swav : public ImageMethod {
       auto q = sinkhorn_knopp(scores[size_t(g)].detach(), 0.05, 3);
       for (int v = 0; v < 4; ++v) {
         if (v == g) continue;
-        loss = loss - (q * torch::log_softmax(scores[size_t(v)] / m_tau, 1)).sum(1).mean();
+        loss = loss + swapped_prediction_loss(scores[size_t(v)], q, m_tau);
         ++terms;
       }
     }
@@ -445,9 +444,7 @@ class Npid : public ImageMethod {
     return {info_nce_loss(logits, zeros), {}, m_cfg.batch};
   }
   void after_step(int64_t, int64_t) override {
-    torch::NoGradGuard ng;
-    auto& [idx, v] = m_last;
-    m_bank.index_copy_(0, idx, unit(0.5 * m_bank.index_select(0, idx) + 0.5 * v));
+    memory_bank_update(m_bank, m_last.first, m_last.second, 0.5);
   }
  private:
   nn::Linear m_proj{nullptr};

@@ -173,7 +173,14 @@ torch::Tensor kmeans(const torch::Tensor& points, int k, int iterations, torch::
     chosen.push_back(next);
     d2 = torch::minimum(d2, (x - x[next]).pow(2).sum(1));
   }
-  auto centres = x.index({torch::tensor(chosen)}).clone();
+  return kmeans_lloyd(x, x.index({torch::tensor(chosen)}).clone(), iterations);
+}
+
+torch::Tensor kmeans_lloyd(const torch::Tensor& points, torch::Tensor centres, int iterations) {
+  torch::NoGradGuard ng;
+  auto x = points.to(torch::kFloat).contiguous();
+  centres = centres.to(torch::kFloat).clone();
+  const int64_t n = x.size(0), k = centres.size(0);
   for (int it = 0; it < iterations; ++it) {
     auto assign = kmeans_assign(x, centres);
     auto sums = torch::zeros_like(centres).index_add_(0, assign, x);

@@ -67,6 +67,8 @@ expect_error train-no-videos "novideos" -- train --method mast --data "$TMP/novi
 expect_error train-clips-too-short "shorter than the 9 frames" -- train --method corrflow --data "$TMP/short" --crop 32 --out "$TMP/run"
 expect_error train-bad-lr "--lr" -- train --method mast --data "$TMP/short" --lr -1 --out "$TMP/run2"
 expect_error cache-corrupt "bad.ctc" -- cache inspect "$TMP/bad.ctc"
+expect_error image-train-missing-data "nowhere" -- train --method simclr --data "$TMP/nowhere" --out "$TMP/run3"
+expect_error eval-image-video-checkpoint "default.ckpt" -- eval-image --checkpoint "$SRC/assets/models/default.ckpt" --data "$TMP/novideos"
 expect_error export-not-a-checkpoint "bad.ckpt" -- export --checkpoint "$TMP/bad.ckpt" --out "$TMP/model.ckpt"
 
 # Killed mid-run: the masks already computed stay in the hidden staging folder, never in --out.

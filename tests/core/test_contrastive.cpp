@@ -3,6 +3,7 @@
 
 #include "corrtrack/contrastive.h"
 #include "corrtrack/core.h"
+#include "corrtrack/train.h"
 
 #include <cmath>
 #include <functional>
@@ -152,4 +153,57 @@ TEST(KNN, WeightedVoteByHand) {
   EXPECT_DOUBLE_EQ(knn_top1(train, labels, test, torch::tensor({0}, torch::kLong), 3, 0.07, 2), 1.0);
   // With a flat temperature two class-1 neighbours outvote one class-0 neighbour.
   EXPECT_DOUBLE_EQ(knn_top1(train, labels, test, torch::tensor({1}, torch::kLong), 3, 100.0, 2), 1.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Losses of the image methods, by hand
+// ---------------------------------------------------------------------------------------------
+
+// BYOL: 2 - 2 cos is 0 for aligned, 2 for orthogonal, 4 for opposite vectors (scale-free).
+TEST(ByolLoss, KnownAngles) {
+  auto p = torch::tensor({{1.0f, 0.0f}});
+  EXPECT_NEAR(byol_loss(p, torch::tensor({{3.0f, 0.0f}})).item<double>(), 0.0, 1e-6);
+  EXPECT_NEAR(byol_loss(p, torch::tensor({{0.0f, 2.0f}})).item<double>(), 2.0, 1e-6);
+  EXPECT_NEAR(byol_loss(p, torch::tensor({{-1.0f, 0.0f}})).item<double>(), 4.0, 1e-6);
+}
+
+// SwAV: equal scores give log K for any codes; a one-hot code on scores (1, 0) at tau 1 gives
+// -log(e / (e + 1)) = log(1 + 1/e).
+TEST(SwappedPrediction, KnownValues) {
+  auto codes = torch::tensor({{0.2f, 0.3f, 0.5f}});
+  EXPECT_NEAR(swapped_prediction_loss(torch::zeros({1, 3}), codes, 0.1).item<double>(), std::log(3.0), 1e-6);
+  EXPECT_NEAR(swapped_prediction_loss(torch::tensor({{1.0f, 0.0f}}), torch::tensor({{1.0f, 0.0f}}), 1.0).item<double>(),
+              std::log(1.0 + std::exp(-1.0)), 1e-6);
+}
+
+// ProtoNCE: q = e1 against prototypes e1, e2 with concentration 1 and target 0 is log(1 + 1/e);
+// halving the target's concentration sharpens it to log(1 + e^-2).
+TEST(ProtoNce, KnownValues) {
+  auto q = torch::tensor({{1.0f, 0.0f}});
+  auto protos = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}});
+  auto target = torch::tensor({0}, torch::kLong);
+  EXPECT_NEAR(proto_nce_loss(q, protos, torch::tensor({1.0f, 1.0f}), target).item<double>(), std::log(1.0 + std::exp(-1.0)), 1e-6);
+  EXPECT_NEAR(proto_nce_loss(q, protos, torch::tensor({0.5f, 1.0f}), target).item<double>(), std::log(1.0 + std::exp(-2.0)), 1e-6);
+}
+
+// NPID's bank: row (1, 0) with v = (0, 1) at momentum 0.5 becomes (1, 1)/sqrt(2); other rows untouched.
+TEST(MemoryBank, UpdateFormula) {
+  auto bank = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}});
+  memory_bank_update(bank, torch::tensor({0}, torch::kLong), torch::tensor({{0.0f, 1.0f}}), 0.5);
+  EXPECT_NEAR(bank[0][0].item<float>(), std::sqrt(0.5), 1e-6);
+  EXPECT_NEAR(bank[0][1].item<float>(), std::sqrt(0.5), 1e-6);
+  EXPECT_FLOAT_EQ(bank[1][1].item<float>(), 1.0f);
+}
+
+// DeepCluster's fix: a centre that wins no point (100, far from 0, 1, 10, 11) is re-seeded with
+// a data point, and Lloyd ends at {0}, {1}, {10, 11}: centres 0, 1, 10.5, none empty.
+TEST(KMeansLloyd, EmptyClusterIsReseeded) {
+  auto x = torch::tensor({0.0f, 1.0f, 10.0f, 11.0f}).view({4, 1});
+  auto c = kmeans_lloyd(x, torch::tensor({0.5f, 10.5f, 100.0f}).view({3, 1}), 10);
+  auto sorted = std::get<0>(c.view({3}).sort());
+  EXPECT_FLOAT_EQ(sorted[0].item<float>(), 0.0f);
+  EXPECT_FLOAT_EQ(sorted[1].item<float>(), 1.0f);
+  EXPECT_FLOAT_EQ(sorted[2].item<float>(), 10.5f);
+  auto counts = torch::bincount(kmeans_assign(x, c), {}, 3);
+  EXPECT_TRUE((counts > 0).all().item<bool>());
 }

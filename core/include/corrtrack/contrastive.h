@@ -56,6 +56,21 @@ void ema_update(torch::nn::Module& target, const torch::nn::Module& online, doub
 // BYOL's momentum schedule: 1 − (1 − base)·(cos(π·step/total) + 1)/2, base at 0, 1 at the end.
 double byol_momentum(int64_t step, int64_t total, double base);
 
+// BYOL's regression loss: mean over rows of 2 − 2·cos(p_i, z_i) (0 when aligned, 2 orthogonal, 4 opposite).
+torch::Tensor byol_loss(const torch::Tensor& p, const torch::Tensor& z);
+
+// SwAV's swapped prediction: −mean_i Σ_k q_ik · log softmax(s_i / τ)_k, codes q [B, K] from another
+// view (rows sum to 1), prototype scores s [B, K].
+torch::Tensor swapped_prediction_loss(const torch::Tensor& scores, const torch::Tensor& codes, double tau);
+
+// PCL's ProtoNCE term: InfoNCE of q against prototypes with per-prototype concentration φ:
+// logits q·c_j / φ_j, target the prototype of each sample. q [B, D], prototypes [K, D], phi [K], assign [B].
+torch::Tensor proto_nce_loss(const torch::Tensor& q, const torch::Tensor& prototypes, const torch::Tensor& phi,
+                             const torch::Tensor& assign);
+
+// NPID memory-bank update of rows idx: m_i ← normalise(momentum · m_i + (1 − momentum) · v_i).
+void memory_bank_update(torch::Tensor& bank, const torch::Tensor& idx, const torch::Tensor& v, double momentum);
+
 // Normalised mutual information I(a; b) / sqrt(H(a)·H(b)) of two labelings [N] (long);
 // 1 when both have a single cluster.
 double normalized_mutual_info(const torch::Tensor& a, const torch::Tensor& b);
