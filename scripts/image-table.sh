@@ -4,7 +4,7 @@
 # the raw-pixel and random-encoder rows. Usage: scripts/image-table.sh [STEPS] [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS="${1:-250}"
+STEPS="${1:-150}"
 OUT="${2:-out/image-table}"
 B=build/app/corrtrack
 mkdir -p "$OUT"
