@@ -193,7 +193,7 @@ void add_train_commands(CLI::App& app) {
     const auto s = train_run(*method, a.opt, make_schedule(a), a.run);
     json out = {{"method", a.method}, {"checkpoint", s.checkpoint}, {"first_step", s.first_step}, {"last_step", s.last_step},
                 {"skipped_steps", s.skipped_steps}, {"seconds", s.seconds}, {"ms_per_step", s.ms_per_step},
-                {"clips_per_s", s.samples_per_s}, {"final_loss", s.final_loss}, {"cancelled", s.cancelled},
+                {is_image_method(a.method) ? "images_per_s" : "clips_per_s", s.samples_per_s}, {"final_loss", s.final_loss}, {"cancelled", s.cancelled},
                 {"budget_reached", s.budget_reached}, {"device", a.run.device.str()}};
     json_emit(out);
   });
