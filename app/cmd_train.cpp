@@ -125,7 +125,6 @@ std::unique_ptr<TrainableMethod> make_image_method(TrainArgs& a) {
   a.image.total_steps = a.run.steps;
   a.image.encoder.in_channels = int(data.images.size(1));
   if (a.image_batch_given) a.image.batch = a.video.batch;
-  if (data.images.size(2) != a.image.augment.size) a.image.augment.size = int(data.images.size(2));
   log_get("app")->info("training {} on {} ({} images, {}x{}x{})", a.method, data.name, data.images.size(0), data.images.size(1),
                        data.images.size(2), data.images.size(3));
   return image_method_create(a.image, data.images, data.labels);
