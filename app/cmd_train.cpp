@@ -138,6 +138,15 @@ std::unique_ptr<TrainableMethod> make_method(TrainArgs& a, std::shared_ptr<const
   return video_method_create(a.video, std::move(cache));
 }
 
+// An image method on its image set, or a video method on its clip cache (which it keeps alive).
+std::unique_ptr<TrainableMethod> make_any_method(TrainArgs& a) {
+  if (is_image_method(a.method)) return make_image_method(a);
+  auto cache = open_training_data(a);
+  log_get("app")->info("training {} on {} ({} videos, {} frames) on {}", a.method, cache->path(), cache->videos().size(),
+                       cache->total_frames(), a.run.device.str());
+  return make_method(a, cache);
+}
+
 LrSchedule make_schedule(const TrainArgs& a) {
   LrSchedule s;
   s.kind = a.schedule;
@@ -178,16 +187,7 @@ void add_train_commands(CLI::App& app) {
       throw Error("'" + a.out + "' already holds a run (last.ckpt): add --resume to continue it, or choose another --out");
     }
     a.image_batch_given = train->get_option("--batch")->count() > 0;
-    std::shared_ptr<const ClipCache> cache;
-    std::unique_ptr<TrainableMethod> method;
-    if (is_image_method(a.method)) {
-      method = make_image_method(a);
-    } else {
-      cache = open_training_data(a);
-      method = make_method(a, cache);
-      log_get("app")->info("training {} on {} ({} videos, {} frames) on {}", a.method, cache->path(), cache->videos().size(),
-                           cache->total_frames(), a.run.device.str());
-    }
+    auto method = make_any_method(a);
     a.run.command_json = command_json(a);
     const auto s = train_run(*method, a.opt, make_schedule(a), a.run);
     json out = {{"method", a.method}, {"checkpoint", s.checkpoint}, {"first_step", s.first_step}, {"last_step", s.last_step},
@@ -302,14 +302,7 @@ void add_train_benchmarks(CLI::App& bench) {
       fs::path p;
       ~Cleanup() { std::error_code ec; fs::remove_all(p, ec); }
     } cleanup{tmp};
-    std::shared_ptr<const ClipCache> cache;
-    std::unique_ptr<TrainableMethod> method;
-    if (is_image_method(a.method)) {
-      method = make_image_method(a);
-    } else {
-      cache = open_training_data(a);
-      method = make_method(a, cache);
-    }
+    auto method = make_any_method(a);
     const int batch = is_image_method(a.method) ? (a.image_batch_given ? a.video.batch : a.image.batch) : a.video.batch;
     // Untimed warm-up steps, then the timed run (both through the real loop).
     TrainOptions warm = a.run;
