@@ -233,13 +233,7 @@ void add_train_commands(CLI::App& app) {
   ei->add_option("--seed", ia->seed, "Seed (random encoder, k-means, probe)")->capture_default_str();
   ei->add_option("--json", ia->json, "Also write the JSON here");
   ei->callback([ia] {
-    if (!ia->checkpoint.empty()) {  // refuse a foreign checkpoint before loading any data
-      const auto meta = json::parse(checkpoint_metadata(ia->checkpoint), nullptr, false);
-      if (meta.is_discarded() || !meta.contains("image_encoder")) {
-        throw Error("checkpoint '" + ia->checkpoint + "' is not an image-method checkpoint (method '" +
-                    (meta.is_discarded() ? std::string("?") : meta.value("method", std::string("?"))) + "')");
-      }
-    }
+    if (!ia->checkpoint.empty()) image_checkpoint_encoder(ia->checkpoint);  // refuse a foreign one before loading data
     const auto train = image_dataset_load(ia->data, true, ia->size);
     const auto test = image_dataset_load(ia->data, false, ia->size);
     ia->random_encoder.in_channels = int(train.images.size(1));

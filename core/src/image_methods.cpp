@@ -94,12 +94,37 @@ torch::Tensor unit(const torch::Tensor& x) { return F::normalize(x, F::Normalize
 // Augmentation
 // ---------------------------------------------------------------------------------------------
 
-torch::Tensor normalise_images(const torch::Tensor& images, const std::vector<double>& mean, const std::vector<double>& stdv) {
-  auto x = images.to(torch::kFloat).div(255.0);
+namespace {
+// (x - mean) / std per channel of float images [B, C, H, W] in [0, 1].
+torch::Tensor standardise(const torch::Tensor& x, const std::vector<double>& mean, const std::vector<double>& stdv) {
   const int64_t c = x.size(1);
   auto m = torch::tensor(std::vector<float>(mean.begin(), mean.end())).view({1, c, 1, 1}).to(x.device());
   auto s = torch::tensor(std::vector<float>(stdv.begin(), stdv.end())).view({1, c, 1, 1}).to(x.device());
   return (x - m) / s;
+}
+}  // namespace
+
+torch::Tensor normalise_images(const torch::Tensor& images, const std::vector<double>& mean, const std::vector<double>& stdv) {
+  return standardise(images.to(torch::kFloat).div(255.0), mean, stdv);
+}
+
+void image_channel_stats(const torch::Tensor& images, std::vector<double>& mean, std::vector<double>& stdv) {
+  auto x = images.to(torch::kFloat).div(255.0);
+  mean.clear();
+  stdv.clear();
+  for (int64_t c = 0; c < x.size(1); ++c) {
+    mean.push_back(x.select(1, c).mean().item<double>());
+    stdv.push_back(x.select(1, c).std().item<double>());
+  }
+}
+
+ImageEncoderConfig image_checkpoint_encoder(const std::string& checkpoint) {
+  const auto meta = json::parse(checkpoint_metadata(checkpoint), nullptr, false);
+  if (meta.is_discarded() || !meta.contains("image_encoder")) {
+    throw Error("checkpoint '" + checkpoint + "' is not an image-method checkpoint (method '" +
+                (meta.is_discarded() ? std::string("?") : meta.value("method", std::string("?"))) + "')");
+  }
+  return image_encoder_config_from_json(meta["image_encoder"].dump());
 }
 
 torch::Tensor augment_batch(const torch::Tensor& images, const AugmentConfig& cfg, const std::vector<double>& mean,
@@ -141,9 +166,7 @@ torch::Tensor augment_batch(const torch::Tensor& images, const AugmentConfig& cf
     auto blur_p = (at::empty({b, 1, 1, 1}, opts).uniform_(0.0, 1.0, gen) < 0.5).to(torch::kFloat).to(x.device());
     x = blur_p * blurred + (1 - blur_p) * x;
   }
-  auto m = torch::tensor(std::vector<float>(mean.begin(), mean.end())).view({1, c, 1, 1}).to(x.device());
-  auto s = torch::tensor(std::vector<float>(stdv.begin(), stdv.end())).view({1, c, 1, 1}).to(x.device());
-  return (x - m) / s;
+  return standardise(x, mean, stdv);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,11 +208,7 @@ class ImageMethod : public TrainableMethod {
     if (cfg.batch < 2 || cfg.batch > m_images.size(0)) throw Error("--batch must be in [2, number of images]");
     m_tau = cfg.temperature > 0 ? cfg.temperature : default_temperature(cfg.method);
     m_k = cfg.clusters > 0 ? cfg.clusters : default_clusters(cfg.method);
-    auto x = m_images.to(torch::kFloat).div(255.0);
-    for (int64_t c = 0; c < x.size(1); ++c) {
-      m_mean.push_back(x.select(1, c).mean().item<double>());
-      m_std.push_back(x.select(1, c).std().item<double>());
-    }
+    image_channel_stats(m_images, m_mean, m_std);
     m_steps_per_epoch = std::max<int64_t>(1, m_images.size(0) / cfg.batch);
     torch::manual_seed(cfg.seed);  // head initialisation
   }
@@ -569,19 +588,12 @@ ImageEvalResult image_evaluate(const std::string& checkpoint, const std::string&
   r.test_images = test_images.size(0);
   // Statistics of the training images (the same normalisation training used).
   std::vector<double> mean, stdv;
-  auto xf = train_images.to(torch::kFloat).div(255.0);
-  for (int64_t c = 0; c < xf.size(1); ++c) {
-    mean.push_back(xf.select(1, c).mean().item<double>());
-    stdv.push_back(xf.select(1, c).std().item<double>());
-  }
+  image_channel_stats(train_images, mean, stdv);
   ImageEncoder enc{nullptr};
   nn::Linear head{nullptr};
   if (!checkpoint.empty()) {
-    const auto meta = json::parse(checkpoint_metadata(checkpoint), nullptr, false);
-    if (meta.is_discarded() || !meta.contains("image_encoder")) {
-      throw Error("checkpoint '" + checkpoint + "' is not an image-method checkpoint (no 'image_encoder' in its metadata)");
-    }
-    const auto cfg = image_encoder_config_from_json(meta["image_encoder"].dump());
+    const auto cfg = image_checkpoint_encoder(checkpoint);
+    const auto meta = json::parse(checkpoint_metadata(checkpoint));
     if (cfg.in_channels != train_images.size(1)) {
       throw Error("checkpoint '" + checkpoint + "' expects " + std::to_string(cfg.in_channels) + "-channel images, the data has " +
                   std::to_string(train_images.size(1)));

@@ -51,6 +51,11 @@ torch::Tensor augment_batch(const torch::Tensor& images, const AugmentConfig& cf
                             const std::vector<double>& stdv, torch::Generator& gen);
 // Plain view for evaluation: uint8 -> float, normalised.
 torch::Tensor normalise_images(const torch::Tensor& images, const std::vector<double>& mean, const std::vector<double>& stdv);
+// Per-channel mean and standard deviation of uint8 images [N, C, H, W] scaled to [0, 1].
+void image_channel_stats(const torch::Tensor& images, std::vector<double>& mean, std::vector<double>& stdv);
+// Encoder configuration of an image-method checkpoint; throws Error naming the file (and the
+// method it holds) when it is not one.
+ImageEncoderConfig image_checkpoint_encoder(const std::string& checkpoint);
 
 struct ImageMethodConfig {
   std::string method = "simclr";
