@@ -32,6 +32,7 @@ struct TrainArgs {
   double gamma = 0.5;
   int cache_size = 256;
   bool image_batch_given = false;
+  std::string backbone = "resnet50";
 };
 
 torch::Device pick_device(const std::string& name) {
@@ -97,16 +98,23 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--batch", a.video.batch, "Clips (video methods; default 12) or images (image methods; default 256) per step");
   c->add_option("--encoder", a.image.encoder.kind, "Image methods: convnet | resnet18")->capture_default_str();
   c->add_option("--width", a.image.encoder.width, "Image methods: ConvNet base width (features = 4 x width)")->capture_default_str();
-  c->add_option("--temperature", a.image.temperature, "Image methods: softmax temperature (0 = the method's default)")->capture_default_str();
+  c->add_option("--temperature", a.image.temperature, "Image methods and crw: softmax temperature (0 = the method's default)")->capture_default_str();
   c->add_option("--clusters", a.image.clusters, "Image methods: prototypes / clusters (0 = the method's default)")->capture_default_str();
   c->add_option("--queue", a.image.queue, "Image methods: MoCo/PCL queue length, NPID noise samples")->capture_default_str();
   c->add_option("--image-size", a.image.augment.size, "Image methods: view size (ImageFolder images are resized to it)")->capture_default_str();
+  c->add_option("--clip-frames", a.video.clip_frames, "crw, timecycle: frames per clip (0 = 4)")->capture_default_str();
+  c->add_option("--frame-gap", a.video.frame_gap, "crw, timecycle: frames between clip frames (0 = crw 3, timecycle 2)")->capture_default_str();
+  c->add_option("--nodes", a.video.nodes, "crw: patch (64x64 patches at stride 32) | dense (every stride-8 cell)")->capture_default_str();
+  c->add_option("--edge-dropout", a.video.edge_dropout, "crw: probability of dropping a transition edge")->capture_default_str();
+  c->add_option("--backbone", a.backbone, "timecycle: resnet50 (published) | resnet18")->capture_default_str();
+  c->add_option("--patch", a.video.patch, "timecycle: tracked patch side in pixels")->capture_default_str();
   c->add_option("--crop", a.video.sampler.crop, "Training crop side in pixels")->capture_default_str();
   c->add_option("--min-scale", a.video.sampler.min_scale, "Smallest crop area fraction")->capture_default_str();
   c->add_option("--jitter", a.video.sampler.jitter, "Colour jitter strength")->capture_default_str();
   c->add_option("--steps", a.run.steps, "Optimiser steps")->capture_default_str();
   c->add_option("--optimizer", a.opt.name, "sgd | adam | lars")->capture_default_str();
   c->add_option("--lr", a.opt.lr, "Base learning rate")->capture_default_str();
+  c->add_option("--beta1", a.opt.beta1, "Adam beta1 (TimeCycle used 0.5)")->capture_default_str();
   c->add_option("--weight-decay", a.opt.weight_decay, "Weight decay")->capture_default_str();
   c->add_option("--schedule", a.schedule, "constant | cosine | step")->capture_default_str();
   c->add_option("--warmup", a.warmup, "Linear warm-up steps")->capture_default_str();
@@ -135,6 +143,12 @@ std::unique_ptr<TrainableMethod> make_method(TrainArgs& a, std::shared_ptr<const
   a.video.method = a.method;
   a.video.seed = a.run.seed;
   a.video.total_steps = a.run.steps;
+  a.video.temperature = a.image.temperature;
+  if (a.backbone == "resnet50" || a.backbone == "resnet18") {
+    a.video.backbone_depth = a.backbone == "resnet50" ? 50 : 18;
+  } else {
+    throw Error("--backbone must be resnet50 or resnet18, got '" + a.backbone + "'");
+  }
   return video_method_create(a.video, std::move(cache));
 }
 

@@ -96,7 +96,7 @@ std::string resnet_config_to_json(const ResNetConfig& c) {
   nlohmann::json j = {{"depth", c.depth}, {"in_channels", c.in_channels}, {"stem_stride", c.stem_stride},
                       {"max_pool", c.max_pool}, {"strides", c.strides}, {"dilations", c.dilations},
                       {"widths", c.widths}, {"num_stages", c.num_stages}, {"reflect_pad", c.reflect_pad},
-                      {"head_channels", c.head_channels}};
+                      {"head_channels", c.head_channels}, {"head_kernel", c.head_kernel}};
   return j.dump();
 }
 
@@ -114,6 +114,7 @@ ResNetConfig resnet_config_from_json(const std::string& text) {
     c.num_stages = j.at("num_stages");
     c.reflect_pad = j.at("reflect_pad");
     c.head_channels = j.value("head_channels", 0);
+    c.head_kernel = j.value("head_kernel", 3);  // checkpoints before TimeCycle had only 3x3 heads
     return c;
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("invalid encoder configuration in checkpoint metadata: ") + e.what());

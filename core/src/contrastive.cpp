@@ -15,6 +15,40 @@ torch::Tensor info_nce_loss(const torch::Tensor& logits, const torch::Tensor& ta
   return F::cross_entropy(logits, targets);
 }
 
+RandomWalkLoss random_walk_loss(const std::vector<torch::Tensor>& nodes, double tau, double edge_dropout,
+                                torch::Generator* gen) {
+  if (nodes.size() < 2) throw Error("random_walk_loss: need the nodes of at least two frames");
+  for (const auto& x : nodes) {
+    if (x.dim() != 3 || x.sizes() != nodes[0].sizes()) throw Error("random_walk_loss: every frame needs nodes [B, N, C] of one size");
+  }
+  if (edge_dropout > 0.0 && gen == nullptr) throw Error("random_walk_loss: edge dropout needs a generator");
+  const int64_t b = nodes[0].size(0), n = nodes[0].size(1);
+  auto transition = [&](const torch::Tensor& from, const torch::Tensor& to) {
+    auto logits = torch::bmm(from, to.transpose(1, 2)) / tau;
+    if (edge_dropout > 0.0) {
+      auto drop = at::rand(logits.sizes(), *gen, torch::TensorOptions().dtype(torch::kFloat)) < edge_dropout;
+      logits = logits.masked_fill(drop.to(logits.device()), -1e20);
+    }
+    return torch::softmax(logits, -1);
+  };
+  const auto targets = torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(nodes[0].device())).repeat({b});
+  RandomWalkLoss out;
+  torch::Tensor forward, backward, total;
+  for (size_t k = 1; k < nodes.size(); ++k) {
+    auto a = transition(nodes[k - 1], nodes[k]);   // A_{k-1}: frame k-1 -> k
+    auto back = transition(nodes[k], nodes[k - 1]);  // B_{k-1}: frame k -> k-1
+    forward = k == 1 ? a : torch::bmm(forward, a);
+    backward = k == 1 ? back : torch::bmm(back, backward);
+    auto walk = torch::bmm(forward, backward);  // [B, N, N], rows sum to 1
+    auto loss = info_nce_loss(torch::log(walk + 1e-20).reshape({b * n, n}), targets);
+    out.per_length.push_back(loss.item<double>());
+    out.accuracy.push_back(walk.argmax(-1).reshape({-1}).eq(targets).to(torch::kFloat).mean().item<double>());
+    total = k == 1 ? loss : total + loss;
+  }
+  out.loss = total / double(nodes.size() - 1);
+  return out;
+}
+
 torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2, double tau) {
   if (z1.sizes() != z2.sizes() || z1.dim() != 2) throw Error("nt_xent_loss: need two views [N, D] of equal size");
   if (!(tau > 0)) throw Error("nt_xent_loss: temperature must be > 0");

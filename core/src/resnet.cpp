@@ -68,6 +68,7 @@ void validate(const ResNetConfig& c) {
   if (c.depth != 18 && c.depth != 50) throw Error("ResNet depth must be 18 or 50, got " + std::to_string(c.depth));
   if (c.num_stages < 1 || c.num_stages > 4) throw Error("ResNet num_stages must be 1..4");
   if (c.head_channels < 0) throw Error("ResNet head_channels must be >= 0");
+  if (c.head_kernel != 1 && c.head_kernel != 3) throw Error("ResNet head_kernel must be 1 or 3");
   if (c.strides.size() != 4 || c.dilations.size() != 4 || c.widths.size() != 4) {
     throw Error("ResNet strides, dilations and widths need 4 entries each");
   }
@@ -105,6 +106,16 @@ ResNetConfig ResNetConfig::stride4_64d() {
   return c;
 }
 
+ResNetConfig ResNetConfig::timecycle_res4(int depth) {
+  ResNetConfig c;
+  c.depth = depth;
+  c.strides = {1, 2, 1, 1};
+  c.num_stages = 3;
+  c.head_channels = 512;
+  c.head_kernel = 1;
+  return c;
+}
+
 ResNetImpl::ResNetImpl(const ResNetConfig& cfg) : m_cfg(cfg) {
   validate(cfg);
   auto stem = nn::Conv2dOptions(cfg.in_channels, 64, 7).stride(cfg.stem_stride).padding(3).bias(false);
@@ -123,7 +134,7 @@ ResNetImpl::ResNetImpl(const ResNetConfig& cfg) : m_cfg(cfg) {
     m_stages.push_back(register_module("layer" + std::to_string(s + 1), stage));
   }
   if (cfg.head_channels > 0) {
-    m_head = register_module("head", nn::Conv2d(nn::Conv2dOptions(in, cfg.head_channels, 3).padding(1)));
+    m_head = register_module("head", nn::Conv2d(nn::Conv2dOptions(in, cfg.head_channels, cfg.head_kernel).padding(cfg.head_kernel / 2)));
   }
 }
 

@@ -26,6 +26,8 @@ void expect_gradient_matches(const std::function<torch::Tensor(const torch::Tens
     EXPECT_NEAR(g.reshape({-1})[i].item<double>(), fd, 1e-6) << "element " << i;
   }
 }
+
+torch::Tensor unit_rows(const torch::Tensor& x) { return x / x.norm(2, -1, true); }
 }  // namespace
 
 TEST(InfoNCE, EqualLogitsGiveLogN) {
@@ -206,4 +208,51 @@ TEST(KMeansLloyd, EmptyClusterIsReseeded) {
   EXPECT_FLOAT_EQ(sorted[2].item<float>(), 10.5f);
   auto counts = torch::bincount(kmeans_assign(x, c), {}, 3);
   EXPECT_TRUE((counts > 0).all().item<bool>());
+}
+
+// Contrastive random walk: identity transitions return every node (loss ~ 0), uniform ones give
+// log N for every walk length, and the two-node case matches the matrix powers by hand.
+TEST(RandomWalk, IdentityUniformAndHandComputed) {
+  auto onehot = torch::eye(5).unsqueeze(0).repeat({2, 1, 1});  // B 2, N 5, C 5
+  auto id = random_walk_loss({onehot, onehot, onehot, onehot}, 0.05);
+  EXPECT_LT(id.loss.item<double>(), 1e-6);
+  ASSERT_EQ(id.per_length.size(), 3u);
+  for (double a : id.accuracy) EXPECT_EQ(a, 1.0);
+
+  auto same = torch::ones({2, 6, 3}) / std::sqrt(3.0);
+  auto uni = random_walk_loss({same, same, same}, 0.07);
+  for (double l : uni.per_length) EXPECT_NEAR(l, std::log(6.0), 1e-5);
+  EXPECT_NEAR(uni.loss.item<double>(), std::log(6.0), 1e-5);
+
+  // Two orthogonal nodes, tau 1: every transition is M = [[p, 1-p], [1-p, p]], p = e / (e + 1).
+  // Length 1 walks M·M: P_ii = p² + (1-p)²; length 2 walks M⁴: P_ii = (1 + (2p - 1)⁴) / 2.
+  auto two = torch::eye(2).unsqueeze(0).to(torch::kDouble);
+  auto hand = random_walk_loss({two, two, two}, 1.0);
+  const double p = std::exp(1.0) / (std::exp(1.0) + 1.0);
+  EXPECT_NEAR(hand.per_length[0], -std::log(p * p + (1 - p) * (1 - p)), 1e-9);
+  EXPECT_NEAR(hand.per_length[1], -std::log((1 + std::pow(2 * p - 1, 4)) / 2), 1e-9);
+  EXPECT_NEAR(hand.loss.item<double>(), (hand.per_length[0] + hand.per_length[1]) / 2, 1e-12);
+}
+
+TEST(RandomWalk, GradientMatchesFiniteDifferences) {
+  torch::manual_seed(3);
+  auto x1 = torch::randn({1, 3, 2}, torch::kDouble), x2 = torch::randn({1, 3, 2}, torch::kDouble);
+  expect_gradient_matches([&](const torch::Tensor& x0) { return random_walk_loss({x0, x1, x2}, 0.5).loss; },
+                          torch::randn({1, 3, 2}, torch::kDouble));
+}
+
+// Edge dropout is drawn from the generator (reproducible), keeps the loss finite even when whole
+// rows are dropped, and is refused without a generator.
+TEST(RandomWalk, EdgeDropoutIsSeededAndFinite) {
+  torch::manual_seed(4);
+  auto a = unit_rows(torch::randn({2, 16, 8})), b = unit_rows(torch::randn({2, 16, 8}));
+  auto run = [&](uint64_t seed, double p) {
+    torch::Generator g(at::make_generator<at::CPUGeneratorImpl>(seed));
+    return random_walk_loss({a, b, a}, 0.05, p, &g).loss.item<double>();
+  };
+  EXPECT_EQ(run(7, 0.3), run(7, 0.3));
+  EXPECT_NE(run(7, 0.3), run(8, 0.3));
+  EXPECT_TRUE(std::isfinite(run(1, 0.99)));
+  EXPECT_THROW(random_walk_loss({a, b}, 0.05, 0.1, nullptr), Error);
+  EXPECT_THROW(random_walk_loss({a}, 0.05), Error);
 }

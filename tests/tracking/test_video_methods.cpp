@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 
 using namespace corrtrack;
@@ -140,7 +141,8 @@ TEST(ClipSampler, OffsetsAndCrop) {
 namespace {
 
 // Mean loss of the first and last `n` steps of a short run.
-std::pair<double, double> loss_trend(const std::string& method, const std::string& cache_path, int crop, int steps, int n) {
+std::pair<double, double> loss_trend(const std::string& method, const std::string& cache_path, int crop, int steps, int n,
+                                     const std::function<void(VideoMethodConfig&)>& tweak = {}) {
   TempDir d;
   auto cache = std::make_shared<ClipCache>(cache_path);
   VideoMethodConfig cfg;
@@ -148,6 +150,7 @@ std::pair<double, double> loss_trend(const std::string& method, const std::strin
   cfg.batch = 4;
   cfg.sampler.crop = crop;
   cfg.sampler.jitter = 0.0;
+  if (tweak) tweak(cfg);
   cfg.total_steps = steps;
   auto m = video_method_create(cfg, cache);
   TrainOptions o;
@@ -238,4 +241,187 @@ TEST(VideoMethods, BadInput) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("shorter"), std::string::npos) << e.what();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CRW and TimeCycle
+// ---------------------------------------------------------------------------------------------
+
+// Property: TimeCycle's localiser puts a patch cut out of the frame's own features back where it
+// was cut (the least-squares affine map of the soft-argmax positions), at 512 channels and the
+// published temperature 1/sqrt(512).
+TEST(TimeCycle, LocaliserFindsPlantedPatch) {
+  torch::manual_seed(11);
+  auto frame = torch::randn({2, 512, 30, 30});
+  frame = frame / frame.norm(2, 1, true);
+  // Batch 0: 10x10 cells at rows 12..21, columns 5..14; batch 1: 10x10 at rows 0..9, columns 20..29.
+  auto patch = torch::stack({frame[0].slice(1, 12, 22).slice(2, 5, 15), frame[1].slice(1, 0, 10).slice(2, 20, 30)});
+  auto loc = affine_localize(patch, frame, std::sqrt(512.0));
+  ASSERT_EQ(loc.theta.sizes(), (std::vector<int64_t>{2, 2, 3}));
+  ASSERT_EQ(loc.affinity.sizes(), (std::vector<int64_t>{2, 100, 900}));
+  // x' = (10/30) x + tx with tx = (2 * x0 + 10) / 30 - 1 (cell-centre convention of affine_grid).
+  const double s = 10.0 / 30.0;
+  const double want[2][2][3] = {{{s, 0, 20.0 / 30 - 1}, {0, s, 34.0 / 30 - 1}}, {{s, 0, 50.0 / 30 - 1}, {0, s, 10.0 / 30 - 1}}};
+  for (int b = 0; b < 2; ++b)
+    for (int r = 0; r < 2; ++r)
+      for (int c = 0; c < 3; ++c) EXPECT_NEAR(loc.theta[b][r][c].item<double>(), want[b][r][c], 1e-3) << b << r << c;
+  // Reading the frame at theta gives the patch back.
+  auto grid = torch::nn::functional::affine_grid(loc.theta, {2, 512, 10, 10}, false);
+  auto read = torch::nn::functional::grid_sample(frame, grid, torch::nn::functional::GridSampleFuncOptions().align_corners(false));
+  EXPECT_LT((read - patch).abs().max().item<double>(), 1e-2);
+}
+
+namespace {
+
+// One training step's loss, then the gradient norms of the named parameter groups.
+std::map<std::string, double> step_gradients(TrainableMethod& m) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  torch::Generator g(gen);
+  m.module().zero_grad();
+  auto out = m.step(0, g);
+  EXPECT_TRUE(std::isfinite(out.loss.item<double>()));
+  out.loss.backward();
+  std::map<std::string, double> norms;
+  for (const auto& p : m.module().named_parameters()) {
+    const std::string group = p.key().substr(0, p.key().find('.'));
+    if (p.value().grad().defined()) norms[group] += p.value().grad().pow(2).sum().item<double>();
+  }
+  return norms;
+}
+
+}  // namespace
+
+// Property: gradients reach the encoder and the head through the walk, with patch and dense nodes;
+// the walk loss of a fresh network lies between 0 and log N.
+TEST(Crw, StepShapesAndGradients) {
+  TempDir d;
+  auto cache = std::make_shared<ClipCache>(write_pan_cache(d / "c.ctc", 2, 24));
+  for (const std::string nodes : {"patch", "dense"}) {
+    VideoMethodConfig cfg;
+    cfg.method = "crw";
+    cfg.batch = 2;
+    cfg.frame_gap = 2;
+    cfg.nodes = nodes;
+    cfg.sampler.crop = nodes == "patch" ? 128 : 64;
+    auto m = video_method_create(cfg, cache);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+    torch::Generator g(gen);
+    auto out = m->step(0, g);
+    const double n = nodes == "patch" ? 9.0 : 64.0;  // 3x3 patches of 64 at stride 32 on 128; 8x8 cells on 64
+    std::map<std::string, double> metrics(out.metrics.begin(), out.metrics.end());
+    EXPECT_EQ(metrics["nodes"], n);
+    EXPECT_GT(out.loss.item<double>(), 0.0);
+    EXPECT_LT(out.loss.item<double>(), std::log(n) + 1e-4);
+    auto grads = step_gradients(*m);
+    EXPECT_GT(grads["encoder"], 0.0) << nodes;
+    EXPECT_GT(grads["head"], 0.0) << nodes;
+  }
+}
+
+// Property: the walk learns the pan: its loss falls within 30 steps (dense nodes, 64-pixel crops).
+TEST(Crw, LossFalls) {
+  TempDir d;
+  const auto [first, last] = loss_trend("crw", write_pan_cache(d / "c.ctc", 2, 24), 64, 30, 6, [](VideoMethodConfig& c) {
+    c.nodes = "dense";
+    c.frame_gap = 2;
+    c.edge_dropout = 0.0;
+  });
+  EXPECT_LT(last, 0.8 * first) << "first " << first << " last " << last;
+}
+
+// Property: each TimeCycle term alone sends gradient to the encoder and to the transform
+// correction (the correction's output layer starts at zero, so its convolutions get gradient only
+// after the first update).
+TEST(TimeCycle, EveryLossTermHasGradient) {
+  TempDir d;
+  auto cache = std::make_shared<ClipCache>(write_pan_cache(d / "c.ctc", 2, 24));
+  struct Weights { double align, inlier, skip; };
+  for (const Weights w : {Weights{1, 0, 0}, Weights{0, 1, 0}, Weights{0, 0, 1}}) {
+    VideoMethodConfig cfg;
+    cfg.method = "timecycle";
+    cfg.batch = 2;
+    cfg.backbone_depth = 18;
+    cfg.sampler.crop = 64;
+    cfg.patch = 32;
+    cfg.align_weight = w.align;
+    cfg.inlier_weight = w.inlier;
+    cfg.skip_weight = w.skip;
+    auto m = video_method_create(cfg, cache);
+    auto grads = step_gradients(*m);
+    EXPECT_GT(grads["encoder"], 0.0) << w.align << w.inlier << w.skip;
+    EXPECT_GT(grads["correction"], 0.0) << w.align << w.inlier << w.skip;
+  }
+}
+
+// Property: CRW checkpoints propagate with the res3 features (stride 8, 256 channels, head
+// dropped); TimeCycle's with its 512-d stride-8 features and its own protocol recommended.
+TEST(CycleMethods, CheckpointsAreFeatureExtractors) {
+  TempDir d;
+  auto cache = std::make_shared<ClipCache>(write_pan_cache(d / "c.ctc", 1, 24));
+  for (const std::string method : {"crw", "timecycle"}) {
+    VideoMethodConfig cfg;
+    cfg.method = method;
+    cfg.batch = 1;
+    cfg.nodes = "dense";
+    cfg.backbone_depth = 18;
+    cfg.sampler.crop = 64;
+    cfg.patch = 32;
+    auto m = video_method_create(cfg, cache);
+    TrainOptions o;
+    o.out_dir = d / method;
+    o.steps = 1;
+    o.progress = [](const ProgressInfo&) {};
+    train_run(*m, OptimizerConfig{}, LrSchedule{}, o);
+    const std::string ckpt = d / method + "/last.ckpt";
+    auto f = feature_extractor_load(ckpt);
+    EXPECT_EQ(f->stride(), 8);
+    EXPECT_EQ(f->name(), method);
+    auto x = f->extract(pan_frame(2));
+    EXPECT_EQ(x.sizes(), (std::vector<int64_t>{method == "crw" ? 256 : 512, 6, 8}));
+    EXPECT_NEAR(x.pow(2).sum(0).mean().item<double>(), 1.0, 1e-4);
+    auto meta = nlohmann::json::parse(checkpoint_metadata(ckpt));
+    if (method == "timecycle") {
+      EXPECT_EQ(meta["propagation"]["context"], 8);
+      EXPECT_EQ(meta["propagation"]["topk"], 5);
+    } else {
+      EXPECT_FALSE(meta.contains("propagation"));
+    }
+  }
+}
+
+// Property: settings the cycle methods cannot use are refused with the option's name.
+TEST(CycleMethods, BadSettings) {
+  TempDir d;
+  auto cache = std::make_shared<ClipCache>(write_pan_cache(d / "c.ctc", 1, 24));
+  auto expect_error = [&](VideoMethodConfig cfg, const std::string& needle) {
+    try {
+      video_method_create(cfg, cache);
+      ADD_FAILURE() << "expected an error mentioning " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  VideoMethodConfig crw;
+  crw.method = "crw";
+  crw.sampler.crop = 128;
+  auto c = crw;
+  c.nodes = "pixels";
+  expect_error(c, "--nodes");
+  c = crw;
+  c.sampler.crop = 32;
+  expect_error(c, "--crop");
+  c = crw;
+  c.edge_dropout = 1.0;
+  expect_error(c, "--edge-dropout");
+  VideoMethodConfig tc;
+  tc.method = "timecycle";
+  tc.sampler.crop = 128;
+  tc.backbone_depth = 34;
+  expect_error(tc, "--backbone");
+  tc.backbone_depth = 18;
+  tc.patch = 128;
+  expect_error(tc, "--patch");
+  tc.patch = 80;
+  tc.clip_frames = 1;
+  expect_error(tc, "--clip-frames");
 }

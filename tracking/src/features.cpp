@@ -8,10 +8,10 @@ namespace F = torch::nn::functional;
 
 namespace corrtrack {
 
-namespace {
-
 const std::vector<double> kImageNetMean{0.485, 0.456, 0.406};
 const std::vector<double> kImageNetStd{0.229, 0.224, 0.225};
+
+namespace {
 
 torch::Tensor l2_normalize(const torch::Tensor& f) {
   return F::normalize(f, F::NormalizeFuncOptions().p(2).dim(0).eps(1e-12));

@@ -2,6 +2,8 @@
 // crop) and the clip sampler; both share the stride-4 64-d encoder and the local-window copy.
 #include "corrtrack/video_methods.h"
 
+#include "cycle_methods.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -228,12 +230,13 @@ class CorrFlowMethod : public Stride4Method {
 
 }  // namespace
 
-std::vector<std::string> video_method_names() { return {"mast", "corrflow"}; }
+std::vector<std::string> video_method_names() { return {"mast", "corrflow", "crw", "timecycle"}; }
 
 std::unique_ptr<TrainableMethod> video_method_create(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache) {
   if (!cache) throw Error("video methods need a clip cache");
   if (cfg.method == "mast") return std::make_unique<MastMethod>(cfg, std::move(cache));
   if (cfg.method == "corrflow") return std::make_unique<CorrFlowMethod>(cfg, std::move(cache));
+  if (auto m = make_cycle_method(cfg, cache)) return m;
   throw Error("unknown video method '" + cfg.method + "'");
 }
 

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace corrtrack {
 
@@ -38,6 +39,21 @@ torch::Tensor sinkhorn_knopp(const torch::Tensor& scores, double eps, int iterat
 // IIC: -I(z; z') of the joint P = sym(mean_b p1_b p2_bᵀ) of paired cluster assignments
 // p1, p2 [B, C] (rows are probabilities): I = Σ P_ij log(P_ij / (P_i P_j)).
 torch::Tensor iic_loss(const torch::Tensor& p1, const torch::Tensor& p2);
+
+// Contrastive random walk (CRW, Jabri et al. 2020). nodes[t] [B, N, C] are the L2-normalised node
+// embeddings of frame t (t = 0..T-1). Forward transitions A_t = softmax_rows(x_t x_{t+1}ᵀ / τ),
+// backward B_t = softmax_rows(x_{t+1} x_tᵀ / τ); with edge dropout each logit is dropped (set to
+// −1e20 before the softmax) with probability `edge_dropout`. The palindrome walk of length k
+// (k = 1..T-1) is P_k = A_0 ⋯ A_{k-1} B_{k-1} ⋯ B_0 and its loss is info_nce_loss(log(P_k + 1e-20),
+// identity), i.e. −mean_i log P_k[i, i]; `loss` is the mean over k. Uniform transitions give log N,
+// identity transitions 0. `gen` draws the dropout (required when edge_dropout > 0).
+struct RandomWalkLoss {
+  torch::Tensor loss;
+  std::vector<double> per_length;  // loss of the walk of length k = 1..T-1
+  std::vector<double> accuracy;    // fraction of nodes whose walk of length k returns to them (argmax)
+};
+RandomWalkLoss random_walk_loss(const std::vector<torch::Tensor>& nodes, double tau, double edge_dropout = 0.0,
+                                torch::Generator* gen = nullptr);
 
 // MoCo's dictionary: a FIFO of the last `size` keys [size, dim], stored without gradient.
 class KeyQueue {

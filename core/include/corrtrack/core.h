@@ -161,7 +161,8 @@ struct ResNetConfig {
   std::vector<int> widths{64, 128, 256, 512};
   int num_stages = 4;
   bool reflect_pad = false;             // reflect padding in 3x3 convs (CRW)
-  int head_channels = 0;                // > 0: a final 3x3 conv to this many channels (CorrFlow/MAST)
+  int head_channels = 0;                // > 0: a final conv to this many channels (CorrFlow/MAST, TimeCycle)
+  int head_kernel = 3;                  // its kernel: 3 (CorrFlow/MAST) or 1 (TimeCycle)
 
   // Output stride = stem * pool * product of used stage strides.
   int output_stride() const;
@@ -172,6 +173,9 @@ struct ResNetConfig {
   // CorrFlow/MAST's stride-4 net: conv1 stride 2, no max-pool, layer2 stride 2, layers 3-4 with
   // 256 channels at stride 1, then a 3x3 conv to 64 channels.
   static ResNetConfig stride4_64d();
+  // TimeCycle's stride-8 net: res4 (layer3) at stride 1, layer4 dropped, a 1x1 conv to 512
+  // channels; depth 50 as published, 18 for CPU budgets.
+  static ResNetConfig timecycle_res4(int depth);
 };
 
 class ResNetImpl : public torch::nn::Module {

@@ -16,6 +16,10 @@ namespace corrtrack {
 // Feature extractors
 // ---------------------------------------------------------------------------------------------
 
+// Input convention of the RGB encoders (random baseline, CRW, TimeCycle): ImageNet mean and std.
+extern const std::vector<double> kImageNetMean;
+extern const std::vector<double> kImageNetStd;
+
 // Turns an RGB frame into an L2-normalised feature map [C, ceil(H/stride), ceil(W/stride)].
 class FeatureExtractor {
  public:
