@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <map>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <sstream>
 
@@ -24,7 +25,7 @@ namespace {
 // Options shared by `propagate` and `bench propagate`.
 struct PropagateArgs {
   std::string video, frames, mask, davis, out, overlay, overlay_frames, overlay_mode = "blend", checkpoint, json;
-  std::string features = "default", sequences, size;
+  std::string features = "default", sequences, size, protocol;
   // Engine options as parsed, to tell given values from defaults (a model's recommended
   // protocol fills in the ones not given).
   std::map<std::string, CLI::Option*> engine_opts;
@@ -46,6 +47,7 @@ void add_engine_options(CLI::App* c, PropagateArgs& a) {
   a.engine_opts["mode"] = c->add_option("--mode", a.cfg.mode, "crw (context + top-k) | mast (long/short-term memory, ROI)")->capture_default_str();
   a.engine_opts["roi_gap"] = c->add_option("--roi-gap", a.cfg.roi_gap, "mast: references farther than this many frames get ROI localisation")->capture_default_str();
   a.engine_opts["scale"] = c->add_option("--scale", a.cfg.scale, "Internal resolution factor")->capture_default_str();
+  c->add_option("--protocol", a.protocol, "Engine preset: crw (20 recent frames, top-10, radius 12) | timecycle (8 recent frames, top-5) | mast (memory + ROI); explicit options win");
   c->add_option("--tile", a.cfg.tile, "Query tile side of the local-window affinity")->capture_default_str();
   c->add_flag("--dense", a.dense, "Dense all-pairs affinity, then masked (slow; for comparison)");
   c->add_option("--size", a.size, "Resize frames on decode, WxH (e.g. 854x480)");
@@ -76,6 +78,28 @@ void apply_recommended_protocol(const std::string& checkpoint, PropagateArgs& a)
   }
 }
 
+// --protocol: a published method's inference settings, for the options not given explicitly
+// (it overrides a checkpoint's recommendation).
+void apply_protocol_preset(PropagateArgs& a) {
+  if (a.protocol.empty()) return;
+  const PropagationConfig defaults;
+  std::map<std::string, std::function<void()>> set;
+  if (a.protocol == "crw") {
+    set = {{"context", [&] { a.cfg.context = defaults.context; }}, {"topk", [&] { a.cfg.topk = defaults.topk; }},
+           {"radius", [&] { a.cfg.radius = defaults.radius; }}, {"temperature", [&] { a.cfg.temperature = defaults.temperature; }},
+           {"mode", [&] { a.cfg.mode = "crw"; }}};
+  } else if (a.protocol == "timecycle") {
+    set = {{"context", [&] { a.cfg.context = 8; }}, {"topk", [&] { a.cfg.topk = 5; }}, {"mode", [&] { a.cfg.mode = "crw"; }}};
+  } else if (a.protocol == "mast") {
+    set = {{"mode", [&] { a.cfg.mode = "mast"; }}};
+  } else {
+    throw Error("--protocol must be crw, timecycle or mast, got '" + a.protocol + "'");
+  }
+  for (auto& [key, apply] : set) {
+    if (a.engine_opts.at(key)->count() == 0) apply();
+  }
+}
+
 std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a) {
   std::string ckpt = a.checkpoint;
   if (ckpt.empty() && a.features == "default") {
@@ -84,9 +108,13 @@ std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a) {
       throw Error("the default model '" + ckpt + "' is missing: use --features pixels|random or --checkpoint FILE");
     }
   }
-  if (ckpt.empty()) return feature_extractor_create(a.features, a.seed);
+  if (ckpt.empty()) {
+    apply_protocol_preset(a);
+    return feature_extractor_create(a.features, a.seed);
+  }
   auto f = feature_extractor_load(ckpt);
   apply_recommended_protocol(ckpt, a);
+  apply_protocol_preset(a);
   log_get("app")->info("features: {} ({}), mode {}, scale {}, radius {}, top-k {}, T {}", f->name(), ckpt, a.cfg.mode,
                        a.cfg.scale, a.cfg.radius, a.cfg.topk, a.cfg.temperature);
   return f;

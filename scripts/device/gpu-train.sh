@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One GPU session: builds the LibTorch-only targets against the machine's CUDA LibTorch (Python
-# PyTorch's), turns the carried DAVIS-2016 train frames into a clip cache, and trains MAST then
-# CorrFlow within a fixed wall-clock deadline, exporting float16 encoders to $OUT.
+# PyTorch's), turns the carried DAVIS-2016 train frames into a clip cache, and trains two methods
+# within a fixed wall-clock deadline, exporting float16 encoders to $OUT.
+# PLAN=stride4 (default): MAST then CorrFlow. PLAN=cycle: CRW then TimeCycle (ResNet-50).
 # Carried: .devdeps (Debian spdlog/fmt/CLI11/nlohmann-json unpacked), .devdata/JPEGImages.
 set -uo pipefail
 OUT=${OUT:-/tmp/corrtrack-gpu-out}
@@ -22,11 +23,12 @@ echo "build done after $(( $(date +%s) - T0 )) s"
 python3 scripts/device/frames_to_cache.py .devdata/JPEGImages /tmp/train.ctc || exit 1
 C=/tmp/b/app/corrtrack
 
-train() {  # method seconds lr
+train() {  # method seconds lr [extra train options]
   local m=$1 secs=$2 lr=$3
+  shift 3
   echo "training $m for $secs s"
-  $C --threads 8 train --method "$m" --data /tmp/train.ctc --out "/tmp/run-$m" --batch "${BATCH:-32}" --crop 224 \
-    --lr "$lr" --steps 1000000 --time-budget "$secs" --checkpoint-every 1000 --log-every 25 --device cuda \
+  $C --threads 8 train --method "$m" --data /tmp/train.ctc --out "/tmp/run-$m" --batch "${BATCH:-32}" \
+    --lr "$lr" --steps 1000000 --time-budget "$secs" --checkpoint-every 1000 --log-every 25 --device cuda "$@" \
     >"$OUT/train-$m.json" 2>"$OUT/train-$m.log"
   echo "rc=$? $(cat "$OUT/train-$m.json" | tr -d '\n ')"
   tail -3 "$OUT/train-$m.log"
@@ -34,7 +36,15 @@ train() {  # method seconds lr
   $C export --checkpoint "/tmp/run-$m/last.ckpt" --out "$OUT/$m.ckpt" --half
 }
 LEFT=$((DEADLINE - $(date +%s) - 40))
-train mast $((LEFT * 62 / 100)) 1e-3
-LEFT=$((DEADLINE - $(date +%s) - 20))
-train corrflow "$LEFT" 5e-4
+case "${PLAN:-stride4}" in
+  stride4)
+    train mast $((LEFT * 62 / 100)) 1e-3 --crop 224
+    LEFT=$((DEADLINE - $(date +%s) - 20))
+    train corrflow "$LEFT" 5e-4 --crop 224 ;;
+  cycle)
+    train crw $((LEFT * 50 / 100)) 1e-4 --crop 256 --min-scale 0.8
+    LEFT=$((DEADLINE - $(date +%s) - 20))
+    train timecycle "$LEFT" 2e-4 --crop 240 --patch 80 --backbone resnet50 --beta1 0.5 --clip-grad 10 ;;
+  *) echo "unknown PLAN '$PLAN'"; exit 1 ;;
+esac
 echo "total $(( $(date +%s) - T0 )) s"
