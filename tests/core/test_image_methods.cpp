@@ -2,6 +2,7 @@
 // and evaluation measures on hand-checkable cases.
 #include "corrtrack/contrastive.h"
 #include "corrtrack/image_methods.h"
+#include "corrtrack/video.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -29,13 +30,13 @@ std::pair<torch::Tensor, torch::Tensor> toy_images(int n, uint64_t seed) {
   return {img.to(torch::kUInt8), labels};
 }
 
-std::vector<double> train_losses(const std::string& method, int steps, int images_n = 512, int batch = 64) {
-  auto [images, labels] = toy_images(images_n, 1);
+std::vector<double> train_losses(const std::string& method, int steps, const torch::Tensor& images, const torch::Tensor& labels,
+                                 int batch = 64) {
   ImageMethodConfig cfg;
   cfg.method = method;
   cfg.encoder.width = 8;
   cfg.batch = batch;
-  cfg.augment.size = 16;
+  cfg.augment.size = int(images.size(2));
   cfg.queue = 256;
   cfg.clusters = method == "iic" ? 4 : 8;
   cfg.total_steps = steps;
@@ -71,7 +72,8 @@ class ImageMethodLoss : public ::testing::TestWithParam<std::string> {};
 // re-clusters and resets its classifier every epoch, so its 40 steps are kept inside one epoch.
 TEST_P(ImageMethodLoss, Falls) {
   const bool dc = GetParam() == "deepcluster";
-  const auto losses = train_losses(GetParam(), 40, dc ? 1280 : 512, dc ? 32 : 64);
+  auto [images, labels] = toy_images(dc ? 1280 : 512, 1);
+  const auto losses = train_losses(GetParam(), 40, images, labels, dc ? 32 : 64);
   ASSERT_EQ(losses.size(), 40u);
   for (double l : losses) ASSERT_TRUE(std::isfinite(l));
   const double first = mean_of(losses, 0, 10), last = mean_of(losses, 30, 40);
@@ -79,6 +81,29 @@ TEST_P(ImageMethodLoss, Falls) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllMethods, ImageMethodLoss,
+                         ::testing::Values("simclr", "moco", "byol", "swav", "npid", "sela", "deepcluster", "iic", "pcl",
+                                           "supcon", "cpc"));
+
+class ImageMethodLossFashionMnist : public ::testing::TestWithParam<std::string> {};
+
+// Property: the same on real images: 40 steps on the first 2048 Fashion-MNIST training images
+// (28x28, batch 64; DeepCluster batch 32 so that its 40 steps stay inside one epoch).
+TEST_P(ImageMethodLossFashionMnist, Falls) {
+  ImageDataset data;
+  try {
+    data = image_dataset_load("fashion-mnist", /*train=*/true, 28);
+  } catch (const Error& e) {
+    GTEST_SKIP() << "Fashion-MNIST not installed (Debian package dataset-fashion-mnist): " << e.what();
+  }
+  const bool dc = GetParam() == "deepcluster";
+  const auto losses = train_losses(GetParam(), 40, data.images.slice(0, 0, 2048), data.labels.slice(0, 0, 2048), dc ? 32 : 64);
+  ASSERT_EQ(losses.size(), 40u);
+  for (double l : losses) ASSERT_TRUE(std::isfinite(l));
+  const double first = mean_of(losses, 0, 10), last = mean_of(losses, 30, 40);
+  EXPECT_LT(last, first) << GetParam() << ": first " << first << " last " << last;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMethods, ImageMethodLossFashionMnist,
                          ::testing::Values("simclr", "moco", "byol", "swav", "npid", "sela", "deepcluster", "iic", "pcl",
                                            "supcon", "cpc"));
 

@@ -1,0 +1,109 @@
+// corrtrack-studio: the Qt6 desktop application. Argument parsing only; the window lives in ui/.
+//   corrtrack-studio [VIDEO|FOLDER] [--mask PNG] [--workspace DIR] [--checkpoint CKPT | --features F]
+//   Offscreen rendering for READMEs and tests:
+//   corrtrack-studio VIDEO --mask PNG --propagate 10 --frame 8 --inspect 300,200 --screenshot out.png
+#include <torch/torch.h>
+
+#include "corrtrack/ui/main_window.h"
+
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QElapsedTimer>
+#include <QEventLoop>
+#include <QThread>
+#include <QTimer>
+
+#include <cstdio>
+
+namespace {
+
+// Runs the event loop until `done` returns true or `seconds` pass; false on timeout.
+bool waitUntil(const std::function<bool()>& done, double seconds) {
+  QElapsedTimer t;
+  t.start();
+  while (!done()) {
+    if (t.elapsed() > seconds * 1000) return false;
+    QCoreApplication::processEvents(QEventLoop::AllEvents, 50);
+  }
+  return true;
+}
+
+int fail(const QString& message) {
+  std::fprintf(stderr, "corrtrack-studio: error: %s\n", message.toLocal8Bit().constData());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  QApplication app(argc, argv);
+  QApplication::setApplicationName("CorrTrack Studio");
+  // One core stays free for the window while a propagation or feature job runs.
+  torch::set_num_threads(std::max(1, QThread::idealThreadCount() - 1));
+  QCommandLineParser p;
+  p.setApplicationDescription("CorrTrack Studio: paint a mask, propagate it through the video, inspect features.");
+  p.addHelpOption();
+  p.addPositionalArgument("video", "Video file or frame folder to open");
+  const QCommandLineOption mask("mask", "Mask PNG for the first frame (or --frame)", "png");
+  const QCommandLineOption workspace("workspace", "Workspace folder: masks are saved there as you go", "dir");
+  const QCommandLineOption checkpoint("checkpoint", "Encoder checkpoint for features", "ckpt");
+  const QCommandLineOption features("features", "default | pixels | random", "name", "default");
+  const QCommandLineOption screenshot("screenshot", "Render the window offscreen into this PNG and exit", "png");
+  const QCommandLineOption propagateN("propagate", "Before the screenshot: propagate the mask this many frames", "n");
+  const QCommandLineOption frame("frame", "Frame to show", "k", "0");
+  const QCommandLineOption inspect("inspect", "Before the screenshot: similarity of pixel X,Y", "x,y");
+  const QCommandLineOption other("other", "The other frame of the similarity view", "k");
+  const QCommandLineOption view("view", "masks | similarity | pca", "mode", "masks");
+  const QCommandLineOption size("size", "Window size WxH", "wxh", "1400x860");
+  for (const auto& o : {mask, workspace, checkpoint, features, screenshot, propagateN, frame, inspect, other, view, size}) p.addOption(o);
+  p.process(app);
+
+  corrtrack::ui::MainWindow w;
+  const QStringList wh = p.value(size).split('x');
+  if (wh.size() == 2) w.resize(wh[0].toInt(), wh[1].toInt());
+  const bool shot = p.isSet(screenshot);
+  if (p.isSet(checkpoint)) {
+    if (!w.useCheckpoint(p.value(checkpoint)) && shot) return fail(w.lastMessage());
+  } else if (p.value(features) != "default") {
+    w.useBaseline(p.value(features));
+  }
+  const auto args = p.positionalArguments();
+  if (!args.isEmpty() && !w.openVideo(args[0], p.value(workspace)) && shot) return fail(w.lastMessage());
+  if (p.isSet(mask)) {
+    if (!w.importMask(p.value(mask)) && shot) return fail(w.lastMessage());
+  }
+  if (p.isSet(propagateN)) {
+    // Propagates from the annotated frame over the next N frames (the whole video if N exceeds it).
+    const int n = p.value(propagateN).toInt();
+    if (!w.propagate(true)) return fail(w.lastMessage());
+    const qint64 stop = w.currentFrame() + n;
+    waitUntil([&] { return !w.propagationRunning() || w.session().hasMask(stop); }, 1800);
+    w.cancelPropagation();
+    w.propagationJob().wait();
+    QCoreApplication::processEvents();
+  }
+  if (p.isSet(other)) w.setOtherFrame(p.value(other).toLongLong());
+  w.setCurrentFrame(p.value(frame).toLongLong());
+  if (p.value(view) == "pca") {
+    w.setViewMode(2);
+    waitUntil([&] { return !w.featureJob().running(); }, 600);
+    QCoreApplication::processEvents();
+  }
+  if (p.isSet(inspect)) {
+    const QStringList xy = p.value(inspect).split(',');
+    if (xy.size() != 2) return fail("--inspect must look like 300,200");
+    w.inspectAt(QPointF(xy[0].toDouble(), xy[1].toDouble()));
+    waitUntil([&] { return w.similarityCurrent().defined(); }, 600);
+  }
+  if (shot) {
+    w.show();
+    QCoreApplication::processEvents();
+    QTimer::singleShot(200, &app, &QCoreApplication::quit);
+    app.exec();
+    if (!w.grab().save(p.value(screenshot))) return fail("cannot write " + p.value(screenshot));
+    std::printf("%s\n", p.value(screenshot).toLocal8Bit().constData());
+    return 0;
+  }
+  w.show();
+  return app.exec();
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The Studio's --screenshot mode renders a PNG of the window size after loading a video and a
+# mask; a missing video or a mask of the wrong size is an error with one line naming the file.
+set -uo pipefail
+BIN="$1"
+SRC="$2"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fails=0
+"$BIN" "$SRC/assets/sample/city.mp4" --mask "$SRC/assets/sample/city_00000.png" --features pixels --size 900x600 \
+  --screenshot "$TMP/shot.png" >/dev/null 2>"$TMP/err" || { echo "FAIL screenshot: $(cat "$TMP/err")"; fails=$((fails + 1)); }
+if [ -s "$TMP/shot.png" ] && python3 - "$TMP/shot.png" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read(24)
+w, h = struct.unpack(">II", d[16:24])
+sys.exit(0 if d[:8] == b"\x89PNG\r\n\x1a\n" and (w, h) == (900, 600) else 1)
+PY
+then echo "ok   screenshot: 900x600 PNG"; else echo "FAIL screenshot: no 900x600 PNG"; fails=$((fails + 1)); fi
+if "$BIN" "$TMP/missing.mp4" --screenshot "$TMP/x.png" 2>"$TMP/err" >/dev/null; then
+  echo "FAIL missing video accepted"; fails=$((fails + 1))
+elif [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "missing.mp4" "$TMP/err"; then echo "ok   missing video: $(cat "$TMP/err")"
+else echo "FAIL missing video message: $(cat "$TMP/err")"; fails=$((fails + 1)); fi
+[ ! -e "$TMP/x.png" ] || { echo "FAIL a screenshot was written for a missing video"; fails=$((fails + 1)); }
+exit $fails

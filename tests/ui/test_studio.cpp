@@ -1,0 +1,211 @@
+// CorrTrack Studio under QT_QPA_PLATFORM=offscreen: painting, propagation (complete, cancelled,
+// with the event loop's latency measured), similarity maps, export read back by the J&F scorer,
+// workspaces, and bad input reported in the window.
+#include <torch/torch.h>
+
+#include "corrtrack/tracking.h"
+#include "corrtrack/ui/main_window.h"
+
+#include <QElapsedTimer>
+#include <QTemporaryDir>
+#include <QTimer>
+#include <QtTest/QtTest>
+
+#include <filesystem>
+
+using namespace corrtrack;
+using corrtrack::ui::MainWindow;
+namespace fs = std::filesystem;
+
+namespace {
+
+const QString kVideo = QStringLiteral(CORRTRACK_TEST_SOURCE_DIR "/assets/sample/city.mp4");
+const QString kMask = QStringLiteral(CORRTRACK_TEST_SOURCE_DIR "/assets/sample/city_00000.png");
+
+bool waitUntil(const std::function<bool()>& done, int ms) {
+  QElapsedTimer t;
+  t.start();
+  while (!done()) {
+    if (t.elapsed() > ms) return false;
+    QCoreApplication::processEvents(QEventLoop::AllEvents, 20);
+  }
+  return true;
+}
+
+// The first n frames of the sample video as a PNG folder (a short test clip).
+QString writeClip(const QString& dir, int n) {
+  auto src = frame_source_open(kVideo.toStdString());
+  fs::create_directories(dir.toStdString());
+  for (int k = 0; k < n; ++k) {
+    image_write_png((fs::path(dir.toStdString()) / (std::to_string(10000 + k).substr(1) + ".png")).string(), src->frame(k));
+  }
+  return dir;
+}
+
+int countNonZero(const Image& m) {
+  int n = 0;
+  for (uint8_t v : m.data) n += v != 0;
+  return n;
+}
+
+}  // namespace
+
+class StudioTest : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void initTestCase() { torch::set_num_threads(1); }
+
+  // A brush stroke dragged across the canvas sets the mask pixels under it to the object and
+  // makes the frame an anchor; undo restores the empty mask.
+  void strokeSetsMaskPixels() {
+    MainWindow w;
+    w.show();
+    QVERIFY(w.openVideo(kVideo));
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    w.view().setBrushRadius(6);
+    const QPoint a = w.view().toWidget(QPointF(100, 100)).toPoint(), b = w.view().toWidget(QPointF(160, 100)).toPoint();
+    QTest::mousePress(&w.view(), Qt::LeftButton, Qt::NoModifier, a);
+    QMouseEvent move(QEvent::MouseMove, QPointF(b), w.view().mapToGlobal(QPointF(b)), Qt::NoButton, Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(&w.view(), &move);
+    QTest::mouseRelease(&w.view(), Qt::LeftButton, Qt::NoModifier, b);
+    const Image m = w.session().mask(0);
+    const QPointF mid = w.view().toImage(QPointF((a + b) / 2));
+    QCOMPARE(int(*m.px(int(mid.x()), int(mid.y()))), 1);
+    QCOMPARE(int(*m.px(130, 140)), 0);  // 40 px below the stroke
+    QVERIFY(w.session().isAnchor(0));
+    w.session().undo();
+    QCOMPARE(countNonZero(w.session().mask(0)), 0);
+    QVERIFY(!w.session().isAnchor(0));
+  }
+
+  // Propagating the annotation of frame 0 over a 10-frame clip fills a mask on every frame.
+  void propagateFillsEveryFrame() {
+    QTemporaryDir tmp;
+    MainWindow w;
+    w.useBaseline("pixels");
+    QVERIFY(w.openVideo(writeClip(tmp.filePath("clip"), 10)));
+    QVERIFY(w.importMask(kMask));
+    QVERIFY(w.propagate(true));
+    QVERIFY(waitUntil([&] { return !w.propagationRunning(); }, 120000));
+    QCoreApplication::processEvents();
+    const int objects = mask_num_objects(w.session().mask(0));
+    QVERIFY(objects >= 1);
+    for (int k = 1; k < 10; ++k) {
+      QVERIFY2(w.session().hasMask(k), qPrintable(QString("frame %1 has no mask").arg(k)));
+      QCOMPARE(mask_num_objects(w.session().mask(k)), objects);
+      QVERIFY(!w.session().isAnchor(k));
+    }
+    // Export: palette PNGs that the J&F scorer reads; scored against the session's own masks
+    // (written independently as the ground truth) every value is exactly 1.
+    const QString root = tmp.filePath("davis");
+    for (int k = 0; k < 10; ++k) {
+      const auto dir = fs::path(root.toStdString()) / "Annotations" / "clip";
+      fs::create_directories(dir);
+      mask_write((dir / (w.session().frameName(k) + ".png")).string(), w.session().mask(k));
+    }
+    w.session().exportPalettePngs(tmp.filePath("results/clip"));
+    const Image back = mask_read(tmp.filePath("results/clip/0005.png").toStdString());
+    QVERIFY(back == w.session().mask(5));
+    const auto ev = davis_evaluate(root.toStdString(), tmp.filePath("results").toStdString(), {"clip"});
+    QCOMPARE(ev.global_value("J&F-Mean"), 1.0);
+    w.session().exportBinaryMasks(tmp.filePath("binary"));
+    QVERIFY(QFileInfo::exists(tmp.filePath("binary/object_1/0003.png")));
+  }
+
+  // Cancelling keeps the masks already delivered (a contiguous run after the anchor) and the
+  // event loop keeps answering within 100 ms while the worker propagates.
+  void cancelKeepsFramesAndUiResponsive() {
+    MainWindow w;
+    w.useBaseline("random");  // the slower features, so that the job is still running when cancelled
+    w.show();
+    QVERIFY(w.openVideo(kVideo));
+    QVERIFY(w.importMask(kMask));
+    QElapsedTimer clock;
+    qint64 last = 0, worst = 0;
+    QTimer tick;
+    QObject::connect(&tick, &QTimer::timeout, [&] {
+      const qint64 now = clock.elapsed();
+      worst = std::max(worst, now - last);
+      last = now;
+    });
+    QVERIFY(w.propagate(true));
+    clock.start();
+    tick.start(10);
+    QVERIFY(waitUntil([&] { return w.session().hasMask(3); }, 120000));
+    QVERIFY(w.propagationRunning());
+    w.cancelPropagation();
+    QVERIFY(waitUntil([&] { return !w.propagationRunning(); }, 60000));
+    tick.stop();
+    QCoreApplication::processEvents();
+    qInfo("event-loop latency during propagation: worst gap %lld ms between 10 ms ticks over %lld ms", worst, clock.elapsed());
+    QVERIFY2(worst < 100, qPrintable(QString("worst event-loop gap %1 ms").arg(worst)));
+    int done = 0;
+    while (w.session().hasMask(done + 1)) ++done;
+    QVERIFY(done >= 3);
+    QVERIFY(done < w.session().frameCount() - 1);
+    for (int64_t k = done + 1; k < w.session().frameCount(); ++k) QVERIFY(!w.session().hasMask(k));
+    QVERIFY(w.lastMessage().contains("cancelled"));
+  }
+
+  // Clicking a pixel gives a similarity map whose maximum on the same frame is at that pixel.
+  void similarityMaximumAtClick() {
+    MainWindow w;
+    w.useBaseline("random");
+    QVERIFY(w.openVideo(kVideo));
+    for (const QPointF p : {QPointF(200, 120), QPointF(37, 150)}) {
+      w.inspectAt(p);
+      QVERIFY(waitUntil([&] { return w.similarityCurrent().defined() && !w.featureJob().running(); }, 60000));
+      QCoreApplication::processEvents();
+      const auto& map = w.similarityCurrent();
+      QCOMPARE(map.size(0), int64_t(w.session().height()));
+      QCOMPARE(map.size(1), int64_t(w.session().width()));
+      const float at = map[int64_t(p.y())][int64_t(p.x())].item<float>();
+      QVERIFY(std::abs(at - 1.0f) < 1e-4);  // a unit feature with itself
+      QVERIFY(at >= map.max().item<float>() - 1e-6f);
+      QVERIFY(w.similarityOther().defined());
+    }
+  }
+
+  // Masks and anchors are saved into the workspace as they change; reopening resumes them.
+  void workspaceResumes() {
+    QTemporaryDir tmp;
+    {
+      MainWindow w;
+      QVERIFY(w.openVideo(kVideo, tmp.filePath("ws")));
+      w.setCurrentFrame(4);
+      w.session().paintStroke(4, {QPointF(50, 50)}, 10, 2);
+    }
+    MainWindow again;
+    QVERIFY(again.openVideo(kVideo, tmp.filePath("ws")));
+    QVERIFY(again.session().isAnchor(4));
+    QCOMPARE(int(*again.session().mask(4).px(50, 50)), 2);
+    QVERIFY(std::find(again.session().objects().begin(), again.session().objects().end(), 2) != again.session().objects().end());
+  }
+
+  // Bad input: a message in the window, what was open stays open, nothing changes.
+  void badInputIsReported() {
+    QTemporaryDir tmp;
+    MainWindow w;
+    QVERIFY(w.openVideo(kVideo));
+    QVERIFY(!w.openVideo(tmp.filePath("missing.mp4")));
+    QVERIFY(w.lastMessage().contains("missing.mp4"));
+    QCOMPARE(w.session().path(), kVideo);
+    // A mask of another size.
+    Image small(32, 24, 1, 1);
+    mask_write(tmp.filePath("small.png").toStdString(), small);
+    QVERIFY(!w.importMask(tmp.filePath("small.png")));
+    QVERIFY(w.lastMessage().contains("32x24"));
+    QVERIFY(!w.session().hasMask(0));
+    // A checkpoint that does not load.
+    QFile bad(tmp.filePath("bad.ckpt"));
+    QVERIFY(bad.open(QIODevice::WriteOnly));
+    bad.write("not a checkpoint");
+    bad.close();
+    QVERIFY(!w.useCheckpoint(tmp.filePath("bad.ckpt")));
+    QVERIFY(w.lastMessage().contains("bad.ckpt"));
+    QVERIFY(!w.propagate(true));  // frame 0 is not annotated
+  }
+};
+
+QTEST_MAIN(StudioTest)
+#include "test_studio.moc"

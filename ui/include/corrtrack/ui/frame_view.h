@@ -1,0 +1,59 @@
+// The frame canvas: shows a rendered frame at its native aspect with zoom (wheel, at the cursor)
+// and pan (middle or right drag); turns left-button input into strokes, polygon points, clicks
+// in image coordinates. It knows nothing about masks or models.
+#pragma once
+
+#include <QImage>
+#include <QPointF>
+#include <QWidget>
+
+#include <vector>
+
+namespace corrtrack::ui {
+
+enum class Tool { Brush, Eraser, Polygon, Fill, Inspect };
+
+class FrameView : public QWidget {
+  Q_OBJECT
+ public:
+  explicit FrameView(QWidget* parent = nullptr);
+  void setImage(const QImage& image);   // keeps zoom and pan when the size does not change
+  void setTool(Tool tool) { m_tool = tool; m_polygon.clear(); update(); }
+  Tool tool() const { return m_tool; }
+  void setBrushRadius(double r) { m_radius = r; update(); }
+  double brushRadius() const { return m_radius; }
+  void setMarkers(std::vector<QPointF> points) { m_markers = std::move(points); update(); }
+  void fitToWindow();
+  double zoom() const { return m_zoom; }
+  // Image coordinates of a widget position, and back.
+  QPointF toImage(QPointF widgetPos) const;
+  QPointF toWidget(QPointF imagePos) const;
+
+ Q_SIGNALS:
+  void strokeFinished(std::vector<QPointF> points);   // brush / eraser, image coordinates
+  void polygonFinished(std::vector<QPointF> points);  // double-click or Enter closes it
+  void clicked(QPointF imagePos);                     // fill / inspect
+
+ protected:
+  void paintEvent(QPaintEvent*) override;
+  void mousePressEvent(QMouseEvent*) override;
+  void mouseMoveEvent(QMouseEvent*) override;
+  void mouseReleaseEvent(QMouseEvent*) override;
+  void mouseDoubleClickEvent(QMouseEvent*) override;
+  void wheelEvent(QWheelEvent*) override;
+  void resizeEvent(QResizeEvent*) override;
+  void keyPressEvent(QKeyEvent*) override;
+
+ private:
+  QImage m_image;
+  Tool m_tool = Tool::Brush;
+  double m_radius = 8.0;
+  double m_zoom = 1.0;
+  QPointF m_offset;            // widget position of image pixel (0, 0)
+  bool m_fitted = false;
+  bool m_painting = false, m_panning = false;
+  QPointF m_panStart, m_offsetStart, m_cursor;
+  std::vector<QPointF> m_stroke, m_polygon, m_markers;
+};
+
+}  // namespace corrtrack::ui

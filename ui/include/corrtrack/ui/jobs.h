@@ -1,0 +1,93 @@
+// Long Studio jobs, each in its own worker thread so the window never blocks: propagation over a
+// range of frames, and feature maps for the similarity / PCA views. Results come back as queued
+// signals; cancel() is honoured between frames.
+#pragma once
+
+#include "corrtrack/tracking.h"
+#include "corrtrack/video.h"
+
+#include <QObject>
+#include <QString>
+#include <QThread>
+
+#include <atomic>
+#include <memory>
+
+namespace corrtrack::ui {
+
+// Which features a job uses: "default" (the bundled model), "pixels", "random", or a checkpoint.
+struct ModelChoice {
+  QString features = "default";
+  QString checkpoint;             // non-empty: overrides features
+  PropagationConfig config;       // engine settings (scale = internal resolution)
+};
+// The path of the bundled model (CORRTRACK_MODEL in the environment overrides it).
+QString defaultModelPath();
+// Builds the feature extractor of a choice; throws Error naming the checkpoint when it fails.
+std::unique_ptr<FeatureExtractor> makeFeatures(const ModelChoice& choice);
+// One line describing a checkpoint's metadata (method, encoder, step) for the model panel.
+QString describeCheckpoint(const QString& path);
+
+class PropagationJob : public QObject {
+  Q_OBJECT
+ public:
+  explicit PropagationJob(QObject* parent = nullptr);
+  ~PropagationJob() override;
+  // Propagates `anchorMask` of frame `anchor` to frames anchor±1 .. `last` (inclusive; backward
+  // when last < anchor) of the video at `videoPath`, opened again inside the worker.
+  void start(const QString& videoPath, int64_t anchor, const Image& anchorMask, int64_t last, const ModelChoice& model);
+  void cancel() { m_cancel = true; }
+  bool running() const { return m_thread != nullptr && m_thread->isRunning(); }
+  // Blocks until the worker has stopped (for shutdown and tests).
+  void wait();
+
+ Q_SIGNALS:
+  void maskReady(qint64 frame, std::shared_ptr<const corrtrack::Image> mask);
+  void progress(qint64 done, qint64 total, double fps, double etaSeconds);
+  void finished(bool cancelled, QString error);
+
+ private:
+  QThread* m_thread = nullptr;
+  std::atomic<bool> m_cancel{false};
+};
+
+// Feature maps of two frames, for similarity (click a pixel on frame A, see its cosine similarity
+// on A and on B) and for the PCA colouring.
+struct FeaturePair {
+  int64_t frameA = 0, frameB = 0;
+  torch::Tensor a, b;   // [C, h, w], L2-normalised
+  int stride = 8;
+  double scale = 1.0;   // internal resolution used (pixel (x, y) -> cell (x * scale / stride, ...))
+};
+
+class FeatureJob : public QObject {
+  Q_OBJECT
+ public:
+  explicit FeatureJob(QObject* parent = nullptr);
+  ~FeatureJob() override;
+  void start(const Image& frameA, int64_t a, const Image& frameB, int64_t b, const ModelChoice& model);
+  bool running() const { return m_thread != nullptr && m_thread->isRunning(); }
+  void wait();
+
+ Q_SIGNALS:
+  void ready(std::shared_ptr<const corrtrack::ui::FeaturePair> features);
+  void failed(QString error);
+
+ private:
+  QThread* m_thread = nullptr;
+};
+
+// Cosine similarity of the feature at image pixel (x, y) of `from` with every cell of `to`,
+// upsampled (bilinear) to width x height: [height, width] in [-1, 1].
+torch::Tensor similarityMap(const FeaturePair& f, bool onB, double x, double y, int width, int height);
+// The `n` best-matching pixels (centres of the best cells) of a similarity map, best first.
+std::vector<std::pair<int, int>> bestMatches(const torch::Tensor& map, int n, int minDistance);
+// Heat-map colouring of a similarity map blended over the frame.
+Image heatOverlay(const Image& frame, const torch::Tensor& map, float alpha = 0.6f);
+// Features projected on their first three principal components, scaled to RGB, at frame size.
+Image pcaImage(const torch::Tensor& features, int width, int height);
+
+}  // namespace corrtrack::ui
+
+Q_DECLARE_METATYPE(std::shared_ptr<const corrtrack::Image>)
+Q_DECLARE_METATYPE(std::shared_ptr<const corrtrack::ui::FeaturePair>)

@@ -1,0 +1,113 @@
+// CorrTrack Studio's model layer: the open video, its masks and anchors, the objects, undo/redo,
+// the workspace on disk and the export formats. No widgets here (the window only draws and
+// forwards input); propagation and feature jobs run in worker threads (jobs.h).
+#pragma once
+
+#include "corrtrack/tracking.h"
+#include "corrtrack/video.h"
+
+#include <QObject>
+#include <QPointF>
+#include <QString>
+
+#include <deque>
+#include <list>
+#include <map>
+#include <memory>
+#include <set>
+#include <vector>
+
+namespace corrtrack::ui {
+
+class Session : public QObject {
+  Q_OBJECT
+ public:
+  explicit Session(QObject* parent = nullptr);
+
+  // Opens a video file or frame folder; throws Error naming the path. With a non-empty
+  // `workspace` folder, masks and anchors are saved there as they change and loaded from it when
+  // it already holds a workspace of the same video.
+  void open(const QString& path, const QString& workspace = QString());
+  bool isOpen() const { return m_source != nullptr; }
+  QString path() const { return m_path; }
+  QString workspace() const { return m_workspace; }
+  int64_t frameCount() const { return m_frames; }
+  int width() const { return m_width; }
+  int height() const { return m_height; }
+  double fps() const { return m_fps; }
+  std::string frameName(int64_t k) const;
+
+  // The RGB frame k (decoded on demand; the last kCacheFrames are kept).
+  const Image& frame(int64_t k);
+  // The index mask of frame k (all zero where nothing was annotated or propagated).
+  Image mask(int64_t k) const;
+  bool hasMask(int64_t k) const { return m_masks.count(k) > 0; }
+  // Annotated or corrected frames: propagation starts from them and never overwrites them.
+  const std::set<int64_t>& anchors() const { return m_anchors; }
+  bool isAnchor(int64_t k) const { return m_anchors.count(k) > 0; }
+
+  // Editing (each edit makes frame k an anchor and can be undone). id 0 erases.
+  void paintStroke(int64_t k, const std::vector<QPointF>& points, double radius, uint8_t id);
+  void fillPolygon(int64_t k, const std::vector<QPointF>& points, uint8_t id);
+  void floodFill(int64_t k, QPointF seed, uint8_t id);
+  // Imports a mask PNG as frame k's annotation; throws Error when it cannot be read or has another size.
+  void importMask(int64_t k, const QString& png);
+  void clearFrame(int64_t k);
+  void undo();
+  void redo();
+  bool canUndo() const { return !m_undo.empty(); }
+  bool canRedo() const { return !m_redo.empty(); }
+
+  // Objects: ids 1..255 in use, in order. Objects found in loaded masks are added automatically.
+  const std::vector<int>& objects() const { return m_objects; }
+  int addObject();
+  // Removes the object from every mask (undoable per frame only through a new annotation).
+  void removeObject(int id);
+
+  // A propagated mask for frame k (never replaces an anchor).
+  void setPropagated(int64_t k, const Image& mask);
+  // The frames a propagation from anchor `from` should fill: forward up to the next anchor
+  // (exclusive) or the end, backward down to the previous anchor or frame 0.
+  std::pair<int64_t, int64_t> propagationRange(int64_t from, bool forward) const;
+
+  // Export: palette PNGs named like the frames (readable by `corrtrack eval`), one folder per
+  // object of binary 0/255 PNGs, or an overlay video. Files are written atomically.
+  void exportPalettePngs(const QString& dir) const;
+  void exportBinaryMasks(const QString& dir) const;
+  void exportOverlayVideo(const QString& file, OverlayMode mode, float alpha);
+
+ Q_SIGNALS:
+  void maskChanged(qint64 frame);
+  void objectsChanged();
+  void undoStateChanged();
+
+ private:
+  struct Edit {
+    int64_t frame;
+    bool had_mask, was_anchor;
+    Image mask;
+  };
+  Image& editableMask(int64_t k);
+  void beginEdit(int64_t k);
+  void finishEdit(int64_t k);
+  void noteObjects(const Image& mask);
+  void saveFrame(int64_t k) const;
+  void saveAnchors() const;
+  void loadWorkspace();
+
+  static constexpr size_t kCacheFrames = 48;   // decoded frames kept for display
+  static constexpr size_t kUndoDepth = 100;    // edits kept for undo
+
+  std::unique_ptr<FrameSource> m_source;
+  QString m_path, m_workspace;
+  int64_t m_frames = 0;
+  int m_width = 0, m_height = 0;
+  double m_fps = 25.0;
+  std::list<std::pair<int64_t, Image>> m_cache;  // most recent first
+  std::map<int64_t, Image> m_masks;
+  std::set<int64_t> m_anchors;
+  std::vector<int> m_objects;
+  std::deque<Edit> m_undo, m_redo;
+};
+
+}  // namespace corrtrack::ui

@@ -1,0 +1,252 @@
+// Worker-thread jobs of the Studio: propagation over a frame range, feature maps; and the
+// similarity, best-match, heat-map and PCA helpers the inspection view uses.
+#include "corrtrack/ui/jobs.h"
+
+#include <nlohmann/json.hpp>
+
+#include <QFileInfo>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+namespace F = torch::nn::functional;
+
+namespace corrtrack::ui {
+
+namespace {
+
+// Frames anchor, anchor + dir, ..., last of another source as frames 0..n-1.
+class RangeSource : public FrameSource {
+ public:
+  RangeSource(std::unique_ptr<FrameSource> inner, int64_t anchor, int64_t last)
+      : m_inner(std::move(inner)), m_anchor(anchor), m_dir(last >= anchor ? 1 : -1), m_n(std::llabs(last - anchor) + 1) {}
+  int64_t size() override { return m_n; }
+  Image frame(int64_t k) override {
+    if (k < 0 || k >= m_n) throw Error("frame " + std::to_string(k) + " is outside the propagation range");
+    return m_inner->frame(global(k));
+  }
+  bool next(Image& out) override {
+    if (m_pos >= m_n) return false;
+    out = frame(m_pos++);
+    return true;
+  }
+  std::vector<double> timestamps() override {
+    const auto all = m_inner->timestamps();
+    std::vector<double> t;
+    for (int64_t k = 0; k < m_n; ++k) t.push_back(all.at(size_t(global(k))));
+    return t;
+  }
+  std::string frame_name(int64_t k) override { return m_inner->frame_name(global(k)); }
+  VideoInfo info() override {
+    auto i = m_inner->info();
+    i.frame_count = m_n;
+    return i;
+  }
+  const std::string& path() const override { return m_inner->path(); }
+  int64_t global(int64_t k) const { return m_anchor + m_dir * k; }
+
+ private:
+  std::unique_ptr<FrameSource> m_inner;
+  int64_t m_anchor, m_dir, m_n, m_pos = 0;
+};
+
+// Runs `work` in a new QThread owned by `owner`; the previous thread must have finished.
+QThread* launch(QObject* owner, std::function<void()> work) {
+  QThread* t = QThread::create(std::move(work));
+  t->setParent(owner);
+  t->start();
+  return t;
+}
+
+}  // namespace
+
+QString defaultModelPath() {
+  if (const char* env = std::getenv("CORRTRACK_MODEL")) return QString::fromLocal8Bit(env);
+  return QStringLiteral(CORRTRACK_DEFAULT_MODEL);
+}
+
+std::unique_ptr<FeatureExtractor> makeFeatures(const ModelChoice& choice) {
+  QString ckpt = choice.checkpoint;
+  if (ckpt.isEmpty() && choice.features == "default") {
+    ckpt = defaultModelPath();
+    if (!QFileInfo::exists(ckpt)) throw Error("the default model '" + ckpt.toStdString() + "' is missing: choose pixels, random or a checkpoint");
+  }
+  if (ckpt.isEmpty()) return feature_extractor_create(choice.features.toStdString());
+  return feature_extractor_load(ckpt.toStdString());
+}
+
+QString describeCheckpoint(const QString& path) {
+  const auto meta = nlohmann::json::parse(checkpoint_metadata(path.toStdString()), nullptr, false);
+  if (meta.is_discarded() || !meta.is_object()) throw Error("checkpoint '" + path.toStdString() + "' has unreadable metadata");
+  QString s = QString::fromStdString(meta.value("method", std::string("?")));
+  if (meta.contains("encoder")) {
+    const auto& e = meta["encoder"];
+    s += QString(" · ResNet-%1").arg(e.value("depth", 0));
+    if (e.value("head_channels", 0) > 0) s += QString(" → %1-d").arg(e.value("head_channels", 0));
+  }
+  if (meta.contains("step")) s += QString(" · step %1").arg(meta["step"].get<int64_t>());
+  if (meta.contains("exported_from")) s += QString(" · exported from step %1").arg(meta["exported_from"].value("step", int64_t(0)));
+  if (meta.contains("weights")) s += " · " + QString::fromStdString(meta["weights"].get<std::string>());
+  if (meta.contains("propagation")) s += " · recommends " + QString::fromStdString(meta["propagation"].dump());
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+PropagationJob::PropagationJob(QObject* parent) : QObject(parent) {
+  qRegisterMetaType<std::shared_ptr<const corrtrack::Image>>();
+}
+
+PropagationJob::~PropagationJob() {
+  cancel();
+  wait();
+}
+
+void PropagationJob::wait() {
+  if (m_thread) m_thread->wait();
+}
+
+void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image& anchorMask, int64_t last, const ModelChoice& model) {
+  if (running()) throw Error("a propagation is already running");
+  if (m_thread) {
+    m_thread->deleteLater();
+    m_thread = nullptr;
+  }
+  m_cancel = false;
+  m_thread = launch(this, [this, videoPath, anchor, anchorMask, last, model] {
+    bool cancelled = false;
+    QString error;
+    try {
+      auto features = makeFeatures(model);
+      RangeSource range(frame_source_open(videoPath.toStdString()), anchor, last);
+      LabelPropagator engine(*features, model.config);
+      auto sink = [&](int64_t k, const Image& mask, const Image&) {
+        if (k == 0) return;  // the anchor itself
+        Q_EMIT maskReady(range.global(k), std::make_shared<const Image>(mask));
+      };
+      auto onProgress = [&](const ProgressInfo& p) {
+        Q_EMIT progress(std::max<int64_t>(0, p.done - 1), std::max<int64_t>(0, p.total - 1), p.rate, p.eta_s);
+      };
+      auto res = engine.run(range, {Anchor{0, anchorMask}}, sink, onProgress, [this] { return m_cancel.load(); });
+      cancelled = res.cancelled;
+    } catch (const std::exception& e) {
+      error = QString::fromStdString(e.what());
+    }
+    Q_EMIT finished(cancelled, error);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+FeatureJob::FeatureJob(QObject* parent) : QObject(parent) {
+  qRegisterMetaType<std::shared_ptr<const corrtrack::ui::FeaturePair>>();
+}
+
+FeatureJob::~FeatureJob() { wait(); }
+
+void FeatureJob::wait() {
+  if (m_thread) m_thread->wait();
+}
+
+void FeatureJob::start(const Image& frameA, int64_t a, const Image& frameB, int64_t b, const ModelChoice& model) {
+  if (running()) throw Error("features are already being computed");
+  if (m_thread) {
+    m_thread->deleteLater();
+    m_thread = nullptr;
+  }
+  m_thread = launch(this, [this, frameA, a, frameB, b, model] {
+    try {
+      torch::NoGradGuard ng;
+      auto features = makeFeatures(model);
+      auto pair = std::make_shared<FeaturePair>();
+      pair->frameA = a;
+      pair->frameB = b;
+      pair->stride = features->stride();
+      pair->scale = model.config.scale;
+      auto at_scale = [&](const Image& f) {
+        if (pair->scale == 1.0) return f;
+        return image_resize(f, std::max(1, int(std::lround(f.width * pair->scale))), std::max(1, int(std::lround(f.height * pair->scale))));
+      };
+      pair->a = features->extract(at_scale(frameA));
+      pair->b = a == b ? pair->a : features->extract(at_scale(frameB));
+      Q_EMIT ready(pair);
+    } catch (const std::exception& e) {
+      Q_EMIT failed(QString::fromStdString(e.what()));
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+torch::Tensor similarityMap(const FeaturePair& f, bool onB, double x, double y, int width, int height) {
+  const auto& src = f.a;
+  const int64_t h = src.size(1), w = src.size(2);
+  // Pixel -> feature cell at the internal resolution.
+  const int64_t cx = std::clamp<int64_t>(int64_t(x * f.scale / f.stride), 0, w - 1);
+  const int64_t cy = std::clamp<int64_t>(int64_t(y * f.scale / f.stride), 0, h - 1);
+  auto q = src.index({torch::indexing::Slice(), cy, cx});                    // [C]
+  const auto& dst = onB ? f.b : f.a;
+  auto sim = torch::einsum("c,chw->hw", {q, dst}).unsqueeze(0).unsqueeze(0);  // [1, 1, h', w']
+  // Nearest upsampling keeps the best cell's value on every pixel of that cell, so the maximum
+  // on the query frame lies on the clicked pixel.
+  auto up = F::interpolate(sim, F::InterpolateFuncOptions().size(std::vector<int64_t>{
+                                    int64_t(std::lround(dst.size(1) * f.stride / f.scale)), int64_t(std::lround(dst.size(2) * f.stride / f.scale))})
+                                    .mode(torch::kNearest));
+  up = up.squeeze(0).squeeze(0);
+  // Crop/pad to the frame size (features cover ceil(size / stride) cells).
+  up = up.slice(0, 0, height).slice(1, 0, width);
+  if (up.size(0) < height || up.size(1) < width) {
+    up = F::pad(up.unsqueeze(0).unsqueeze(0), F::PadFuncOptions({0, width - up.size(1), 0, height - up.size(0)}).mode(torch::kReplicate)).squeeze(0).squeeze(0);
+  }
+  return up.contiguous();
+}
+
+std::vector<std::pair<int, int>> bestMatches(const torch::Tensor& map, int n, int minDistance) {
+  std::vector<std::pair<int, int>> out;
+  auto flat = map.reshape({-1});
+  auto order = std::get<1>(flat.sort(/*dim=*/0, /*descending=*/true));
+  const int64_t w = map.size(1);
+  auto idx = order.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < idx.size(0) && int(out.size()) < n; ++i) {
+    const int x = int(idx[i] % w), y = int(idx[i] / w);
+    bool far = true;
+    for (auto [px, py] : out) far = far && std::hypot(px - x, py - y) >= minDistance;
+    if (far) out.emplace_back(x, y);
+  }
+  return out;
+}
+
+Image heatOverlay(const Image& frame, const torch::Tensor& map, float alpha) {
+  Image out = frame;
+  auto m = map.clamp(-1.0, 1.0).contiguous();
+  auto acc = m.accessor<float, 2>();
+  for (int y = 0; y < out.height; ++y)
+    for (int x = 0; x < out.width; ++x) {
+      const float v = (acc[y][x] + 1.0f) / 2.0f;  // 0 (dissimilar) .. 1 (identical)
+      // Blue -> cyan -> yellow -> red.
+      const float r = std::clamp(2.0f * v - 0.5f, 0.0f, 1.0f), g = std::clamp(1.5f - std::abs(2.0f * v - 1.2f) * 1.5f, 0.0f, 1.0f),
+                  b = std::clamp(1.0f - 2.0f * v + 0.3f, 0.0f, 1.0f);
+      uint8_t* p = out.px(x, y);
+      const float c[3] = {r * 255.0f, g * 255.0f, b * 255.0f};
+      for (int ch = 0; ch < 3; ++ch) p[ch] = uint8_t(std::lround((1.0f - alpha) * p[ch] + alpha * c[ch]));
+    }
+  return out;
+}
+
+Image pcaImage(const torch::Tensor& features, int width, int height) {
+  const int64_t c = features.size(0), h = features.size(1), w = features.size(2);
+  auto x = features.reshape({c, h * w}).t().to(torch::kFloat);  // [hw, C]
+  x = x - x.mean(0, true);
+  auto svd = torch::linalg_svd(x, /*full_matrices=*/false);
+  auto v = std::get<2>(svd).slice(0, 0, std::min<int64_t>(3, c)).t();  // [C, 3]
+  auto proj = torch::matmul(x, v);                                  // [hw, k]
+  if (proj.size(1) < 3) proj = F::pad(proj, F::PadFuncOptions({0, 3 - proj.size(1)}));
+  auto lo = std::get<0>(proj.min(0, true)), hi = std::get<0>(proj.max(0, true));
+  proj = (proj - lo) / (hi - lo).clamp_min(1e-6);
+  auto img = proj.t().reshape({1, 3, h, w});
+  img = F::interpolate(img, F::InterpolateFuncOptions().size(std::vector<int64_t>{height, width}).mode(torch::kBilinear).align_corners(false));
+  return tensor_to_image(img.squeeze(0).clamp(0, 1));
+}
+
+}  // namespace corrtrack::ui

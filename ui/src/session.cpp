@@ -1,0 +1,330 @@
+// Studio session: frames (LRU cache), masks, anchors, objects, undo/redo, workspace and export.
+#include "corrtrack/ui/session.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+
+namespace corrtrack::ui {
+
+namespace {
+constexpr const char* kWorkspaceFile = "workspace.json";  // video path, anchors, objects
+}
+
+Session::Session(QObject* parent) : QObject(parent) {}
+
+void Session::open(const QString& path, const QString& workspace) {
+  auto source = frame_source_open(path.toStdString());
+  const int64_t n = source->size();
+  if (n < 1) throw Error("'" + path.toStdString() + "' holds no frames");
+  const auto info = source->info();
+  m_source = std::move(source);
+  m_path = path;
+  m_frames = n;
+  m_width = info.width;
+  m_height = info.height;
+  m_fps = info.fps > 0 ? info.fps : 25.0;
+  m_cache.clear();
+  m_masks.clear();
+  m_anchors.clear();
+  m_objects.clear();
+  m_undo.clear();
+  m_redo.clear();
+  m_workspace = workspace;
+  if (!m_workspace.isEmpty()) {
+    dir_ensure_writable((fs::path(m_workspace.toStdString()) / "masks").string());
+    loadWorkspace();
+  }
+  if (m_objects.empty()) m_objects.push_back(1);
+  Q_EMIT objectsChanged();
+  Q_EMIT undoStateChanged();
+}
+
+std::string Session::frameName(int64_t k) const { return m_source ? m_source->frame_name(k) : std::to_string(k); }
+
+const Image& Session::frame(int64_t k) {
+  if (!m_source) throw Error("no video is open");
+  if (k < 0 || k >= m_frames) throw Error("frame " + std::to_string(k) + " is outside the video");
+  for (auto it = m_cache.begin(); it != m_cache.end(); ++it) {
+    if (it->first == k) {
+      m_cache.splice(m_cache.begin(), m_cache, it);
+      return m_cache.front().second;
+    }
+  }
+  m_cache.emplace_front(k, m_source->frame(k));
+  if (m_cache.size() > kCacheFrames) m_cache.pop_back();
+  return m_cache.front().second;
+}
+
+Image Session::mask(int64_t k) const {
+  auto it = m_masks.find(k);
+  if (it != m_masks.end()) return it->second;
+  return Image(m_width, m_height, 1, 0);
+}
+
+Image& Session::editableMask(int64_t k) {
+  auto it = m_masks.find(k);
+  if (it == m_masks.end()) it = m_masks.emplace(k, Image(m_width, m_height, 1, 0)).first;
+  return it->second;
+}
+
+void Session::beginEdit(int64_t k) {
+  if (k < 0 || k >= m_frames) throw Error("frame " + std::to_string(k) + " is outside the video");
+  Edit e{k, hasMask(k), isAnchor(k), hasMask(k) ? m_masks.at(k) : Image()};
+  m_undo.push_back(std::move(e));
+  if (m_undo.size() > kUndoDepth) m_undo.pop_front();
+  m_redo.clear();
+}
+
+void Session::finishEdit(int64_t k) {
+  m_anchors.insert(k);
+  noteObjects(m_masks.at(k));
+  saveFrame(k);
+  saveAnchors();
+  Q_EMIT maskChanged(k);
+  Q_EMIT undoStateChanged();
+}
+
+void Session::paintStroke(int64_t k, const std::vector<QPointF>& points, double radius, uint8_t id) {
+  if (points.empty()) return;
+  beginEdit(k);
+  Image& m = editableMask(k);
+  const double r2 = radius * radius;
+  auto dab = [&](double cx, double cy) {
+    const int x0 = std::max(0, int(std::floor(cx - radius))), x1 = std::min(m.width - 1, int(std::ceil(cx + radius)));
+    const int y0 = std::max(0, int(std::floor(cy - radius))), y1 = std::min(m.height - 1, int(std::ceil(cy + radius)));
+    for (int y = y0; y <= y1; ++y)
+      for (int x = x0; x <= x1; ++x) {
+        const double dx = x + 0.5 - cx, dy = y + 0.5 - cy;
+        if (dx * dx + dy * dy <= r2) *m.px(x, y) = id;
+      }
+  };
+  dab(points[0].x(), points[0].y());
+  for (size_t i = 1; i < points.size(); ++i) {
+    // Dabs every half radius along the segment so fast strokes stay continuous.
+    const QPointF a = points[i - 1], b = points[i];
+    const double len = std::hypot(b.x() - a.x(), b.y() - a.y());
+    const int steps = std::max(1, int(std::ceil(len / std::max(0.5, radius / 2))));
+    for (int s = 1; s <= steps; ++s) {
+      const double t = double(s) / steps;
+      dab(a.x() + t * (b.x() - a.x()), a.y() + t * (b.y() - a.y()));
+    }
+  }
+  finishEdit(k);
+}
+
+void Session::fillPolygon(int64_t k, const std::vector<QPointF>& points, uint8_t id) {
+  if (points.size() < 3) return;
+  beginEdit(k);
+  std::vector<std::pair<double, double>> pts;
+  for (const auto& p : points) pts.emplace_back(p.x(), p.y());
+  mask_fill_polygon(editableMask(k), pts, id);
+  finishEdit(k);
+}
+
+void Session::floodFill(int64_t k, QPointF seed, uint8_t id) {
+  const int sx = int(seed.x()), sy = int(seed.y());
+  if (sx < 0 || sy < 0 || sx >= m_width || sy >= m_height) return;
+  beginEdit(k);
+  Image& m = editableMask(k);
+  const uint8_t from = *m.px(sx, sy);
+  if (from != id) {
+    std::vector<std::pair<int, int>> stack{{sx, sy}};
+    while (!stack.empty()) {
+      auto [x, y] = stack.back();
+      stack.pop_back();
+      if (x < 0 || y < 0 || x >= m.width || y >= m.height || *m.px(x, y) != from) continue;
+      *m.px(x, y) = id;
+      stack.insert(stack.end(), {{x + 1, y}, {x - 1, y}, {x, y + 1}, {x, y - 1}});
+    }
+  }
+  finishEdit(k);
+}
+
+void Session::importMask(int64_t k, const QString& png) {
+  Image m = mask_read(png.toStdString());
+  if (m.width != m_width || m.height != m_height) {
+    throw Error("mask '" + png.toStdString() + "' is " + std::to_string(m.width) + "x" + std::to_string(m.height) +
+                " but the video is " + std::to_string(m_width) + "x" + std::to_string(m_height));
+  }
+  beginEdit(k);
+  editableMask(k) = std::move(m);
+  finishEdit(k);
+}
+
+void Session::clearFrame(int64_t k) {
+  beginEdit(k);
+  editableMask(k) = Image(m_width, m_height, 1, 0);
+  finishEdit(k);
+}
+
+void Session::undo() {
+  if (m_undo.empty()) return;
+  Edit e = std::move(m_undo.back());
+  m_undo.pop_back();
+  Edit now{e.frame, hasMask(e.frame), isAnchor(e.frame), hasMask(e.frame) ? m_masks.at(e.frame) : Image()};
+  m_redo.push_back(std::move(now));
+  if (e.had_mask) m_masks[e.frame] = e.mask; else m_masks.erase(e.frame);
+  if (e.was_anchor) m_anchors.insert(e.frame); else m_anchors.erase(e.frame);
+  saveFrame(e.frame);
+  saveAnchors();
+  Q_EMIT maskChanged(e.frame);
+  Q_EMIT undoStateChanged();
+}
+
+void Session::redo() {
+  if (m_redo.empty()) return;
+  Edit e = std::move(m_redo.back());
+  m_redo.pop_back();
+  Edit now{e.frame, hasMask(e.frame), isAnchor(e.frame), hasMask(e.frame) ? m_masks.at(e.frame) : Image()};
+  m_undo.push_back(std::move(now));
+  if (e.had_mask) m_masks[e.frame] = e.mask; else m_masks.erase(e.frame);
+  if (e.was_anchor) m_anchors.insert(e.frame); else m_anchors.erase(e.frame);
+  saveFrame(e.frame);
+  saveAnchors();
+  Q_EMIT maskChanged(e.frame);
+  Q_EMIT undoStateChanged();
+}
+
+int Session::addObject() {
+  int id = 1;
+  while (std::find(m_objects.begin(), m_objects.end(), id) != m_objects.end()) ++id;
+  if (id > 254) throw Error("at most 254 objects");
+  m_objects.push_back(id);
+  std::sort(m_objects.begin(), m_objects.end());
+  saveAnchors();
+  Q_EMIT objectsChanged();
+  return id;
+}
+
+void Session::removeObject(int id) {
+  m_objects.erase(std::remove(m_objects.begin(), m_objects.end(), id), m_objects.end());
+  for (auto& [k, m] : m_masks) {
+    bool changed = false;
+    for (auto& v : m.data) {
+      if (v == id) { v = 0; changed = true; }
+    }
+    if (changed) {
+      saveFrame(k);
+      Q_EMIT maskChanged(k);
+    }
+  }
+  saveAnchors();
+  Q_EMIT objectsChanged();
+}
+
+void Session::noteObjects(const Image& mask) {
+  bool seen[256] = {};
+  for (uint8_t v : mask.data) seen[v] = true;
+  bool added = false;
+  for (int id = 1; id < 255; ++id) {
+    if (seen[id] && std::find(m_objects.begin(), m_objects.end(), id) == m_objects.end()) {
+      m_objects.push_back(id);
+      added = true;
+    }
+  }
+  if (added) {
+    std::sort(m_objects.begin(), m_objects.end());
+    Q_EMIT objectsChanged();
+  }
+}
+
+void Session::setPropagated(int64_t k, const Image& mask) {
+  if (isAnchor(k) || k < 0 || k >= m_frames) return;
+  m_masks[k] = mask;
+  noteObjects(mask);
+  saveFrame(k);
+  Q_EMIT maskChanged(k);
+}
+
+std::pair<int64_t, int64_t> Session::propagationRange(int64_t from, bool forward) const {
+  if (forward) {
+    auto next = m_anchors.upper_bound(from);
+    return {from + 1, next == m_anchors.end() ? m_frames - 1 : *next - 1};
+  }
+  auto it = m_anchors.lower_bound(from);
+  const int64_t prev = it == m_anchors.begin() ? -1 : *std::prev(it);
+  return {from - 1, prev + 1};
+}
+
+// ---- workspace ----
+
+void Session::saveFrame(int64_t k) const {
+  if (m_workspace.isEmpty()) return;
+  const auto file = fs::path(m_workspace.toStdString()) / "masks" / (frameName(k) + ".png");
+  auto it = m_masks.find(k);
+  if (it == m_masks.end()) {
+    std::error_code ec;
+    fs::remove(file, ec);
+    return;
+  }
+  mask_write(file.string(), it->second);
+}
+
+void Session::saveAnchors() const {
+  if (m_workspace.isEmpty()) return;
+  nlohmann::json j = {{"video", m_path.toStdString()},
+                      {"anchors", std::vector<int64_t>(m_anchors.begin(), m_anchors.end())},
+                      {"objects", m_objects}};
+  file_write_atomic((fs::path(m_workspace.toStdString()) / kWorkspaceFile).string(), j.dump(2));
+}
+
+void Session::loadWorkspace() {
+  const fs::path dir = m_workspace.toStdString();
+  const fs::path file = dir / kWorkspaceFile;
+  if (!fs::exists(file)) return;
+  std::ifstream in(file);
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw Error("workspace file '" + file.string() + "' is not valid JSON");
+  if (j.value("video", std::string()) != m_path.toStdString()) {
+    throw Error("workspace '" + dir.string() + "' belongs to another video (" + j.value("video", std::string("?")) + ")");
+  }
+  for (int64_t k = 0; k < m_frames; ++k) {
+    const auto png = dir / "masks" / (frameName(k) + ".png");
+    if (!fs::exists(png)) continue;
+    Image m = mask_read(png.string());
+    if (m.width == m_width && m.height == m_height) m_masks[k] = std::move(m);
+  }
+  for (int64_t k : j.value("anchors", std::vector<int64_t>())) {
+    if (m_masks.count(k)) m_anchors.insert(k);
+  }
+  m_objects = j.value("objects", std::vector<int>());
+  for (const auto& [k, m] : m_masks) noteObjects(m);
+}
+
+// ---- export ----
+
+void Session::exportPalettePngs(const QString& dir) const {
+  StagedFolder out(dir.toStdString());
+  for (int64_t k = 0; k < m_frames; ++k) {
+    mask_write((fs::path(out.path()) / (frameName(k) + ".png")).string(), mask(k));
+  }
+  out.commit();
+}
+
+void Session::exportBinaryMasks(const QString& dir) const {
+  StagedFolder out(dir.toStdString());
+  for (int id : m_objects) {
+    const fs::path sub = fs::path(out.path()) / ("object_" + std::to_string(id));
+    fs::create_directories(sub);
+    for (int64_t k = 0; k < m_frames; ++k) {
+      Image m = mask(k), bin(m.width, m.height, 1, 0);
+      for (size_t i = 0; i < m.data.size(); ++i) bin.data[i] = m.data[i] == id ? 255 : 0;
+      image_write_png((sub / (frameName(k) + ".png")).string(), bin);
+    }
+  }
+  out.commit();
+}
+
+void Session::exportOverlayVideo(const QString& file, OverlayMode mode, float alpha) {
+  VideoWriter w(file.toStdString(), m_width, m_height, m_fps);
+  for (int64_t k = 0; k < m_frames; ++k) w.write(overlay_render(frame(k), mask(k), mode, alpha));
+  w.close();
+}
+
+}  // namespace corrtrack::ui
