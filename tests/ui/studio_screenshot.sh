@@ -6,6 +6,9 @@ BIN="$1"
 SRC="$2"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+# A private runtime folder, as a desktop session provides (Qt warns on stderr without one).
+export XDG_RUNTIME_DIR="$TMP/xdg"
+mkdir -m 700 "$XDG_RUNTIME_DIR"
 fails=0
 "$BIN" "$SRC/assets/sample/city.mp4" --mask "$SRC/assets/sample/city_00000.png" --features pixels --size 900x600 \
   --screenshot "$TMP/shot.png" >/dev/null 2>"$TMP/err" || { echo "FAIL screenshot: $(cat "$TMP/err")"; fails=$((fails + 1)); }

@@ -51,12 +51,12 @@ class RangeSource : public FrameSource {
   int64_t m_anchor, m_dir, m_n, m_pos = 0;
 };
 
-// Runs `work` in a new QThread owned by `owner`; the previous thread must have finished.
-QThread* launch(QObject* owner, std::function<void()> work) {
-  QThread* t = QThread::create(std::move(work));
-  t->setParent(owner);
-  t->start();
-  return t;
+// Runs `work` in a new QThread owned by `owner`, replacing `thread` (which must have finished).
+void launch(QObject* owner, QThread*& thread, std::function<void()> work) {
+  if (thread) thread->deleteLater();
+  thread = QThread::create(std::move(work));
+  thread->setParent(owner);
+  thread->start();
 }
 
 }  // namespace
@@ -109,12 +109,8 @@ void PropagationJob::wait() {
 
 void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image& anchorMask, int64_t last, const ModelChoice& model) {
   if (running()) throw Error("a propagation is already running");
-  if (m_thread) {
-    m_thread->deleteLater();
-    m_thread = nullptr;
-  }
   m_cancel = false;
-  m_thread = launch(this, [this, videoPath, anchor, anchorMask, last, model] {
+  launch(this, m_thread, [this, videoPath, anchor, anchorMask, last, model] {
     bool cancelled = false;
     QString error;
     try {
@@ -151,11 +147,7 @@ void FeatureJob::wait() {
 
 void FeatureJob::start(const Image& frameA, int64_t a, const Image& frameB, int64_t b, const ModelChoice& model) {
   if (running()) throw Error("features are already being computed");
-  if (m_thread) {
-    m_thread->deleteLater();
-    m_thread = nullptr;
-  }
-  m_thread = launch(this, [this, frameA, a, frameB, b, model] {
+  launch(this, m_thread, [this, frameA, a, frameB, b, model] {
     try {
       torch::NoGradGuard ng;
       auto features = makeFeatures(model);

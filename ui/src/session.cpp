@@ -163,26 +163,14 @@ void Session::clearFrame(int64_t k) {
   finishEdit(k);
 }
 
-void Session::undo() {
-  if (m_undo.empty()) return;
-  Edit e = std::move(m_undo.back());
-  m_undo.pop_back();
-  Edit now{e.frame, hasMask(e.frame), isAnchor(e.frame), hasMask(e.frame) ? m_masks.at(e.frame) : Image()};
-  m_redo.push_back(std::move(now));
-  if (e.had_mask) m_masks[e.frame] = e.mask; else m_masks.erase(e.frame);
-  if (e.was_anchor) m_anchors.insert(e.frame); else m_anchors.erase(e.frame);
-  saveFrame(e.frame);
-  saveAnchors();
-  Q_EMIT maskChanged(e.frame);
-  Q_EMIT undoStateChanged();
-}
+void Session::undo() { swapEdit(m_undo, m_redo); }
+void Session::redo() { swapEdit(m_redo, m_undo); }
 
-void Session::redo() {
-  if (m_redo.empty()) return;
-  Edit e = std::move(m_redo.back());
-  m_redo.pop_back();
-  Edit now{e.frame, hasMask(e.frame), isAnchor(e.frame), hasMask(e.frame) ? m_masks.at(e.frame) : Image()};
-  m_undo.push_back(std::move(now));
+void Session::swapEdit(std::deque<Edit>& from, std::deque<Edit>& to) {
+  if (from.empty()) return;
+  Edit e = std::move(from.back());
+  from.pop_back();
+  to.push_back(Edit{e.frame, hasMask(e.frame), isAnchor(e.frame), hasMask(e.frame) ? m_masks.at(e.frame) : Image()});
   if (e.had_mask) m_masks[e.frame] = e.mask; else m_masks.erase(e.frame);
   if (e.was_anchor) m_anchors.insert(e.frame); else m_anchors.erase(e.frame);
   saveFrame(e.frame);

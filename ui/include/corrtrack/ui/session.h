@@ -89,6 +89,8 @@ class Session : public QObject {
   };
   Image& editableMask(int64_t k);
   void beginEdit(int64_t k);
+  // Restores the newest edit of `from`, recording the current state in `to` (undo / redo).
+  void swapEdit(std::deque<Edit>& from, std::deque<Edit>& to);
   void finishEdit(int64_t k);
   void noteObjects(const Image& mask);
   void saveFrame(int64_t k) const;
