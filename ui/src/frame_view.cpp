@@ -68,7 +68,7 @@ void FrameView::paintEvent(QPaintEvent*) {
     painter.drawText(c + QPointF(r + 2, -r), QString::number(i + 1));
   }
   // Brush cursor.
-  if ((m_tool == Tool::Brush || m_tool == Tool::Eraser) && rect().contains(m_cursor.toPoint())) {
+  if ((m_tool == Tool::Brush || m_tool == Tool::Eraser) && underMouse()) {
     painter.setPen(QPen(m_tool == Tool::Eraser ? QColor(255, 120, 120) : QColor(255, 255, 255), 1));
     painter.setBrush(Qt::NoBrush);
     painter.drawEllipse(m_cursor, m_radius * m_zoom, m_radius * m_zoom);
