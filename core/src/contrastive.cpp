@@ -102,14 +102,15 @@ torch::Tensor sinkhorn_knopp(const torch::Tensor& scores, double eps, int iterat
   torch::NoGradGuard ng;
   if (scores.dim() != 2) throw Error("sinkhorn_knopp: need scores [B, K]");
   const double B = static_cast<double>(scores.size(0)), K = static_cast<double>(scores.size(1));
-  // Subtracting the maximum keeps exp finite; the scaling steps cancel it.
-  auto Q = torch::exp((scores - scores.max()) / eps).t();  // [K, B]
-  Q = Q / Q.sum();
+  // In the log domain: with a small eps over a whole data set, exp(score / eps) of a sample far
+  // below the best one underflows to 0, and a zero column turns the scaling into 0/0 (SeLa's
+  // pseudo-labels then all became cluster 0).
+  auto logQ = (scores.to(torch::kDouble) / eps).t();  // [K, B]
   for (int it = 0; it < iterations; ++it) {
-    Q = Q / Q.sum(1, true) / K;  // each cluster: 1/K
-    Q = Q / Q.sum(0, true) / B;  // each sample: 1/B
+    logQ = logQ - logQ.logsumexp(1, true) - std::log(K);  // each cluster: 1/K
+    logQ = logQ - logQ.logsumexp(0, true) - std::log(B);  // each sample: 1/B
   }
-  return (Q * B).t().contiguous();
+  return (logQ.exp() * B).t().to(scores.dtype()).contiguous();
 }
 
 torch::Tensor iic_loss(const torch::Tensor& p1, const torch::Tensor& p2) {

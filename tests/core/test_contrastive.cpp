@@ -92,6 +92,24 @@ TEST(Sinkhorn, MarginalsAreEquipartition) {
   EXPECT_TRUE(torch::all(Q.min() >= 0).item<bool>());
 }
 
+// Regression: SeLa's setting (eps 1/25 over a whole set) with samples whose scores lie far below
+// the best sample's. Computed with exp() directly these underflowed to zero columns and the
+// scaling produced NaN (every pseudo-label became cluster 0); the result must stay finite, keep
+// the marginals, and give each sample its own best cluster when the clusters are balanced.
+TEST(Sinkhorn, FarApartScoresStayFinite) {
+  auto scores = torch::zeros({6, 3});
+  for (int i = 0; i < 6; ++i) {
+    const float base = i < 3 ? 0.0f : -40.0f;  // half the samples score 40 below the others
+    for (int k = 0; k < 3; ++k) scores[i][k] = base + (k == i % 3 ? 2.0f : 0.0f);
+  }
+  auto Q = sinkhorn_knopp(scores, 1.0 / 25.0, 10);
+  EXPECT_TRUE(torch::isfinite(Q).all().item<bool>());
+  EXPECT_LT((Q.sum(1) - 1.0).abs().max().item<double>(), 1e-4);
+  EXPECT_LT((Q.sum(0) - 2.0).abs().max().item<double>(), 1e-4);
+  auto best = Q.argmax(1);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(best[i].item<int64_t>(), i % 3) << i;
+}
+
 TEST(IIC, MutualInformationOfPerfectAndIndependentAssignments) {
   // Confident, evenly spread, identical assignments: I = log C.
   auto onehot = torch::eye(4, torch::kDouble).repeat({3, 1});
