@@ -197,9 +197,7 @@ void add_train_commands(CLI::App& app) {
     if (a.run.checkpoint_every < 1 || a.run.log_every < 1) throw Error("--checkpoint-every and --log-every must be >= 1");
     a.run.device = pick_device(a.device);
     a.run.out_dir = a.out;
-    if (!a.run.resume && fs::exists(fs::path(a.out) / "last.ckpt")) {
-      throw Error("'" + a.out + "' already holds a run (last.ckpt): add --resume to continue it, or choose another --out");
-    }
+    train_out_check(a.run);  // before any data is loaded or a cache built into the run folder
     a.image_batch_given = train->get_option("--batch")->count() > 0;
     auto method = make_any_method(a);
     a.run.command_json = command_json(a);
@@ -223,7 +221,8 @@ void add_train_commands(CLI::App& app) {
   ex->add_flag("--half", ea->half, "Store float16 weights (half the size; computed in float32)");
   ex->add_option("--propagation", ea->propagation, "Recommended engine settings as JSON, e.g. '{\"scale\":0.5}'");
   ex->callback([ea] {
-    feature_encoder_export(ea->checkpoint, ea->out, ea->half, ea->propagation);
+    const auto hints = ea->propagation.empty() ? PropagationHints() : propagation_hints_from_json(ea->propagation, "--propagation");
+    feature_encoder_export(ea->checkpoint, ea->out, ea->half, hints);
     std::error_code ec;
     json_emit({{"model", ea->out}, {"bytes", fs::file_size(ea->out, ec)}, {"weights", ea->half ? "float16" : "float32"}});
   });

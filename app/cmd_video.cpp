@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "cli_common.h"
+#include "corrtrack/checkpoint_info.h"
 #include "corrtrack/core.h"
 #include "corrtrack/video.h"
 
@@ -75,7 +76,7 @@ void register_video_commands(CLI::App& app) {
     auto* ckpt = inspect->add_subcommand("checkpoint", "Metadata of a CorrTrack checkpoint (JSON)");
     auto path = std::make_shared<std::string>();
     ckpt->add_option("path", *path, "Checkpoint file")->required();
-    ckpt->callback([path] { json_emit(nlohmann::json::parse(checkpoint_metadata(*path))); });
+    ckpt->callback([path] { json_emit(nlohmann::json::parse(checkpoint_info_to_json(checkpoint_info_read(*path)))); });
   }
   {
     auto* mask = app.add_subcommand("mask", "Make annotation masks without the Studio");

@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
   if (p.isSet(other)) w.setOtherFrame(p.value(other).toLongLong());
   w.setCurrentFrame(p.value(frame).toLongLong());
   if (p.value(view) == "pca") {
-    w.setViewMode(2);
+    w.setViewMode(corrtrack::ui::ViewMode::Pca);
     waitUntil([&] { return !w.featureJob().running(); }, 600);
     QCoreApplication::processEvents();
   }

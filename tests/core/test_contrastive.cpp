@@ -152,15 +152,15 @@ TEST(EMA, UpdateEqualsFormulaAndScheduleEnds) {
 TEST(NMI, PermutedLabelsAndIndependentLabels) {
   auto a = torch::tensor({0, 0, 1, 1, 2, 2}, torch::kLong);
   auto b = torch::tensor({5, 5, 3, 3, 9, 9}, torch::kLong);  // same partition, other names
-  EXPECT_NEAR(normalized_mutual_info(a, b), 1.0, 1e-12);
+  EXPECT_NEAR(normalised_mutual_info(a, b), 1.0, 1e-12);
   auto x = torch::tensor({0, 0, 1, 1}, torch::kLong), y = torch::tensor({0, 1, 0, 1}, torch::kLong);
-  EXPECT_NEAR(normalized_mutual_info(x, y), 0.0, 1e-12);
+  EXPECT_NEAR(normalised_mutual_info(x, y), 0.0, 1e-12);
   // By hand: a = (0,0,1,1), b = (0,0,0,1): I = 1.5 log 1.5 ... = 0.2158 nats; H(a) = log 2,
   // H(b) = 0.5623 -> NMI = 0.2158 / sqrt(0.6931 * 0.5623).
   auto c = torch::tensor({0, 0, 0, 1}, torch::kLong);
   const double I = 0.5 * std::log(0.5 / (0.5 * 0.75)) + 0.25 * std::log(0.25 / (0.5 * 0.75)) + 0.25 * std::log(0.25 / (0.5 * 0.25));
   const double Hb = -(0.75 * std::log(0.75) + 0.25 * std::log(0.25));
-  EXPECT_NEAR(normalized_mutual_info(x, c), I / std::sqrt(std::log(2.0) * Hb), 1e-12);
+  EXPECT_NEAR(normalised_mutual_info(x, c), I / std::sqrt(std::log(2.0) * Hb), 1e-12);
 }
 
 TEST(KNN, WeightedVoteByHand) {

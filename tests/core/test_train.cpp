@@ -157,7 +157,11 @@ class ToyMethod : public TrainableMethod {
     if (m_nan_from >= 0 && step >= m_nan_from) loss = loss * std::numeric_limits<double>::quiet_NaN();
     return {loss, {{"w", m_model->fc->weight.item<double>()}}, 16};
   }
-  std::string metadata_json() const override { return R"({"method":")" + m_name + R"("})"; }
+  CheckpointInfo checkpoint_info() const override {
+    CheckpointInfo info;
+    info.method = m_name;
+    return info;
+  }
   double weight() const { return m_model->fc->weight.item<double>(); }
   double bias() const { return m_model->fc->bias.item<double>(); }
 

@@ -123,7 +123,7 @@ TEST(Propagation, MastMemoryModeRoiFollowsAJump) {
   auto feats = feature_extractor_create("pixels");
   auto run = [&](int roi_gap) {
     PropagationConfig cfg;
-    cfg.mode = "mast";
+    cfg.mode = PropagationMode::Mast;
     cfg.roi_gap = roi_gap;
     LabelPropagator prop(*feats, cfg);
     std::map<int64_t, Image> out;
@@ -138,9 +138,7 @@ TEST(Propagation, MastMemoryModeRoiFollowsAJump) {
   }
   auto without = run(1000);
   EXPECT_LT(iou_of(without[23], src.truth(23), 1), 0.5);
-  PropagationConfig bad;
-  bad.mode = "xmem";
-  EXPECT_THROW(LabelPropagator(*feats, bad), Error);
+  EXPECT_THROW(propagation_mode_parse("xmem"), Error);
 }
 
 TEST(Propagation, BackwardFromAMiddleAnchorAndSecondAnchor) {

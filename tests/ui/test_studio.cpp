@@ -5,6 +5,7 @@
 
 #include "corrtrack/tracking.h"
 #include "corrtrack/ui/main_window.h"
+#include "corrtrack/ui/session.h"
 
 #include <QElapsedTimer>
 #include <QTemporaryDir>
@@ -12,6 +13,7 @@
 #include <QtTest/QtTest>
 
 #include <filesystem>
+#include <fstream>
 
 using namespace corrtrack;
 using corrtrack::ui::MainWindow;
@@ -54,6 +56,50 @@ class StudioTest : public QObject {
   Q_OBJECT
  private Q_SLOTS:
   void initTestCase() { torch::set_num_threads(1); }
+
+  // The training panel's curve: every complete metrics line in order; a torn last line (a run
+  // killed mid-write) and lines without step/loss are skipped.
+  void lossCurveFromMetrics() {
+    QTemporaryDir tmp;
+    const QString path = tmp.path() + "/metrics.jsonl";
+    {
+      std::ofstream out(path.toStdString());
+      // (No raw string literals here: moc reads this file and counts their braces.)
+      out << "{\"step\":5,\"loss\":2.5,\"lr\":0.001}\n{\"note\":\"no loss\"}\n"
+          << "{\"step\":10,\"loss\":1.25}\n{\"step\":15,\"lo";
+    }
+    const auto points = corrtrack::ui::readLossCurve(path);
+    QCOMPARE(points.size(), 2);
+    QCOMPARE(points[0], QPointF(5, 2.5));
+    QCOMPARE(points[1], QPointF(10, 1.25));
+    QVERIFY(corrtrack::ui::readLossCurve(tmp.path() + "/missing.jsonl").isEmpty());
+  }
+
+  // The Session alone, no window: strokes make anchors, undo/redo restore exact masks, the
+  // propagation range stops at anchors, and exported palette PNGs read back bit for bit.
+  void sessionWithoutWidgets() {
+    QTemporaryDir tmp;
+    const QString clip = writeClip(tmp.path() + "/clip", 6);
+    corrtrack::ui::Session s;
+    s.open(clip);
+    QCOMPARE(s.frameCount(), qint64(6));
+    s.paintStroke(1, {QPointF(40, 40), QPointF(80, 40)}, 5.0, 1);
+    Image painted = s.mask(1);
+    QCOMPARE(int(painted.px(60, 40)[0]), 1);
+    QCOMPARE(int(painted.px(60, 90)[0]), 0);
+    QVERIFY(s.isAnchor(1));
+    s.paintStroke(4, {QPointF(10, 10)}, 3.0, 2);
+    QCOMPARE(s.propagationRange(1, true), std::make_pair(int64_t(2), int64_t(3)));
+    QCOMPARE(s.propagationRange(1, false), std::make_pair(int64_t(0), int64_t(0)));
+    s.undo();
+    QVERIFY(!s.isAnchor(4));
+    QCOMPARE(countNonZero(s.mask(4)), 0);
+    s.redo();
+    QCOMPARE(int(s.mask(4).px(10, 10)[0]), 2);
+    s.exportPalettePngs(tmp.path() + "/out");
+    Image back = mask_read((tmp.path() + "/out/" + QString::fromStdString(s.frameName(1)) + ".png").toStdString());
+    QVERIFY(back.data == painted.data);
+  }
 
   // A brush stroke dragged across the canvas sets the mask pixels under it to the object and
   // makes the frame an anchor; undo restores the empty mask.
@@ -104,7 +150,7 @@ class StudioTest : public QObject {
       mask_write((dir / (w.session().frameName(k) + ".png")).string(), w.session().mask(k));
     }
     w.session().exportPalettePngs(tmp.filePath("results/clip"));
-    const Image back = mask_read(tmp.filePath("results/clip/0005.png").toStdString());
+    Image back = mask_read(tmp.filePath("results/clip/0005.png").toStdString());
     QVERIFY(back == w.session().mask(5));
     const auto ev = davis_evaluate(root.toStdString(), tmp.filePath("results").toStdString(), {"clip"});
     QCOMPARE(ev.global_value("J&F-Mean"), 1.0);

@@ -1,4 +1,4 @@
-// Cycle-consistency of time, in two forms (PROTOCOLS.md recipes, scaled by the caller's batch and
+// Cycle-consistency of time, in two forms (the published recipes, scaled by the caller's batch and
 // crop): the contrastive random walk (CRW) over patch or dense nodes, and TimeCycle's
 // differentiable patch tracker run backward then forward through a clip.
 #include "cycle_methods.h"
@@ -23,10 +23,6 @@ constexpr int kCrwPatchStride = 32;    // ... every 32 pixels (7x7 = 49 nodes on
 constexpr int kCrwEmbedding = 128;     // linear head output
 constexpr double kCrwTemperature = 0.05;
 constexpr double kInlierRadius = 1.5;  // TimeCycle: affinity mass within this many cells counts as inlier
-
-torch::Tensor l2n(const torch::Tensor& x, int64_t dim) {
-  return F::normalize(x, F::NormalizeFuncOptions().p(2).dim(dim).eps(1e-12));
-}
 
 // Normalised coordinates of the cell centres of an n-cell axis (affine_grid, align_corners=false).
 torch::Tensor cell_centres(int64_t n, const torch::TensorOptions& o) {
@@ -57,16 +53,18 @@ class RgbClipMethod : public TrainableMethod {
     for (int t = 0; t < m_cfg.clip_frames; ++t) offsets.push_back(t * m_cfg.frame_gap);
     std::vector<torch::Tensor> clips;
     for (int i = 0; i < m_cfg.batch; ++i) clips.push_back(m_sampler.sample(offsets, gen, m_device));
-    return normalize_channels(torch::stack(clips), kImageNetMean, kImageNetStd);
+    return standardise_channels(torch::stack(clips), kImageNetMean, kImageNetStd);
   }
-  json base_metadata(const ResNetConfig& enc) const {
-    return {{"method", name()},
-            {"encoder", json::parse(resnet_config_to_json(enc))},
-            {"encoder_module", "encoder"},
-            {"input", {{"colour", "rgb"}, {"mean", kImageNetMean}, {"std", kImageNetStd}}},
-            {"train", {{"batch", m_cfg.batch}, {"crop", m_cfg.sampler.crop}, {"min_scale", m_cfg.sampler.min_scale},
-                       {"jitter", m_cfg.sampler.jitter}, {"clip_frames", m_cfg.clip_frames}, {"frame_gap", m_cfg.frame_gap},
-                       {"cache", m_sampler.cache().path()}}}};
+  CheckpointInfo base_info(const ResNetConfig& enc) const {
+    CheckpointInfo info;
+    info.method = name();
+    info.encoder = enc;
+    info.encoder_module = "encoder";
+    info.input = InputConvention{"rgb", kImageNetMean, kImageNetStd, 0};
+    info.record["train"] = {{"batch", m_cfg.batch}, {"crop", m_cfg.sampler.crop}, {"min_scale", m_cfg.sampler.min_scale},
+                            {"jitter", m_cfg.sampler.jitter}, {"clip_frames", m_cfg.clip_frames}, {"frame_gap", m_cfg.frame_gap},
+                            {"cache", m_sampler.cache().path()}};
+    return info;
   }
 
   VideoMethodConfig m_cfg;
@@ -120,11 +118,11 @@ class CrwMethod : public RgbClipMethod {
       const int64_t nh = patches.size(2), nw = patches.size(3);
       patches = patches.permute({0, 2, 3, 1, 4, 5}).reshape({b * t * nh * nw, 3, kCrwPatch, kCrwPatch});
       auto f = m_model->encoder->forward(patches).mean({2, 3});  // average-pooled res3 per patch
-      nodes = l2n(m_model->head->forward(f), 1).view({b, t, nh * nw, -1});
+      nodes = l2_normalise(m_model->head->forward(f), 1).view({b, t, nh * nw, -1});
     } else {
       auto f = m_model->encoder->forward(frames);  // [BT, 256, S/8, S/8]
       f = f.flatten(2).transpose(1, 2);            // [BT, N, 256]
-      nodes = l2n(m_model->head->forward(f), 2).view({b, t, f.size(1), -1});
+      nodes = l2_normalise(m_model->head->forward(f), 2).view({b, t, f.size(1), -1});
     }
     std::vector<torch::Tensor> per_frame;
     for (int64_t i = 0; i < t; ++i) per_frame.push_back(nodes.select(1, i));
@@ -136,13 +134,13 @@ class CrwMethod : public RgbClipMethod {
     return out;
   }
 
-  std::string metadata_json() const override {
-    auto j = base_metadata(m_model->encoder->config());
-    j["train"]["nodes"] = m_cfg.nodes;
-    j["train"]["temperature"] = m_cfg.temperature;
-    j["train"]["edge_dropout"] = m_cfg.edge_dropout;
-    j["head"] = {{"embedding", kCrwEmbedding}, {"used_for_propagation", false}};
-    return j.dump();
+  CheckpointInfo checkpoint_info() const override {
+    auto info = base_info(m_model->encoder->config());
+    info.record["train"]["nodes"] = m_cfg.nodes;
+    info.record["train"]["temperature"] = m_cfg.temperature;
+    info.record["train"]["edge_dropout"] = m_cfg.edge_dropout;
+    info.record["head"] = {{"embedding", kCrwEmbedding}, {"used_for_propagation", false}};
+    return info;
   }
 
  private:
@@ -197,7 +195,7 @@ class TimeCycleMethod : public RgbClipMethod {
   StepOutput step(int64_t, torch::Generator& gen) override {
     auto clip = sample_clips(gen);  // [B, T, 3, S, S]
     const int64_t b = clip.size(0), t = clip.size(1), s = clip.size(3), p = m_cfg.patch;
-    auto feats = l2n(m_model->encoder->forward(clip.reshape({b * t, 3, s, s})), 1);
+    auto feats = l2_normalise(m_model->encoder->forward(clip.reshape({b * t, 3, s, s})), 1);
     feats = feats.view({b, t, feats.size(1), feats.size(2), feats.size(3)});
     m_scale = std::sqrt(double(feats.size(2)));  // softmax temperature 1/sqrt(C)
     // The patch: a random p x p window of the last frame, encoded on its own.
@@ -211,7 +209,7 @@ class TimeCycleMethod : public RgbClipMethod {
     auto last = clip.select(1, t - 1);
     auto crop = F::grid_sample(last, F::affine_grid(theta0, {b, 3, p, p}, false),
                                F::GridSampleFuncOptions().mode(torch::kBilinear).align_corners(false));
-    auto patch0 = l2n(m_model->encoder->forward(crop), 1);
+    auto patch0 = l2_normalise(m_model->encoder->forward(crop), 1);
     auto frame = [&](int64_t i) { return feats.select(1, i); };
 
     // Long cycles: backward from the last frame to frame t-1-k, then forward back, k = 1..T-1.
@@ -247,12 +245,13 @@ class TimeCycleMethod : public RgbClipMethod {
             b};
   }
 
-  std::string metadata_json() const override {
-    auto j = base_metadata(m_model->encoder->config());
-    j["train"]["patch"] = m_cfg.patch;
-    j["train"]["weights"] = {{"align", m_cfg.align_weight}, {"inlier", m_cfg.inlier_weight}, {"skip", m_cfg.skip_weight}};
-    j["propagation"] = {{"context", 8}, {"topk", 5}};  // TimeCycle's protocol
-    return j.dump();
+  CheckpointInfo checkpoint_info() const override {
+    auto info = base_info(m_model->encoder->config());
+    info.record["train"]["patch"] = m_cfg.patch;
+    info.record["train"]["weights"] = {{"align", m_cfg.align_weight}, {"inlier", m_cfg.inlier_weight}, {"skip", m_cfg.skip_weight}};
+    info.propagation.context = 8;  // TimeCycle's protocol
+    info.propagation.topk = 5;
+    return info;
   }
 
  private:
@@ -276,7 +275,7 @@ class TimeCycleMethod : public RgbClipMethod {
     auto dx = (fx - where.select(-1, 0)) * (double(fw) / 2.0), dy = (fy - where.select(-1, 1)) * (double(fh) / 2.0);
     auto near = (dx * dx + dy * dy <= kInlierRadius * kInlierRadius).to(loc.affinity.dtype());
     auto inlier = (loc.affinity * near).sum(-1).mean();
-    return {theta, l2n(read, 1), inlier};
+    return {theta, l2_normalise(read, 1), inlier};
   }
 
   // Sum over the patch's grid points of the squared distance (normalised coordinates) between

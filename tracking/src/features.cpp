@@ -2,7 +2,7 @@
 // ResNet-18 (CRW's stride-8 res3 layout) and encoders loaded from checkpoints.
 #include "corrtrack/tracking.h"
 
-#include <nlohmann/json.hpp>
+#include "corrtrack/ops.h"
 
 namespace F = torch::nn::functional;
 
@@ -13,10 +13,6 @@ const std::vector<double> kImageNetStd{0.229, 0.224, 0.225};
 
 namespace {
 
-torch::Tensor l2_normalize(const torch::Tensor& f) {
-  return F::normalize(f, F::NormalizeFuncOptions().p(2).dim(0).eps(1e-12));
-}
-
 // Parameter-free baseline: Lab averaged over 4x4 pixels, each stride-8 cell described by its
 // 2x2 sub-cells (12 values: L-50, a, b scaled by 1/50), L2-normalised.
 class PixelFeatures : public FeatureExtractor {
@@ -24,12 +20,12 @@ class PixelFeatures : public FeatureExtractor {
   torch::Tensor extract(const Image& frame) override {
     torch::NoGradGuard ng;
     auto lab = rgb_to_lab(image_to_tensor(frame));
-    lab = normalize_channels(lab, {50.0, 0.0, 0.0}, {50.0, 50.0, 50.0});
+    lab = standardise_channels(lab, {50.0, 0.0, 0.0}, {50.0, 50.0, 50.0});
     auto pooled = F::avg_pool2d(lab.unsqueeze(0), F::AvgPool2dFuncOptions(4).stride(4).ceil_mode(true).count_include_pad(false));
     const int64_t h4 = pooled.size(2), w4 = pooled.size(3);
     pooled = F::pad(pooled, F::PadFuncOptions({0, w4 % 2, 0, h4 % 2}).mode(torch::kReplicate));
     auto cells = torch::pixel_unshuffle(pooled, 2).squeeze(0);
-    return l2_normalize(cells).contiguous();
+    return l2_normalise(cells, 0).contiguous();
   }
   int stride() const override { return 8; }
   std::string name() const override { return "pixels"; }
@@ -50,9 +46,9 @@ class ResNetFeatures : public FeatureExtractor {
     torch::NoGradGuard ng;
     auto x = image_to_tensor(frame);
     if (m_colour == "lab") x = rgb_to_lab(x);
-    x = normalize_channels(x, m_mean, m_std).unsqueeze(0).to(m_device);
+    x = standardise_channels(x, m_mean, m_std).unsqueeze(0).to(m_device);
     auto f = m_net->forward(x).squeeze(0);
-    return l2_normalize(f).to(torch::kCPU).contiguous();
+    return l2_normalise(f, 0).to(torch::kCPU).contiguous();
   }
   int stride() const override { return m_net->config().output_stride(); }
   std::string name() const override { return m_name; }
@@ -82,61 +78,52 @@ std::unique_ptr<FeatureExtractor> feature_extractor_create(const std::string& ki
 
 void feature_extractor_save_random(const std::string& path, uint64_t seed) {
   ResNet net = random_resnet(seed);
-  nlohmann::json meta = {{"format", 1},
-                         {"method", "random"},
-                         {"encoder", nlohmann::json::parse(resnet_config_to_json(net->config()))},
-                         {"input", {{"colour", "rgb"}, {"mean", kImageNetMean}, {"std", kImageNetStd}}},
-                         {"seed", seed}};
-  checkpoint_save(path, *net, meta.dump());
+  CheckpointInfo info;
+  info.method = "random";
+  info.encoder = net->config();
+  info.input = InputConvention{"rgb", kImageNetMean, kImageNetStd, 0};
+  info.record["seed"] = seed;
+  checkpoint_save(path, *net, info);
 }
 
-void feature_encoder_export(const std::string& checkpoint, const std::string& out, bool half, const std::string& propagation_json) {
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(checkpoint_metadata(checkpoint));
-  } catch (const nlohmann::json::exception&) {
-    throw Error("checkpoint '" + checkpoint + "' has unreadable metadata");
+namespace {
+
+// The encoder of a checkpoint, loaded; throws Error naming the file when it holds none.
+ResNet encoder_load(const std::string& checkpoint, const CheckpointInfo& info) {
+  if (!info.encoder || !info.input) {
+    throw Error("checkpoint '" + checkpoint + "' does not describe a feature encoder (no 'encoder'/'input' metadata)");
   }
-  if (!meta.contains("encoder")) throw Error("checkpoint '" + checkpoint + "' holds no feature encoder to export");
-  ResNet net(resnet_config_from_json(meta["encoder"].dump()));
-  checkpoint_load(checkpoint, *net, meta.value("encoder_module", std::string()));
+  ResNet net(*info.encoder);
+  checkpoint_load(checkpoint, *net, info.encoder_module);
+  return net;
+}
+
+}  // namespace
+
+void feature_encoder_export(const std::string& checkpoint, const std::string& out, bool half, const PropagationHints& hints) {
+  CheckpointInfo info = checkpoint_info_read(checkpoint);
+  if (!info.encoder) throw Error("checkpoint '" + checkpoint + "' holds no feature encoder to export");
+  ResNet net = encoder_load(checkpoint, info);
   if (half) {
     torch::NoGradGuard ng;
     for (auto& p : net->parameters()) p.set_data(p.to(torch::kHalf));
     for (auto& b : net->buffers()) if (b.is_floating_point()) b.set_data(b.to(torch::kHalf));
   }
-  meta.erase("encoder_module");
-  meta.erase("optimizer");
-  meta["exported_from"] = {{"step", meta.value("step", int64_t(0))}};
-  meta["weights"] = half ? "float16" : "float32";
-  if (!propagation_json.empty()) {
-    auto p = nlohmann::json::parse(propagation_json, nullptr, false);
-    if (p.is_discarded() || !p.is_object()) throw Error("--propagation must be a JSON object, got '" + propagation_json + "'");
-    meta["propagation"] = p;
-  }
-  checkpoint_save(out, *net, meta.dump());
+  info.encoder_module.clear();
+  info.record.erase("optimizer");
+  info.exported_from_step = info.step;
+  info.weights = half ? "float16" : "float32";
+  if (!hints.empty()) info.propagation = hints;
+  checkpoint_save(out, *net, info);
 }
 
 std::unique_ptr<FeatureExtractor> feature_extractor_load(const std::string& checkpoint, torch::Device device) {
-  const std::string text = checkpoint_metadata(checkpoint);
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception&) {
-    throw Error("checkpoint '" + checkpoint + "' has unreadable metadata");
+  const CheckpointInfo info = checkpoint_info_read(checkpoint);
+  ResNet net = encoder_load(checkpoint, info);
+  if (info.input->colour != "rgb" && info.input->colour != "lab") {
+    throw Error("checkpoint '" + checkpoint + "': key 'input.colour' must be rgb or lab, got '" + info.input->colour + "'");
   }
-  if (!meta.contains("encoder") || !meta.contains("input")) {
-    throw Error("checkpoint '" + checkpoint + "' does not describe a feature encoder (no 'encoder'/'input' metadata)");
-  }
-  ResNet net(resnet_config_from_json(meta["encoder"].dump()));
-  checkpoint_load(checkpoint, *net, meta.value("encoder_module", std::string()));
-  const auto& in = meta["input"];
-  try {
-    return std::make_unique<ResNetFeatures>(net, meta.value("method", std::string("checkpoint")), in.at("colour").get<std::string>(),
-                                            in.at("mean").get<std::vector<double>>(), in.at("std").get<std::vector<double>>(), device);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("checkpoint '" + checkpoint + "' has invalid input metadata: " + e.what());
-  }
+  return std::make_unique<ResNetFeatures>(net, info.method, info.input->colour, info.input->mean, info.input->std, device);
 }
 
 }  // namespace corrtrack

@@ -1,4 +1,4 @@
-// MAST and Correspondence Flow training (PROTOCOLS.md recipes, scaled by the caller's batch and
+// MAST and Correspondence Flow training (the published recipes, scaled by the caller's batch and
 // crop) and the clip sampler; both share the stride-4 64-d encoder and the local-window copy.
 #include "corrtrack/video_methods.h"
 
@@ -89,26 +89,27 @@ class Stride4Method : public TrainableMethod {
     m_device = d;
     m_model->to(d);
   }
-  std::string metadata_json() const override {
-    json j = {{"method", name()},
-              {"encoder", json::parse(resnet_config_to_json(m_model->encoder->config()))},
-              {"encoder_module", "encoder"},
-              {"input", {{"colour", "lab"}, {"mean", kLabMean}, {"std", kLabStd}}},
-              {"train", {{"batch", m_cfg.batch}, {"crop", m_cfg.sampler.crop}, {"min_scale", m_cfg.sampler.min_scale},
-                         {"jitter", m_cfg.sampler.jitter}, {"cache", m_sampler.cache().path()}}}};
-    extra_metadata(j);
-    return j.dump();
+  CheckpointInfo checkpoint_info() const override {
+    CheckpointInfo info;
+    info.method = name();
+    info.encoder = m_model->encoder->config();
+    info.encoder_module = "encoder";
+    info.input = InputConvention{"lab", kLabMean, kLabStd, 0};
+    info.record["train"] = {{"batch", m_cfg.batch}, {"crop", m_cfg.sampler.crop}, {"min_scale", m_cfg.sampler.min_scale},
+                            {"jitter", m_cfg.sampler.jitter}, {"cache", m_sampler.cache().path()}};
+    extra_info(info);
+    return info;
   }
 
  protected:
-  virtual void extra_metadata(json&) const {}
+  virtual void extra_info(CheckpointInfo&) const {}
 
   // Lab-normalised clips [B, T, 3, H, W] on the training device.
   torch::Tensor sample_lab(const std::vector<std::vector<int>>& offsets, torch::Generator& gen) {
     std::vector<torch::Tensor> clips;
     for (const auto& o : offsets) clips.push_back(m_sampler.sample(o, gen, m_device));
     auto rgb = torch::stack(clips);
-    return normalize_channels(rgb_to_lab(rgb), kLabMean, kLabStd);
+    return standardise_channels(rgb_to_lab(rgb), kLabMean, kLabStd);
   }
   // Encoder features of [B, T, 3, H, W] -> [B, T, 64, H/4, W/4].
   torch::Tensor encode(const torch::Tensor& x) {
@@ -171,7 +172,7 @@ class CorrFlowMethod : public Stride4Method {
     std::vector<torch::Tensor> samples;
     for (int i = 0; i < 64; ++i) {
       const size_t v = size_t(random_int(g, int64_t(c.videos().size())));
-      auto lab = normalize_channels(rgb_to_lab(c.frame_tensor(v, random_int(g, c.videos()[v].frames))), kLabMean, kLabStd);
+      auto lab = standardise_channels(rgb_to_lab(c.frame_tensor(v, random_int(g, c.videos()[v].frames))), kLabMean, kLabStd);
       auto ab = lab.slice(0, 1, 3).reshape({2, -1}).t();
       auto pick = at::randint(ab.size(0), {1024}, g, torch::TensorOptions().dtype(torch::kLong));
       samples.push_back(ab.index({pick}));
@@ -222,7 +223,7 @@ class CorrFlowMethod : public Stride4Method {
     return {loss, {{"forward_nll", forward.item<double>()}, {"cycle_nll", cycle.item<double>()}}, b};
   }
  protected:
-  void extra_metadata(json& j) const override { j["colours"] = kColours; }
+  void extra_info(CheckpointInfo& info) const override { info.record["colours"] = kColours; }
 
  private:
   torch::Tensor m_centres;

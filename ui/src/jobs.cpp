@@ -2,8 +2,6 @@
 // similarity, best-match, heat-map and PCA helpers the inspection view uses.
 #include "corrtrack/ui/jobs.h"
 
-#include <nlohmann/json.hpp>
-
 #include <QFileInfo>
 
 #include <algorithm>
@@ -16,41 +14,6 @@ namespace corrtrack::ui {
 
 namespace {
 
-// Frames anchor, anchor + dir, ..., last of another source as frames 0..n-1.
-class RangeSource : public FrameSource {
- public:
-  RangeSource(std::unique_ptr<FrameSource> inner, int64_t anchor, int64_t last)
-      : m_inner(std::move(inner)), m_anchor(anchor), m_dir(last >= anchor ? 1 : -1), m_n(std::llabs(last - anchor) + 1) {}
-  int64_t size() override { return m_n; }
-  Image frame(int64_t k) override {
-    if (k < 0 || k >= m_n) throw Error("frame " + std::to_string(k) + " is outside the propagation range");
-    return m_inner->frame(global(k));
-  }
-  bool next(Image& out) override {
-    if (m_pos >= m_n) return false;
-    out = frame(m_pos++);
-    return true;
-  }
-  std::vector<double> timestamps() override {
-    const auto all = m_inner->timestamps();
-    std::vector<double> t;
-    for (int64_t k = 0; k < m_n; ++k) t.push_back(all.at(size_t(global(k))));
-    return t;
-  }
-  std::string frame_name(int64_t k) override { return m_inner->frame_name(global(k)); }
-  VideoInfo info() override {
-    auto i = m_inner->info();
-    i.frame_count = m_n;
-    return i;
-  }
-  const std::string& path() const override { return m_inner->path(); }
-  int64_t global(int64_t k) const { return m_anchor + m_dir * k; }
-
- private:
-  std::unique_ptr<FrameSource> m_inner;
-  int64_t m_anchor, m_dir, m_n, m_pos = 0;
-};
-
 // Runs `work` in a new QThread owned by `owner`, replacing `thread` (which must have finished).
 void launch(QObject* owner, QThread*& thread, std::function<void()> work) {
   if (thread) thread->deleteLater();
@@ -61,34 +24,21 @@ void launch(QObject* owner, QThread*& thread, std::function<void()> work) {
 
 }  // namespace
 
-QString defaultModelPath() {
-  if (const char* env = std::getenv("CORRTRACK_MODEL")) return QString::fromLocal8Bit(env);
-  return QStringLiteral(CORRTRACK_DEFAULT_MODEL);
-}
-
 std::unique_ptr<FeatureExtractor> makeFeatures(const ModelChoice& choice) {
-  QString ckpt = choice.checkpoint;
-  if (ckpt.isEmpty() && choice.features == "default") {
-    ckpt = defaultModelPath();
-    if (!QFileInfo::exists(ckpt)) throw Error("the default model '" + ckpt.toStdString() + "' is missing: choose pixels, random or a checkpoint");
-  }
-  if (ckpt.isEmpty()) return feature_extractor_create(choice.features.toStdString());
-  return feature_extractor_load(ckpt.toStdString());
+  return feature_extractor_open(choice.spec());
 }
 
 QString describeCheckpoint(const QString& path) {
-  const auto meta = nlohmann::json::parse(checkpoint_metadata(path.toStdString()), nullptr, false);
-  if (meta.is_discarded() || !meta.is_object()) throw Error("checkpoint '" + path.toStdString() + "' has unreadable metadata");
-  QString s = QString::fromStdString(meta.value("method", std::string("?")));
-  if (meta.contains("encoder")) {
-    const auto& e = meta["encoder"];
-    s += QString(" · ResNet-%1").arg(e.value("depth", 0));
-    if (e.value("head_channels", 0) > 0) s += QString(" → %1-d").arg(e.value("head_channels", 0));
+  const CheckpointInfo info = checkpoint_info_read(path.toStdString());
+  QString s = QString::fromStdString(info.method);
+  if (info.encoder) {
+    s += QString(" · ResNet-%1").arg(info.encoder->depth);
+    if (info.encoder->head_channels > 0) s += QString(" → %1-d").arg(info.encoder->head_channels);
   }
-  if (meta.contains("step")) s += QString(" · step %1").arg(meta["step"].get<int64_t>());
-  if (meta.contains("exported_from")) s += QString(" · exported from step %1").arg(meta["exported_from"].value("step", int64_t(0)));
-  if (meta.contains("weights")) s += " · " + QString::fromStdString(meta["weights"].get<std::string>());
-  if (meta.contains("propagation")) s += " · recommends " + QString::fromStdString(meta["propagation"].dump());
+  if (info.step > 0) s += QString(" · step %1").arg(info.step);
+  if (info.exported_from_step) s += QString(" · exported from step %1").arg(*info.exported_from_step);
+  s += " · " + QString::fromStdString(info.weights);
+  if (!info.propagation.empty()) s += " · recommends its own settings";
   return s;
 }
 
@@ -115,7 +65,7 @@ void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image
     QString error;
     try {
       auto features = makeFeatures(model);
-      RangeSource range(frame_source_open(videoPath.toStdString()), anchor, last);
+      FrameRangeSource range(frame_source_open(videoPath.toStdString()), anchor, last);
       LabelPropagator engine(*features, model.config);
       auto sink = [&](int64_t k, const Image& mask, const Image&) {
         if (k == 0) return;  // the anchor itself

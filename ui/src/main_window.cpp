@@ -1,7 +1,8 @@
 // CorrTrack Studio main window.
 #include "corrtrack/ui/main_window.h"
 
-#include <nlohmann/json.hpp>
+#include "corrtrack/video_methods.h"
+
 
 #include <QAction>
 #include <QApplication>
@@ -39,7 +40,6 @@
 #include <QValueAxis>
 
 #include <filesystem>
-#include <fstream>
 
 namespace corrtrack::ui {
 
@@ -105,10 +105,6 @@ MainWindow::~MainWindow() {
   m_propagation.cancel();
   m_propagation.wait();
   m_features.wait();
-  if (m_trainProcess.state() != QProcess::NotRunning) {
-    m_trainProcess.terminate();
-    m_trainProcess.waitForFinished(3000);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -236,7 +232,7 @@ QWidget* MainWindow::buildToolsPanel() {
   m_tools->button(0)->setChecked(true);
   connect(m_tools, &QButtonGroup::idClicked, this, [this](int i) {
     m_view->setTool(Tool(i));
-    if (Tool(i) == Tool::Inspect && m_viewMode == 0) setViewMode(1);
+    if (Tool(i) == Tool::Inspect && m_viewMode == ViewMode::Masks) setViewMode(ViewMode::Similarity);
   });
   auto* form = new QFormLayout();
   m_brush = new QSpinBox(w);
@@ -255,7 +251,7 @@ QWidget* MainWindow::buildToolsPanel() {
   form->addRow(tr("Opacity"), m_opacity);
   m_viewCombo = new QComboBox(w);
   m_viewCombo->addItems({tr("Masks"), tr("Similarity"), tr("Feature PCA")});
-  connect(m_viewCombo, &QComboBox::currentIndexChanged, this, [this](int i) { setViewMode(i); });
+  connect(m_viewCombo, &QComboBox::currentIndexChanged, this, [this](int i) { setViewMode(ViewMode(i)); });
   form->addRow(tr("View"), m_viewCombo);
   v->addLayout(form);
   auto* clear = new QPushButton(tr("Clear this frame"), w);
@@ -301,6 +297,9 @@ QWidget* MainWindow::buildModelPanel() {
   m_temperature->setSingleStep(0.01);
   m_temperature->setValue(defaults.temperature);
   form->addRow(tr("Temperature"), m_temperature);
+  m_mode = new QComboBox(w);
+  m_mode->addItems({"crw", "mast"});
+  form->addRow(tr("Mode"), m_mode);
   m_memory = new QLabel(w);
   form->addRow(m_memory);
   v->addLayout(form);
@@ -358,7 +357,7 @@ QWidget* MainWindow::buildTrainingPanel() {
   auto* v = new QVBoxLayout(w);
   auto* form = new QFormLayout();
   m_trainMethod = new QComboBox(w);
-  m_trainMethod->addItems({"mast", "corrflow", "crw", "timecycle"});
+  for (const auto& name : video_method_names()) m_trainMethod->addItem(QString::fromStdString(name));
   form->addRow(tr("Method"), m_trainMethod);
   m_trainData = new QLineEdit(w);
   m_trainData->setPlaceholderText(tr("clip cache, videos or frame folders (default: the open video)"));
@@ -393,25 +392,17 @@ QWidget* MainWindow::buildTrainingPanel() {
   m_lossChart->setMinimumHeight(220);
   m_lossChart->setRenderHint(QPainter::Antialiasing);
   v->addWidget(m_lossChart, 1);
-  m_trainTimer = new QTimer(this);
-  connect(m_trainTimer, &QTimer::timeout, this, &MainWindow::pollTraining);
   connect(m_trainStart, &QPushButton::clicked, this, &MainWindow::startTraining);
-  connect(m_trainCancel, &QPushButton::clicked, this, [this] { m_trainProcess.terminate(); });
+  connect(m_trainCancel, &QPushButton::clicked, &m_training, &TrainingRunner::cancel);
   connect(m_trainUse, &QPushButton::clicked, this, [this] { useCheckpoint(QDir(m_trainOut->text()).filePath("last.ckpt")); });
-  connect(&m_trainProcess, &QProcess::readyReadStandardError, this, [this] {
-    const QString text = QString::fromUtf8(m_trainProcess.readAllStandardError()).trimmed();
-    const QString last = text.section('\n', -1);
-    if (!last.isEmpty()) m_trainStatus->setText(last.section("] ", -1));
-  });
-  connect(&m_trainProcess, &QProcess::finished, this, [this](int code, QProcess::ExitStatus status) {
-    pollTraining();
-    m_trainTimer->stop();
+  connect(&m_training, &TrainingRunner::stderrLine, this, [this](const QString& line) { m_trainStatus->setText(line.section("] ", -1)); });
+  connect(&m_training, &TrainingRunner::lossCurve, this, &MainWindow::showLossCurve);
+  connect(&m_training, &TrainingRunner::finished, this, [this](bool ok, const QString& message) {
     m_trainStart->setEnabled(true);
     m_trainCancel->setEnabled(false);
-    const bool ok = status == QProcess::NormalExit && code == 0;
-    m_trainUse->setEnabled(QFileInfo::exists(QDir(m_trainOut->text()).filePath("last.ckpt")));
-    m_trainStatus->setText(ok ? tr("finished: %1").arg(QDir(m_trainOut->text()).filePath("last.ckpt"))
-                              : tr("stopped (exit %1); the last checkpoint is kept").arg(code));
+    const QString ckpt = QDir(m_trainOut->text()).filePath("last.ckpt");
+    m_trainUse->setEnabled(QFileInfo::exists(ckpt));
+    m_trainStatus->setText(ok ? tr("finished: %1").arg(ckpt) : tr("%1; the last checkpoint is kept").arg(message));
   });
   return w;
 }
@@ -511,7 +502,7 @@ void MainWindow::setCurrentFrame(int64_t k) {
   m_simOther = torch::Tensor();
   m_view->setMarkers({});
   m_otherView->setMarkers({});
-  if (m_viewMode != 0) setViewMode(m_viewMode);
+  if (m_viewMode != ViewMode::Masks) setViewMode(m_viewMode);
   refresh();
 }
 
@@ -565,9 +556,9 @@ void MainWindow::refresh() {
   try {
     const Image& frame = m_session.frame(m_current);
     Image shown;
-    if (m_viewMode == 1 && m_simCurrent.defined()) {
+    if (m_viewMode == ViewMode::Similarity && m_simCurrent.defined()) {
       shown = heatOverlay(frame, m_simCurrent);
-    } else if (m_viewMode == 2 && m_pair && m_pair->frameA == m_current) {
+    } else if (m_viewMode == ViewMode::Pca && m_pair && m_pair->frameA == m_current) {
       shown = pcaImage(m_pair->a, frame.width, frame.height);
     } else {
       shown = overlay_render(frame, m_session.mask(m_current), overlayMode(m_overlay->currentIndex()), float(m_opacity->value()) / 100.0f);
@@ -604,7 +595,27 @@ ModelChoice MainWindow::modelChoice() const {
   c.config.topk = m_topk->value();
   c.config.radius = m_radius->value();
   c.config.temperature = m_temperature->value();
+  c.config.mode = m_mode->currentIndex() == 1 ? PropagationMode::Mast : PropagationMode::Crw;
+  c.config.roi_gap = m_roiGap;
   return c;
+}
+
+bool MainWindow::applyRecommendedSettings(const ModelChoice& choice) {
+  PropagationConfig c;
+  try {
+    c = propagation_config_resolve(PropagationConfig(), {}, model_hints(choice.spec()));
+  } catch (const std::exception& e) {
+    showMessage(QString::fromStdString(e.what()), true);
+    return false;
+  }
+  m_scale->setValue(c.scale);
+  m_context->setValue(c.context);
+  m_topk->setValue(c.topk);
+  m_radius->setValue(c.radius);
+  m_temperature->setValue(c.temperature);
+  m_mode->setCurrentIndex(c.mode == PropagationMode::Mast ? 1 : 0);
+  m_roiGap = c.roi_gap;
+  return true;
 }
 
 bool MainWindow::useCheckpoint(const QString& path) {
@@ -618,13 +629,7 @@ bool MainWindow::useCheckpoint(const QString& path) {
   m_checkpoint = path;
   m_model->setCurrentIndex(3);
   m_model->setItemText(3, QFileInfo(path).fileName());
-  const auto meta = nlohmann::json::parse(checkpoint_metadata(path.toStdString()), nullptr, false);
-  if (!meta.is_discarded() && meta.contains("propagation")) {
-    const auto& p = meta["propagation"];
-    if (p.contains("scale")) m_scale->setValue(p["scale"].get<double>());
-    if (p.contains("context")) m_context->setValue(p["context"].get<int>());
-    if (p.contains("topk")) m_topk->setValue(p["topk"].get<int>());
-  }
+  applyRecommendedSettings(modelChoice());
   m_pair.reset();
   showMessage(tr("Features: %1").arg(path));
   return true;
@@ -636,15 +641,14 @@ void MainWindow::useBaseline(const QString& features) {
   m_model->setCurrentIndex(features == "pixels" ? 1 : features == "random" ? 2 : 0);
   if (features == "default") {
     try {
-      m_modelInfo->setText(describeCheckpoint(defaultModelPath()));
-      m_scale->setValue(0.5);
+      m_modelInfo->setText(describeCheckpoint(QString::fromStdString(default_model_path())));
     } catch (const std::exception& e) {
       m_modelInfo->setText(QString::fromStdString(e.what()));
     }
   } else {
     m_modelInfo->setText(features == "pixels" ? tr("Lab colour, parameter-free") : tr("randomly initialised ResNet-18 (res3)"));
-    m_scale->setValue(1.0);
   }
+  applyRecommendedSettings(modelChoice());
   m_pair.reset();
 }
 
@@ -705,21 +709,21 @@ void MainWindow::onPropagationFinished(bool cancelled, const QString& error) {
 // Inspection
 // ---------------------------------------------------------------------------------------------
 
-void MainWindow::setViewMode(int mode) {
+void MainWindow::setViewMode(ViewMode mode) {
   m_viewMode = mode;
-  if (m_viewCombo->currentIndex() != mode) {
+  if (m_viewCombo->currentIndex() != int(mode)) {
     m_viewCombo->blockSignals(true);
-    m_viewCombo->setCurrentIndex(mode);
+    m_viewCombo->setCurrentIndex(int(mode));
     m_viewCombo->blockSignals(false);
   }
   if (!m_session.isOpen()) return;
-  if (mode == 0) {
+  if (mode == ViewMode::Masks) {
     m_simCurrent = torch::Tensor();
     m_simOther = torch::Tensor();
     m_view->setMarkers({});
     m_otherView->setMarkers({});
   }
-  if (mode == 2 && (!m_pair || m_pair->frameA != m_current) && !m_features.running()) {
+  if (mode == ViewMode::Pca && (!m_pair || m_pair->frameA != m_current) && !m_features.running()) {
     m_features.start(m_session.frame(m_current), m_current, m_session.frame(m_other), m_other, modelChoice());
   }
   refresh();
@@ -729,7 +733,7 @@ void MainWindow::inspectAt(QPointF p) {
   if (!m_session.isOpen()) return;
   m_query = p;
   m_haveQuery = true;
-  if (m_viewMode == 0) setViewMode(1);
+  if (m_viewMode == ViewMode::Masks) setViewMode(ViewMode::Similarity);
   if (m_pair && m_pair->frameA == m_current && m_pair->frameB == m_other) {
     updateSimilarity();
     return;
@@ -781,40 +785,26 @@ void MainWindow::startTraining() {
     showMessage(tr("The corrtrack command was not found next to the Studio (%1).").arg(exe), true);
     return;
   }
-  QStringList args{"train", "--method", m_trainMethod->currentText(), "--data", data, "--out", out,
-                   "--steps", QString::number(m_trainSteps->value()), "--log-every", "5", "--checkpoint-every", "50"};
-  if (QFileInfo::exists(QDir(out).filePath("last.ckpt"))) args << "--resume";
+  const QStringList args{"--method", m_trainMethod->currentText(), "--data", data, "--steps", QString::number(m_trainSteps->value()),
+                         "--log-every", "5", "--checkpoint-every", "50"};
   m_lossSeries->clear();
-  m_trainLines = 0;
-  m_trainProcess.start(exe, args);
-  if (!m_trainProcess.waitForStarted(5000)) {
-    showMessage(tr("Could not start %1").arg(exe), true);
+  QString error;
+  if (!m_training.start(exe, args, out, &error)) {
+    showMessage(error, true);
     return;
   }
   m_trainStart->setEnabled(false);
   m_trainCancel->setEnabled(true);
   m_trainUse->setEnabled(false);
-  m_trainStatus->setText(tr("starting: corrtrack %1").arg(args.join(' ')));
-  m_trainTimer->start(1000);
+  m_trainStatus->setText(tr("starting: corrtrack train %1 --out %2").arg(args.join(' '), out));
 }
 
-void MainWindow::pollTraining() {
-  std::ifstream in(QDir(m_trainOut->text()).filePath("metrics.jsonl").toStdString());
-  std::string line;
-  qint64 n = 0;
+void MainWindow::showLossCurve(const QList<QPointF>& points) {
   double lo = 1e30, hi = -1e30;
-  QList<QPointF> points;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.contains("loss") || !j.contains("step")) continue;
-    const double loss = j["loss"].get<double>();
-    points.append(QPointF(j["step"].get<double>(), loss));
-    lo = std::min(lo, loss);
-    hi = std::max(hi, loss);
-    ++n;
+  for (const auto& p : points) {
+    lo = std::min(lo, p.y());
+    hi = std::max(hi, p.y());
   }
-  if (n == m_trainLines || points.isEmpty()) return;
-  m_trainLines = n;
   m_lossSeries->replace(points);
   auto* chart = m_lossChart->chart();
   const auto axesX = chart->axes(Qt::Horizontal), axesY = chart->axes(Qt::Vertical);

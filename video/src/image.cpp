@@ -120,16 +120,6 @@ torch::Tensor lab_to_rgb(const torch::Tensor& lab) {
   return torch::stack(out, -3).clamp(0.0, 1.0);
 }
 
-torch::Tensor normalize_channels(const torch::Tensor& x, const std::vector<double>& mean, const std::vector<double>& std) {
-  const int64_t c = x.size(-3);
-  if (static_cast<int64_t>(mean.size()) != c || static_cast<int64_t>(std.size()) != c) {
-    throw Error("normalize_channels: mean/std need one value per channel");
-  }
-  auto m = torch::tensor(std::vector<float>(mean.begin(), mean.end())).view({c, 1, 1});
-  auto s = torch::tensor(std::vector<float>(std.begin(), std.end())).view({c, 1, 1});
-  return (x - m.to(x.device())) / s.to(x.device());
-}
-
 Image image_resize(const Image& img, int width, int height) {
   if (img.width == width && img.height == height) return img;
   auto t = image_to_tensor(img).unsqueeze(0);

@@ -1,7 +1,12 @@
-// CorrTrack tracking: feature extractors, the label propagation engine and DAVIS J&F.
+// CorrTrack tracking (inference): feature extractors, the label propagation engine
+// (propagation.h), where its settings come from (propagation_settings.h), benchmarks
+// (tracking_bench.h) and DAVIS J&F. Depends on the base and video modules only.
 #pragma once
 
+#include "corrtrack/checkpoint_info.h"
 #include "corrtrack/core.h"
+#include "corrtrack/propagation.h"
+#include "corrtrack/propagation_settings.h"
 #include "corrtrack/video.h"
 
 #include <functional>
@@ -38,71 +43,12 @@ std::unique_ptr<FeatureExtractor> feature_extractor_create(const std::string& ki
 std::unique_ptr<FeatureExtractor> feature_extractor_load(const std::string& checkpoint,
                                                          torch::Device device = torch::kCPU);
 // Writes the encoder of a training checkpoint alone (no optimiser state, no method heads), with
-// float16 weights when `half` (loaded back as float32), for bundling and sharing. A non-empty
-// `propagation_json` (e.g. {"scale":0.5}) is stored as the engine settings the model recommends.
+// float16 weights when `half` (loaded back as float32), for bundling and sharing. Non-empty
+// `hints` (e.g. scale 0.5) are stored as the engine settings the model recommends.
 void feature_encoder_export(const std::string& checkpoint, const std::string& out, bool half,
-                            const std::string& propagation_json = "");
+                            const PropagationHints& hints = {});
 // Writes the random baseline encoder as a checkpoint (for tests and as a format example).
 void feature_extractor_save_random(const std::string& path, uint64_t seed);
-
-// ---------------------------------------------------------------------------------------------
-// Label propagation
-// ---------------------------------------------------------------------------------------------
-
-// Defaults are CRW's protocol (see PROTOCOLS.md).
-struct PropagationConfig {
-  int context = 20;            // recent frames in the context, besides the anchor
-  int topk = 10;               // affinities kept per query pixel over the whole context
-  double radius = 12.0;        // feature cells; keys of recent frames at distance < radius
-  double temperature = 0.05;   // softmax temperature on the top-k dot products
-  bool local_window = true;    // false: dense all-pairs affinity then masked (for comparison)
-  int tile = 8;                // query tile side for the local-window computation
-  double scale = 1.0;          // internal resolution: frames are resized by this before features
-  // "crw": the protocol above. "mast": MAST's memory - long-term references {0, 5} of the segment
-  // and short-term {t-1, t-3, t-5}, a (2*radius+1)^2 square window in each, ROI localisation for
-  // references more than roi_gap frames away, one joint softmax (temperature applies, no top-k).
-  std::string mode = "crw";
-  int roi_gap = 15;
-};
-
-// An annotated frame: its index and its object-index mask (0 background, 1..N, 255 void).
-struct Anchor {
-  int64_t frame = 0;
-  Image mask;
-};
-
-// Receives each predicted mask, with the RGB frame it belongs to, as soon as it exists
-// (frames arrive segment by segment: backward before the first anchor, then forward).
-using MaskSink = std::function<void(int64_t frame, const Image& mask, const Image& rgb)>;
-
-struct PropagationResult {
-  int64_t frames = 0;          // masks delivered (anchors included)
-  bool cancelled = false;
-  double seconds = 0.0;
-  StageTimer stages;           // decode, features, affinity, labels, write (write is timed by the sink's caller)
-};
-
-// Propagates the anchors' masks to every frame of `source`: backward from the first anchor to
-// frame 0, forward from each anchor up to the next one, and forward from the last to the end.
-// Memory holds features of the context only, never of the whole video.
-class LabelPropagator {
- public:
-  LabelPropagator(FeatureExtractor& features, PropagationConfig config);
-  PropagationResult run(FrameSource& source, std::vector<Anchor> anchors, const MaskSink& sink,
-                        const ProgressCallback& progress = nullptr, const CancelCallback& cancel = nullptr);
-  const PropagationConfig& config() const { return m_config; }
-
- private:
-  FeatureExtractor& m_features;
-  PropagationConfig m_config;
-};
-
-// The affinity step on its own, for tests and benchmarks: for each query pixel of `query`
-// ([C, h, w]), the top-k dot products over `key` ([C, h, w]) restricted to distance < radius
-// (radius <= 0: no restriction), as values [h*w, k] and key indices [h*w, k] (-inf / any
-// index where fewer than k keys exist).
-std::pair<torch::Tensor, torch::Tensor> affinity_topk(const torch::Tensor& query, const torch::Tensor& key, int k,
-                                                      double radius, bool local_window, int tile = 8);
 
 // ---------------------------------------------------------------------------------------------
 // DAVIS J&F (semi-supervised protocol of the official davis2017-evaluation code)
@@ -110,7 +56,7 @@ std::pair<torch::Tensor, torch::Tensor> affinity_topk(const torch::Tensor& query
 
 // Region similarity of two binary masks (non-zero = object); 1 when both are empty.
 double davis_jaccard(const Image& pred, const Image& gt);
-// Boundary F-measure with tolerance ceil(0.008 * diagonal) pixels (or `bound_px` when > 0).
+// Boundary F-measure with tolerance ceil(bound_th * diagonal) pixels (bound_th >= 1: that many pixels).
 double davis_boundary_f(const Image& pred, const Image& gt, double bound_th = 0.008);
 
 // Mean, recall (> 0.5) and decay (4 bins) of per-frame values, as db_statistics computes them.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "corrtrack/core.h"
+#include "corrtrack/ops.h"
 
 #include <torch/torch.h>
 
@@ -84,6 +85,26 @@ class FrameSource {
 // Opens a video file or a folder of *.jpg/*.jpeg/*.png frames. Throws Error naming the path.
 std::unique_ptr<FrameSource> frame_source_open(const std::string& path, const FrameSourceOptions& opts = {});
 
+// Frames first, first +- 1, ..., last of `inner` (backward when last < first) as frames 0..n-1:
+// a prefix for benchmarks (0..N-1), a propagation range for the Studio. frame_name, timestamps
+// and info (frame_count = n) follow; `global(k)` maps back to the inner index.
+class FrameRangeSource : public FrameSource {
+ public:
+  FrameRangeSource(std::unique_ptr<FrameSource> inner, int64_t first, int64_t last);
+  int64_t size() override { return m_n; }
+  Image frame(int64_t k) override;
+  bool next(Image& out) override;
+  std::vector<double> timestamps() override;
+  std::string frame_name(int64_t k) override { return m_inner->frame_name(global(k)); }
+  VideoInfo info() override;
+  const std::string& path() const override { return m_inner->path(); }
+  int64_t global(int64_t k) const { return m_first + m_dir * k; }
+
+ private:
+  std::unique_ptr<FrameSource> m_inner;
+  int64_t m_first, m_dir, m_n, m_pos = 0;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Masks (DAVIS palette PNGs: 0 background, 1..N objects, 255 void)
 // ---------------------------------------------------------------------------------------------
@@ -120,8 +141,6 @@ Image tensor_to_image(const torch::Tensor& chw);
 torch::Tensor rgb_to_lab(const torch::Tensor& rgb);
 // CIE Lab -> sRGB in [0,1] (clamped). Shape [..., 3, H, W].
 torch::Tensor lab_to_rgb(const torch::Tensor& lab);
-// (x - mean) / std per channel; x is [..., C, H, W].
-torch::Tensor normalize_channels(const torch::Tensor& x, const std::vector<double>& mean, const std::vector<double>& std);
 // Bilinear resize of an RGB image (used for internal resolution and previews).
 Image image_resize(const Image& img, int width, int height);
 

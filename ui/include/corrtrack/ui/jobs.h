@@ -20,9 +20,8 @@ struct ModelChoice {
   QString features = "default";
   QString checkpoint;             // non-empty: overrides features
   PropagationConfig config;       // engine settings (scale = internal resolution)
+  ModelSpec spec() const { return ModelSpec{features.toStdString(), checkpoint.toStdString(), 0}; }
 };
-// The path of the bundled model (CORRTRACK_MODEL in the environment overrides it).
-QString defaultModelPath();
 // Builds the feature extractor of a choice; throws Error naming the checkpoint when it fails.
 std::unique_ptr<FeatureExtractor> makeFeatures(const ModelChoice& choice);
 // One line describing a checkpoint's metadata (method, encoder, step) for the model panel.

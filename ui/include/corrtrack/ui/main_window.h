@@ -7,9 +7,9 @@
 #include "corrtrack/ui/frame_view.h"
 #include "corrtrack/ui/jobs.h"
 #include "corrtrack/ui/session.h"
+#include "corrtrack/ui/training_runner.h"
 
 #include <QMainWindow>
-#include <QProcess>
 
 class QAction;
 class QButtonGroup;
@@ -29,6 +29,9 @@ class QLineSeries;
 class QChartView;
 
 namespace corrtrack::ui {
+
+// What the main canvas shows (the order of the View combo box).
+enum class ViewMode { Masks = 0, Similarity = 1, Pca = 2 };
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
@@ -60,8 +63,8 @@ class MainWindow : public QMainWindow {
   const torch::Tensor& similarityOther() const { return m_simOther; }
   FeatureJob& featureJob() { return m_features; }
   void setOtherFrame(int64_t k);
-  // View of the main canvas: 0 masks, 1 similarity, 2 PCA of the features.
-  void setViewMode(int mode);
+  // What the main canvas shows.
+  void setViewMode(ViewMode mode);
 
   Session& session() { return m_session; }
   FrameView& view() { return *m_view; }
@@ -85,11 +88,14 @@ class MainWindow : public QMainWindow {
   void refreshObjects();
   void refreshTimeline();
   void showMessage(const QString& text, bool error = false);
+  // Fills the engine settings with what the model recommends over the defaults (the command's
+  // rule, propagation_settings.h); false (message shown) when its metadata is invalid.
+  bool applyRecommendedSettings(const ModelChoice& choice);
   void onPropagationFinished(bool cancelled, const QString& error);
   void onFeaturesReady(std::shared_ptr<const FeaturePair> f);
   void updateSimilarity();
   void startTraining();
-  void pollTraining();
+  void showLossCurve(const QList<QPointF>& points);
   void exportPngs();
   void exportBinary();
   void exportVideo();
@@ -99,7 +105,7 @@ class MainWindow : public QMainWindow {
   FeatureJob m_features;
   int64_t m_current = 0, m_other = 0;
   int m_object = 1;
-  int m_viewMode = 0;
+  ViewMode m_viewMode = ViewMode::Masks;
   QString m_lastMessage;
   // Inspection state.
   std::shared_ptr<const FeaturePair> m_pair;
@@ -130,6 +136,8 @@ class MainWindow : public QMainWindow {
   QSpinBox* m_topk = nullptr;
   QDoubleSpinBox* m_radius = nullptr;
   QDoubleSpinBox* m_temperature = nullptr;
+  QComboBox* m_mode = nullptr;
+  int m_roiGap = PropagationConfig().roi_gap;
   QLabel* m_memory = nullptr;
   QPushButton* m_forward = nullptr;
   QPushButton* m_backward = nullptr;
@@ -151,9 +159,7 @@ class MainWindow : public QMainWindow {
   QLabel* m_trainStatus = nullptr;
   QLineSeries* m_lossSeries = nullptr;
   QChartView* m_lossChart = nullptr;
-  QProcess m_trainProcess;
-  QTimer* m_trainTimer = nullptr;
-  qint64 m_trainLines = 0;
+  TrainingRunner m_training;
 };
 
 }  // namespace corrtrack::ui

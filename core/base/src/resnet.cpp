@@ -163,4 +163,10 @@ void resnet_init(ResNet& net, uint64_t seed) {
   }
 }
 
+bool ResNetConfig::operator==(const ResNetConfig& o) const {
+  return depth == o.depth && in_channels == o.in_channels && stem_stride == o.stem_stride && max_pool == o.max_pool &&
+         strides == o.strides && dilations == o.dilations && widths == o.widths && num_stages == o.num_stages &&
+         reflect_pad == o.reflect_pad && head_channels == o.head_channels && head_kernel == o.head_kernel;
+}
+
 }  // namespace corrtrack

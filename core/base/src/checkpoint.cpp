@@ -1,7 +1,5 @@
 // Checkpoints: torch archives holding a module under "model" and JSON metadata, saved atomically.
-#include "corrtrack/core.h"
-
-#include <nlohmann/json.hpp>
+#include "corrtrack/checkpoint_info.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -71,14 +69,9 @@ void checkpoint_load(const std::string& path, torch::nn::Module& module, const s
   }
   // Exported models may store float16 weights: Module::load copies storage without converting,
   // so the module is put in float16 first and brought back to float32 after loading.
-  bool half = false;
   c10::IValue meta;
-  if (archive.try_read(kMetaKey, meta) && meta.isString()) {
-    try {
-      half = nlohmann::json::parse(meta.toStringRef()).value("weights", std::string()) == "float16";
-    } catch (const nlohmann::json::exception&) {
-    }
-  }
+  const bool half = archive.try_read(kMetaKey, meta) && meta.isString() &&
+                    checkpoint_info_from_json(meta.toStringRef(), path).weights == "float16";
   auto convert = [&module](torch::ScalarType from, torch::ScalarType to) {
     torch::NoGradGuard ng;
     for (auto& p : module.parameters()) if (p.scalar_type() == from) p.set_data(p.to(to));
@@ -92,33 +85,4 @@ void checkpoint_load(const std::string& path, torch::nn::Module& module, const s
   }
   if (half) convert(torch::kHalf, torch::kFloat);
 }
-std::string resnet_config_to_json(const ResNetConfig& c) {
-  nlohmann::json j = {{"depth", c.depth}, {"in_channels", c.in_channels}, {"stem_stride", c.stem_stride},
-                      {"max_pool", c.max_pool}, {"strides", c.strides}, {"dilations", c.dilations},
-                      {"widths", c.widths}, {"num_stages", c.num_stages}, {"reflect_pad", c.reflect_pad},
-                      {"head_channels", c.head_channels}, {"head_kernel", c.head_kernel}};
-  return j.dump();
-}
-
-ResNetConfig resnet_config_from_json(const std::string& text) {
-  try {
-    const auto j = nlohmann::json::parse(text);
-    ResNetConfig c;
-    c.depth = j.at("depth");
-    c.in_channels = j.at("in_channels");
-    c.stem_stride = j.at("stem_stride");
-    c.max_pool = j.at("max_pool");
-    c.strides = j.at("strides").get<std::vector<int>>();
-    c.dilations = j.at("dilations").get<std::vector<int>>();
-    c.widths = j.at("widths").get<std::vector<int>>();
-    c.num_stages = j.at("num_stages");
-    c.reflect_pad = j.at("reflect_pad");
-    c.head_channels = j.value("head_channels", 0);
-    c.head_kernel = j.value("head_kernel", 3);  // checkpoints before TimeCycle had only 3x3 heads
-    return c;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("invalid encoder configuration in checkpoint metadata: ") + e.what());
-  }
-}
-
 }  // namespace corrtrack

@@ -1,9 +1,13 @@
 // CorrTrack training machinery shared by the video trackers and the image methods: optimisers
-// (SGD, Adam, LARS), learning-rate schedules, the local-window attention operation, tensor
-// augmentations and the training loop (atomic checkpoints, --resume, metrics.jsonl, progress).
+// (SGD, Adam, LARS), learning-rate schedules and the training loop (atomic checkpoints, --resume,
+// metrics.jsonl, progress). Augmentations and k-means are in augment.h and kmeans.h.
 #pragma once
 
+#include "corrtrack/augment.h"
+#include "corrtrack/checkpoint_info.h"
 #include "corrtrack/core.h"
+#include "corrtrack/kmeans.h"
+#include "corrtrack/ops.h"
 
 #include <memory>
 #include <string>
@@ -56,49 +60,6 @@ struct LrSchedule {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Local-window attention (CorrFlow/MAST's restricted attention, used in training and inference)
-// ---------------------------------------------------------------------------------------------
-
-// Scores of every query cell against the (2r+1)^2 key cells around the same position:
-// q, k [B, C, H, W] -> [B, (2r+1)^2, H, W], offsets in row-major order (dy outer, dx inner),
-// scaled by `scale`; keys outside the frame get -inf. Memory O(B (2r+1)^2 H W), never O(C (2r+1)^2 H W).
-// With dilation d the offsets are d * (dy, dx) (MAST's ROI localisation).
-torch::Tensor local_window_scores(const torch::Tensor& q, const torch::Tensor& k, int radius, double scale = 1.0,
-                                  int dilation = 1);
-// Weighted sum of values over the same windows: w [B, (2r+1)^2, H, W], v [B, D, H, W] -> [B, D, H, W].
-torch::Tensor local_window_gather(const torch::Tensor& w, const torch::Tensor& v, int radius, int dilation = 1);
-// softmax over each window of scale * q.k, then the weighted sum of v.
-torch::Tensor local_window_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                     int radius, double scale = 1.0);
-
-// ---------------------------------------------------------------------------------------------
-// Augmentations on float tensors [..., C, H, W] in [0, 1], driven by an explicit generator
-// ---------------------------------------------------------------------------------------------
-
-struct CropBox {
-  int x = 0, y = 0, width = 0, height = 0;
-};
-// A random box covering a fraction in [min_scale, max_scale] of the area with aspect ratio in
-// [min_ratio, max_ratio] (clamped to the image), as RandomResizedCrop draws it.
-CropBox crop_box_random(int width, int height, double min_scale, double max_scale, double min_ratio,
-                        double max_ratio, torch::Generator& gen);
-// Crops `box` from x [..., C, H, W] and resizes it bilinearly to out_h x out_w.
-torch::Tensor crop_resize(const torch::Tensor& x, const CropBox& box, int out_h, int out_w);
-// Brightness, contrast and saturation factors drawn from [1 - s, 1 + s] each, applied to x.
-torch::Tensor colour_jitter(const torch::Tensor& x, double strength, torch::Generator& gen);
-// Uniform draw in [lo, hi) from the generator.
-double random_uniform(torch::Generator& gen, double lo = 0.0, double hi = 1.0);
-int64_t random_int(torch::Generator& gen, int64_t n);   // 0..n-1
-
-// k-means (Lloyd iterations, k-means++ seeding from `gen`) of points [N, D] -> centres [k, D].
-// An empty cluster is re-seeded with the point farthest from its centre (DeepCluster's fix).
-torch::Tensor kmeans(const torch::Tensor& points, int k, int iterations, torch::Generator& gen);
-// The Lloyd iterations alone, from given initial centres [k, D] (empty clusters re-seeded).
-torch::Tensor kmeans_lloyd(const torch::Tensor& points, torch::Tensor centres, int iterations);
-// Index of the nearest centre for every point: [N, D], [k, D] -> [N] (long).
-torch::Tensor kmeans_assign(const torch::Tensor& points, const torch::Tensor& centres);
-
-// ---------------------------------------------------------------------------------------------
 // Training loop
 // ---------------------------------------------------------------------------------------------
 
@@ -123,8 +84,9 @@ class TrainableMethod {
   virtual StepOutput step(int64_t step, torch::Generator& gen) = 0;
   // Called after each optimiser step (EMA targets, queues, ...).
   virtual void after_step(int64_t /*step*/, int64_t /*total_steps*/) {}
-  // JSON object text: method, encoder config, input convention, protocol hints, method state.
-  virtual std::string metadata_json() const = 0;
+  // What the checkpoint says about the model: method, encoder config, input convention,
+  // recommended propagation settings, training settings (the loop adds step, optimiser, ...).
+  virtual CheckpointInfo checkpoint_info() const = 0;
 };
 
 struct TrainOptions {
@@ -155,6 +117,10 @@ struct TrainSummary {
   bool budget_reached = false;
   std::string checkpoint;
 };
+
+// Refuses (Error naming the folder) a fresh run where RUN/last.ckpt exists, and --resume where
+// it does not. train_run checks this itself; callers that prepare data first check it earlier.
+void train_out_check(const TrainOptions& options);
 
 // Runs the loop: per step a generator seeded from (seed, step) so that a resumed run draws the
 // same batches, warm-up/schedule, non-finite losses skipped (the run stops with an Error after

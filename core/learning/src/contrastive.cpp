@@ -156,8 +156,8 @@ double byol_momentum(int64_t step, int64_t total, double base) {
   return 1.0 - (1.0 - base) * (std::cos(pi * static_cast<double>(step) / static_cast<double>(total)) + 1.0) / 2.0;
 }
 
-double normalized_mutual_info(const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.dim() != 1 || a.sizes() != b.sizes() || a.size(0) == 0) throw Error("normalized_mutual_info: need two labelings [N]");
+double normalised_mutual_info(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.dim() != 1 || a.sizes() != b.sizes() || a.size(0) == 0) throw Error("normalised_mutual_info: need two labelings [N]");
   auto ai = std::get<1>(at::_unique(a.to(torch::kLong), true, true));
   auto bi = std::get<1>(at::_unique(b.to(torch::kLong), true, true));
   const int64_t na = ai.max().item<int64_t>() + 1, nb = bi.max().item<int64_t>() + 1;

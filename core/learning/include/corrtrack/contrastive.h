@@ -89,7 +89,7 @@ void memory_bank_update(torch::Tensor& bank, const torch::Tensor& idx, const tor
 
 // Normalised mutual information I(a; b) / sqrt(H(a)·H(b)) of two labelings [N] (long);
 // 1 when both have a single cluster.
-double normalized_mutual_info(const torch::Tensor& a, const torch::Tensor& b);
+double normalised_mutual_info(const torch::Tensor& a, const torch::Tensor& b);
 
 // Weighted kNN top-1 accuracy: cosine similarity to the k nearest training features, class vote
 // Σ exp(s / tau) over the neighbours of that class (the NPID/InstDisc protocol).

@@ -176,6 +176,8 @@ struct ResNetConfig {
   // TimeCycle's stride-8 net: res4 (layer3) at stride 1, layer4 dropped, a 1x1 conv to 512
   // channels; depth 50 as published, 18 for CPU budgets.
   static ResNetConfig timecycle_res4(int depth);
+
+  bool operator==(const ResNetConfig& o) const;
 };
 
 class ResNetImpl : public torch::nn::Module {
@@ -192,10 +194,6 @@ class ResNetImpl : public torch::nn::Module {
   torch::nn::Conv2d m_head{nullptr};
 };
 TORCH_MODULE(ResNet);
-
-// ResNetConfig <-> JSON text, for checkpoint metadata.
-std::string resnet_config_to_json(const ResNetConfig& cfg);
-ResNetConfig resnet_config_from_json(const std::string& json_text);
 
 // Deterministic initialisation (Kaiming normal for convs, BN to identity) from a seed.
 void resnet_init(ResNet& net, uint64_t seed);

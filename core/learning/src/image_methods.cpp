@@ -1,5 +1,4 @@
-// Image self-supervised methods: encoders, batched augmentation, the eleven methods and their
-// evaluation (kNN, linear probe, NMI, alignment/uniformity). Settings follow PROTOCOLS.md.
+// The eleven image self-supervised methods on the contrastive core, as TrainableMethods.
 #include "corrtrack/image_methods.h"
 
 #include "corrtrack/contrastive.h"
@@ -16,60 +15,8 @@ using nlohmann::json;
 
 namespace corrtrack {
 
-// ---------------------------------------------------------------------------------------------
-// Encoders and heads
-// ---------------------------------------------------------------------------------------------
-
-std::string image_encoder_config_to_json(const ImageEncoderConfig& c) {
-  return json{{"kind", c.kind}, {"in_channels", c.in_channels}, {"width", c.width}}.dump();
-}
-
-ImageEncoderConfig image_encoder_config_from_json(const std::string& text) {
-  try {
-    const auto j = json::parse(text);
-    return {j.at("kind").get<std::string>(), j.at("in_channels").get<int>(), j.at("width").get<int>()};
-  } catch (const json::exception& e) {
-    throw Error(std::string("invalid image encoder configuration: ") + e.what());
-  }
-}
-
-namespace {
-void conv_bn_relu(nn::Sequential& seq, int in, int out) {
-  seq->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, 3).padding(1).bias(false)));
-  seq->push_back(nn::BatchNorm2d(out));
-  seq->push_back(nn::ReLU());
-}
-}  // namespace
-
-ImageEncoderImpl::ImageEncoderImpl(const ImageEncoderConfig& cfg) : m_cfg(cfg) {
-  if (cfg.in_channels < 1 || cfg.width < 1) throw Error("image encoder needs in_channels and width >= 1");
-  if (cfg.kind == "convnet") {
-    const int w = cfg.width;
-    nn::Sequential seq;
-    conv_bn_relu(seq, cfg.in_channels, w);
-    conv_bn_relu(seq, w, w);
-    seq->push_back(nn::MaxPool2d(2));
-    conv_bn_relu(seq, w, 2 * w);
-    conv_bn_relu(seq, 2 * w, 2 * w);
-    seq->push_back(nn::MaxPool2d(2));
-    conv_bn_relu(seq, 2 * w, 4 * w);
-    m_convnet = register_module("convnet", seq);
-    m_dim = 4 * w;
-  } else if (cfg.kind == "resnet18") {
-    ResNetConfig rc;
-    rc.in_channels = cfg.in_channels;
-    rc.stem_stride = 1;
-    rc.max_pool = false;
-    m_resnet = register_module("resnet", ResNet(rc));
-    m_dim = rc.output_channels();
-  } else {
-    throw Error("unknown image encoder '" + cfg.kind + "': use convnet or resnet18");
-  }
-}
-
-torch::Tensor ImageEncoderImpl::forward(torch::Tensor x) {
-  auto f = m_convnet ? m_convnet->forward(x) : m_resnet->forward(x);
-  return f.mean({2, 3});
+std::vector<std::string> image_method_names() {
+  return {"simclr", "moco", "byol", "swav", "npid", "sela", "deepcluster", "iic", "pcl", "supcon", "cpc"};
 }
 
 namespace {
@@ -86,96 +33,8 @@ class MlpHeadImpl : public nn::Module {
 };
 TORCH_MODULE(MlpHead);
 
-torch::Tensor unit(const torch::Tensor& x) { return F::normalize(x, F::NormalizeFuncOptions().dim(1)); }
 
 }  // namespace
-
-// ---------------------------------------------------------------------------------------------
-// Augmentation
-// ---------------------------------------------------------------------------------------------
-
-namespace {
-// (x - mean) / std per channel of float images [B, C, H, W] in [0, 1].
-torch::Tensor standardise(const torch::Tensor& x, const std::vector<double>& mean, const std::vector<double>& stdv) {
-  const int64_t c = x.size(1);
-  auto m = torch::tensor(std::vector<float>(mean.begin(), mean.end())).view({1, c, 1, 1}).to(x.device());
-  auto s = torch::tensor(std::vector<float>(stdv.begin(), stdv.end())).view({1, c, 1, 1}).to(x.device());
-  return (x - m) / s;
-}
-}  // namespace
-
-torch::Tensor normalise_images(const torch::Tensor& images, const std::vector<double>& mean, const std::vector<double>& stdv) {
-  return standardise(images.to(torch::kFloat).div(255.0), mean, stdv);
-}
-
-void image_channel_stats(const torch::Tensor& images, std::vector<double>& mean, std::vector<double>& stdv) {
-  auto x = images.to(torch::kFloat).div(255.0);
-  mean.clear();
-  stdv.clear();
-  for (int64_t c = 0; c < x.size(1); ++c) {
-    mean.push_back(x.select(1, c).mean().item<double>());
-    stdv.push_back(x.select(1, c).std().item<double>());
-  }
-}
-
-ImageEncoderConfig image_checkpoint_encoder(const std::string& checkpoint) {
-  const auto meta = json::parse(checkpoint_metadata(checkpoint), nullptr, false);
-  if (meta.is_discarded() || !meta.contains("image_encoder")) {
-    throw Error("checkpoint '" + checkpoint + "' is not an image-method checkpoint (method '" +
-                (meta.is_discarded() ? std::string("?") : meta.value("method", std::string("?"))) + "')");
-  }
-  return image_encoder_config_from_json(meta["image_encoder"].dump());
-}
-
-torch::Tensor augment_batch(const torch::Tensor& images, const AugmentConfig& cfg, const std::vector<double>& mean,
-                            const std::vector<double>& stdv, torch::Generator& gen) {
-  const int64_t b = images.size(0), c = images.size(1);
-  auto x = images.to(torch::kFloat).div(255.0);
-  // Crop box and flip per sample as one affine map of the output grid into the input.
-  auto opts = torch::TensorOptions().dtype(torch::kFloat);
-  auto area = at::empty({b}, opts).uniform_(cfg.min_scale, 1.0, gen);
-  auto log_ratio = at::empty({b}, opts).uniform_(-std::log(cfg.aspect), std::log(cfg.aspect) + 1e-12, gen);
-  auto ratio = log_ratio.exp();
-  auto sx = (area * ratio).sqrt().clamp_max(1.0), sy = (area / ratio).sqrt().clamp_max(1.0);
-  auto cx = (at::empty({b}, opts).uniform_(-1.0, 1.0, gen)) * (1.0 - sx);
-  auto cy = (at::empty({b}, opts).uniform_(-1.0, 1.0, gen)) * (1.0 - sy);
-  auto flip = (at::empty({b}, opts).uniform_(0.0, 1.0, gen) < 0.5).to(torch::kFloat) * 2.0 - 1.0;
-  auto theta = torch::zeros({b, 2, 3}, opts);
-  theta.select(1, 0).select(1, 0).copy_(sx * flip);
-  theta.select(1, 0).select(1, 2).copy_(cx);
-  theta.select(1, 1).select(1, 1).copy_(sy);
-  theta.select(1, 1).select(1, 2).copy_(cy);
-  theta = theta.to(x.device());
-  auto grid = F::affine_grid(theta, {b, c, cfg.size, cfg.size}, /*align_corners=*/false);
-  x = F::grid_sample(x, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false));
-  // Brightness and contrast per sample.
-  auto bright = at::empty({b, 1, 1, 1}, opts).uniform_(1.0 - cfg.jitter, 1.0 + cfg.jitter, gen).to(x.device());
-  auto contrast = at::empty({b, 1, 1, 1}, opts).uniform_(1.0 - cfg.jitter, 1.0 + cfg.jitter, gen).to(x.device());
-  x = x * bright;
-  auto mu = x.mean({1, 2, 3}, true);
-  x = ((x - mu) * contrast + mu).clamp(0.0, 1.0);
-  if (c == 3) {
-    auto gray_p = (at::empty({b, 1, 1, 1}, opts).uniform_(0.0, 1.0, gen) < 0.2).to(torch::kFloat).to(x.device());
-    auto gray = (0.299 * x.select(1, 0) + 0.587 * x.select(1, 1) + 0.114 * x.select(1, 2)).unsqueeze(1).expand_as(x);
-    x = gray_p * gray + (1 - gray_p) * x;
-  }
-  if (cfg.blur) {
-    auto k1 = torch::tensor({0.25f, 0.5f, 0.25f});
-    auto k = (k1.view({3, 1}) * k1.view({1, 3})).view({1, 1, 3, 3}).repeat({c, 1, 1, 1}).to(x.device());
-    auto blurred = F::conv2d(F::pad(x, F::PadFuncOptions({1, 1, 1, 1}).mode(torch::kReplicate)), k, F::Conv2dFuncOptions().groups(c));
-    auto blur_p = (at::empty({b, 1, 1, 1}, opts).uniform_(0.0, 1.0, gen) < 0.5).to(torch::kFloat).to(x.device());
-    x = blur_p * blurred + (1 - blur_p) * x;
-  }
-  return standardise(x, mean, stdv);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Methods
-// ---------------------------------------------------------------------------------------------
-
-std::vector<std::string> image_method_names() {
-  return {"simclr", "moco", "byol", "swav", "npid", "sela", "deepcluster", "iic", "pcl", "supcon", "cpc"};
-}
 
 namespace {
 
@@ -218,14 +77,16 @@ class ImageMethod : public TrainableMethod {
     m_device = d;
     m_model->to(d);
   }
-  std::string metadata_json() const override {
-    json j = {{"method", m_cfg.method}, {"kind", "image"},
-              {"image_encoder", json::parse(image_encoder_config_to_json(m_cfg.encoder))},
-              {"encoder_module", "encoder"},
-              {"input", {{"mean", m_mean}, {"std", m_std}, {"size", m_cfg.augment.size}}},
-              {"train", {{"batch", m_cfg.batch}, {"temperature", m_tau}, {"clusters", m_k}, {"proj_dim", m_cfg.proj_dim}}}};
-    if (m_head_name.size()) j["cluster_head"] = m_head_name;
-    return j.dump();
+  CheckpointInfo checkpoint_info() const override {
+    CheckpointInfo info;
+    info.method = m_cfg.method;
+    info.image_method = true;
+    info.image_encoder_json = image_encoder_config_to_json(m_cfg.encoder);
+    info.encoder_module = "encoder";
+    info.input = InputConvention{"", m_mean, m_std, m_cfg.augment.size};
+    info.record["train"] = {{"batch", m_cfg.batch}, {"temperature", m_tau}, {"clusters", m_k}, {"proj_dim", m_cfg.proj_dim}};
+    if (m_head_name.size()) info.cluster_head = ClusterHead{m_head_name, m_k};
+    return info;
   }
 
  protected:
@@ -292,7 +153,7 @@ class SimClr : public ImageMethod {
     auto z1 = m_proj(m_model->encoder(view(idx, gen))), z2 = m_proj(m_model->encoder(view(idx, gen)));
     if (m_cfg.method == "supcon") {
       auto y = m_labels.index_select(0, idx).to(m_device);
-      return {supcon_loss(unit(torch::cat({z1, z2})), torch::cat({y, y}), m_tau), {}, m_cfg.batch};
+      return {supcon_loss(l2_normalise(torch::cat({z1, z2}), 1), torch::cat({y, y}), m_tau), {}, m_cfg.batch};
     }
     return {nt_xent_loss(z1, z2, m_tau), {}, m_cfg.batch};
   }
@@ -318,11 +179,11 @@ class MoCo : public ImageMethod {
   StepOutput step(int64_t step, torch::Generator& gen) override {
     if (m_cfg.method == "pcl" && step % m_steps_per_epoch == 0) recluster(gen);
     auto idx = batch_indices(gen);
-    auto q = unit(m_proj(m_model->encoder(view(idx, gen))));
+    auto q = l2_normalise(m_proj(m_model->encoder(view(idx, gen))), 1);
     torch::Tensor k;
     {
       torch::NoGradGuard ng;
-      k = unit(m_key_proj(m_key_enc(view(idx, gen))));
+      k = l2_normalise(m_key_proj(m_key_enc(view(idx, gen))), 1);
     }
     auto logits = torch::cat({(q * k).sum(1, true), torch::mm(q, m_queue_dev.t())}, 1) / m_tau;
     auto zeros = torch::zeros({q.size(0)}, torch::TensorOptions().dtype(torch::kLong).device(m_device));
@@ -348,7 +209,7 @@ class MoCo : public ImageMethod {
   }
  private:
   void recluster(torch::Generator& gen) {
-    auto feats = embed_all(*m_model, [&](const torch::Tensor& x) { return unit(m_key_proj(m_key_enc(x))); }).to(torch::kCPU);
+    auto feats = embed_all(*m_model, [&](const torch::Tensor& x) { return l2_normalise(m_key_proj(m_key_enc(x)), 1); }).to(torch::kCPU);
     auto centres = kmeans(feats, m_k, 20, gen);
     auto assign = kmeans_assign(feats, centres);
     // Concentration phi_c = sum |v - c| / (n log(n + alpha)), alpha = 10, clamped and rescaled to mean tau.
@@ -359,7 +220,7 @@ class MoCo : public ImageMethod {
     phi = torch::where(n > 1, phi, phi.max());
     phi = phi.clamp(phi.quantile(0.1).item<double>(), phi.quantile(0.9).item<double>());
     phi = m_tau * phi / phi.mean();
-    m_protos = unit(centres).to(m_device);
+    m_protos = l2_normalise(centres, 1).to(m_device);
     m_phi = phi.to(m_device);
     m_assign = assign.to(m_device);
   }
@@ -386,12 +247,12 @@ class Byol : public ImageMethod {
   StepOutput step(int64_t, torch::Generator& gen) override {
     auto idx = batch_indices(gen);
     auto v1 = view(idx, gen), v2 = view(idx, gen);
-    auto p1 = unit(m_pred(m_proj(m_model->encoder(v1)))), p2 = unit(m_pred(m_proj(m_model->encoder(v2))));
+    auto p1 = l2_normalise(m_pred(m_proj(m_model->encoder(v1))), 1), p2 = l2_normalise(m_pred(m_proj(m_model->encoder(v2))), 1);
     torch::Tensor t1, t2;
     {
       torch::NoGradGuard ng;
-      t1 = unit(m_t_proj(m_t_enc(v1)));
-      t2 = unit(m_t_proj(m_t_enc(v2)));
+      t1 = l2_normalise(m_t_proj(m_t_enc(v1)), 1);
+      t2 = l2_normalise(m_t_proj(m_t_enc(v2)), 1);
     }
     auto loss = byol_loss(p1, t2) + byol_loss(p2, t1);
     return {loss, {}, m_cfg.batch};
@@ -418,13 +279,13 @@ class Swav : public ImageMethod {
   StepOutput step(int64_t step, torch::Generator& gen) override {
     {
       torch::NoGradGuard ng;
-      m_protos->weight.copy_(unit(m_protos->weight));
+      m_protos->weight.copy_(l2_normalise(m_protos->weight, 1));
     }
     m_protos->weight.set_requires_grad(step >= m_steps_per_epoch);
     auto idx = batch_indices(gen);
     const int small = std::max(8, m_cfg.augment.size * 4 / 7);
     std::vector<torch::Tensor> scores;
-    for (int v = 0; v < 4; ++v) scores.push_back(m_protos(unit(m_proj(m_model->encoder(view(idx, gen, v < 2 ? 0 : small))))));
+    for (int v = 0; v < 4; ++v) scores.push_back(m_protos(l2_normalise(m_proj(m_model->encoder(view(idx, gen, v < 2 ? 0 : small))), 1)));
     torch::Tensor loss = torch::zeros({}, scores[0].options());
     int terms = 0;
     for (int g = 0; g < 2; ++g) {
@@ -449,11 +310,11 @@ class Npid : public ImageMethod {
   Npid(const ImageMethodConfig& c, torch::Tensor i, torch::Tensor l) : ImageMethod(c, i, l) {
     m_proj = add("projector", nn::Linear(m_model->encoder->dim(), c.proj_dim));
     auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed + 1);
-    m_bank = m_model->register_buffer("memory_bank", unit(at::normal(0.0, 1.0, {m_images.size(0), c.proj_dim}, gen)));
+    m_bank = m_model->register_buffer("memory_bank", l2_normalise(at::normal(0.0, 1.0, {m_images.size(0), c.proj_dim}, gen), 1));
   }
   StepOutput step(int64_t, torch::Generator& gen) override {
     auto idx = batch_indices(gen);
-    auto v = unit(m_proj(m_model->encoder(view(idx, gen))));
+    auto v = l2_normalise(m_proj(m_model->encoder(view(idx, gen))), 1);
     auto noise_idx = at::randint(m_images.size(0), {m_cfg.queue}, gen, torch::TensorOptions().dtype(torch::kLong));
     auto pos = m_bank.index_select(0, idx.to(m_device));
     auto neg = m_bank.index_select(0, noise_idx.to(m_device));
@@ -512,7 +373,7 @@ class Clustering : public ImageMethod {
       m_pseudo = sinkhorn_knopp(logits, 1.0 / 25.0, 10).argmax(1);  // SeLa's lambda = 25
       return;
     }
-    auto feats = unit(embed_all(*m_model, [&](const torch::Tensor& x) { return m_model->encoder(x); }).to(torch::kCPU));
+    auto feats = l2_normalise(embed_all(*m_model, [&](const torch::Tensor& x) { return m_model->encoder(x); }).to(torch::kCPU), 1);
     auto centres = kmeans(feats, m_k, 20, gen);
     m_pseudo = kmeans_assign(feats, centres);
     m_members.assign(size_t(m_k), {});
@@ -572,100 +433,6 @@ std::unique_ptr<TrainableMethod> image_method_create(const ImageMethodConfig& cf
   if (m == "sela" || m == "deepcluster" || m == "iic") return std::make_unique<Clustering>(cfg, images, labels);
   if (m == "cpc") return std::make_unique<Cpc>(cfg, images, labels);
   throw Error("unknown image method '" + m + "'");
-}
-
-// ---------------------------------------------------------------------------------------------
-// Evaluation
-// ---------------------------------------------------------------------------------------------
-
-ImageEvalResult image_evaluate(const std::string& checkpoint, const std::string& features,
-                               const ImageEncoderConfig& random_encoder, const torch::Tensor& train_images,
-                               const torch::Tensor& train_labels, const torch::Tensor& test_images,
-                               const torch::Tensor& test_labels, int64_t num_classes, const ImageEvalOptions& o) {
-  torch::NoGradGuard ng;
-  ImageEvalResult r;
-  r.train_images = train_images.size(0);
-  r.test_images = test_images.size(0);
-  // Statistics of the training images (the same normalisation training used).
-  std::vector<double> mean, stdv;
-  image_channel_stats(train_images, mean, stdv);
-  ImageEncoder enc{nullptr};
-  nn::Linear head{nullptr};
-  if (!checkpoint.empty()) {
-    const auto cfg = image_checkpoint_encoder(checkpoint);
-    const auto meta = json::parse(checkpoint_metadata(checkpoint));
-    if (cfg.in_channels != train_images.size(1)) {
-      throw Error("checkpoint '" + checkpoint + "' expects " + std::to_string(cfg.in_channels) + "-channel images, the data has " +
-                  std::to_string(train_images.size(1)));
-    }
-    enc = ImageEncoder(cfg);
-    checkpoint_load(checkpoint, *enc, "encoder");
-    mean = meta["input"]["mean"].get<std::vector<double>>();
-    stdv = meta["input"]["std"].get<std::vector<double>>();
-    if (meta.contains("cluster_head")) {
-      head = nn::Linear(enc->dim(), meta["train"]["clusters"].get<int>());
-      checkpoint_load(checkpoint, *head, meta["cluster_head"].get<std::string>());
-    }
-  } else if (features == "random") {
-    enc = ImageEncoder(random_encoder);
-  } else if (features != "pixels") {
-    throw Error("unknown features '" + features + "': use pixels, random, or --checkpoint FILE");
-  }
-  if (enc) {
-    enc->to(o.device);
-    enc->eval();
-  }
-  auto embed = [&](const torch::Tensor& images, torch::Tensor* head_out) {
-    std::vector<torch::Tensor> out, heads;
-    for (int64_t i = 0; i < images.size(0); i += o.batch) {
-      auto x = normalise_images(images.slice(0, i, std::min(images.size(0), i + o.batch)).to(o.device), mean, stdv);
-      auto f = enc ? enc(x) : x.flatten(1);
-      if (head_out && head) heads.push_back(head(f).argmax(1).to(torch::kCPU));
-      out.push_back(f.to(torch::kCPU));
-    }
-    if (head_out && head) *head_out = torch::cat(heads);
-    return torch::cat(out);
-  };
-  torch::Tensor head_assign;
-  auto ftr = embed(train_images, nullptr), fte = embed(test_images, &head_assign);
-  auto ntr = unit(ftr), nte = unit(fte);
-  r.knn_top1_k20 = knn_top1(ntr, train_labels, nte, test_labels, 20, 0.07, num_classes);
-  r.knn_top1_k200 = knn_top1(ntr, train_labels, nte, test_labels, 200, 0.07, num_classes);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
-  torch::Generator g(gen);
-  r.nmi_kmeans = normalized_mutual_info(kmeans_assign(nte, kmeans(nte, int(num_classes), 30, g)), test_labels);
-  if (head_assign.defined()) r.nmi_head = normalized_mutual_info(head_assign, test_labels);
-  // Linear probe on standardised frozen features: Adam, cross-entropy, o.linear_epochs epochs.
-  {
-    torch::AutoGradMode grad(true);
-    auto mu = ftr.mean({0}, true), sd = ftr.std({0}, true, true).clamp_min(1e-6);
-    auto xtr = (ftr - mu) / sd, xte = (fte - mu) / sd;
-    nn::Linear lin(ftr.size(1), num_classes);
-    torch::optim::Adam opt(lin->parameters(), torch::optim::AdamOptions(1e-3).weight_decay(1e-5));
-    for (int e = 0; e < o.linear_epochs; ++e) {
-      auto perm = at::randperm(xtr.size(0), g, torch::TensorOptions().dtype(torch::kLong));
-      for (int64_t i = 0; i < xtr.size(0); i += 256) {
-        auto bi = perm.slice(0, i, std::min(xtr.size(0), i + 256));
-        opt.zero_grad();
-        F::cross_entropy(lin(xtr.index_select(0, bi)), train_labels.index_select(0, bi)).backward();
-        opt.step();
-      }
-    }
-    torch::NoGradGuard ng2;
-    r.linear_top1 = lin(xte).argmax(1).eq(test_labels).to(torch::kFloat).mean().item<double>();
-  }
-  // Alignment and uniformity of the normalised features (Wang & Isola 2020), on up to 2048 test images.
-  const int64_t n = std::min<int64_t>(2048, test_images.size(0));
-  AugmentConfig aug;
-  aug.size = int(test_images.size(2));
-  auto a1 = augment_batch(test_images.slice(0, 0, n).to(o.device), aug, mean, stdv, g);
-  auto a2 = augment_batch(test_images.slice(0, 0, n).to(o.device), aug, mean, stdv, g);
-  auto f1 = unit(enc ? enc(a1) : a1.flatten(1)).to(torch::kCPU), f2 = unit(enc ? enc(a2) : a2.flatten(1)).to(torch::kCPU);
-  r.alignment = (f1 - f2).pow(2).sum(1).mean().item<double>();
-  auto sq = torch::cdist(f1, f1).pow(2);
-  auto off = ~torch::eye(n, torch::kBool);
-  r.uniformity = std::log(torch::exp(-2.0 * sq.masked_select(off)).mean().item<double>());
-  return r;
 }
 
 }  // namespace corrtrack

@@ -1,0 +1,193 @@
+// The one place where checkpoint metadata keys are spelled: CheckpointInfo <-> JSON, with one
+// error form for a missing or malformed key ("checkpoint 'F': key 'K' ...").
+#include "corrtrack/checkpoint_info.h"
+
+namespace corrtrack {
+
+namespace {
+
+using json = nlohmann::json;
+constexpr int kFormat = 1;
+
+// Reads keys of one JSON object, naming the file and the full key path in every error.
+class KeyReader {
+ public:
+  KeyReader(const json& j, std::string file, std::string prefix = "")
+      : m_j(j), m_file(std::move(file)), m_prefix(std::move(prefix)) {
+    if (!m_j.is_object()) fail("", "is not a JSON object");
+  }
+  template <class T>
+  std::optional<T> optional(const std::string& key) const {
+    auto it = m_j.find(key);
+    if (it == m_j.end() || it->is_null()) return std::nullopt;
+    try {
+      return it->get<T>();
+    } catch (const json::exception&) {
+      fail(key, "has the wrong type (" + it->dump().substr(0, 60) + ")");
+    }
+  }
+  template <class T>
+  T required(const std::string& key) const {
+    auto v = optional<T>(key);
+    if (!v) fail(key, "is missing");
+    return *v;
+  }
+  bool has(const std::string& key) const { return m_j.contains(key) && !m_j.at(key).is_null(); }
+  KeyReader child(const std::string& key) const {
+    if (!has(key)) fail(key, "is missing");
+    return KeyReader(m_j.at(key), m_file, m_prefix + key + ".");
+  }
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+    const std::string name = (m_prefix + key).empty() ? "metadata" : "key '" + m_prefix + key + "'";
+    throw Error("checkpoint '" + m_file + "': " + name + " " + what);
+  }
+
+ private:
+  const json& m_j;
+  std::string m_file, m_prefix;
+};
+
+json resnet_to_json(const ResNetConfig& c) {
+  return {{"depth", c.depth}, {"in_channels", c.in_channels}, {"stem_stride", c.stem_stride},
+          {"max_pool", c.max_pool}, {"strides", c.strides}, {"dilations", c.dilations},
+          {"widths", c.widths}, {"num_stages", c.num_stages}, {"reflect_pad", c.reflect_pad},
+          {"head_channels", c.head_channels}, {"head_kernel", c.head_kernel}};
+}
+
+ResNetConfig resnet_from_json(const KeyReader& r) {
+  ResNetConfig c;
+  c.depth = r.required<int>("depth");
+  c.in_channels = r.required<int>("in_channels");
+  c.stem_stride = r.required<int>("stem_stride");
+  c.max_pool = r.required<bool>("max_pool");
+  c.strides = r.required<std::vector<int>>("strides");
+  c.dilations = r.required<std::vector<int>>("dilations");
+  c.widths = r.required<std::vector<int>>("widths");
+  c.num_stages = r.required<int>("num_stages");
+  c.reflect_pad = r.required<bool>("reflect_pad");
+  c.head_channels = r.optional<int>("head_channels").value_or(0);
+  c.head_kernel = r.optional<int>("head_kernel").value_or(3);  // checkpoints before TimeCycle had only 3x3 heads
+  return c;
+}
+
+json input_to_json(const InputConvention& in) {
+  json j = {{"mean", in.mean}, {"std", in.std}};
+  if (!in.colour.empty()) j["colour"] = in.colour;
+  if (in.size > 0) j["size"] = in.size;
+  return j;
+}
+
+InputConvention input_from_json(const KeyReader& r, bool image_method) {
+  InputConvention in;
+  in.colour = image_method ? r.optional<std::string>("colour").value_or("") : r.required<std::string>("colour");
+  in.mean = r.required<std::vector<double>>("mean");
+  in.std = r.required<std::vector<double>>("std");
+  in.size = r.optional<int>("size").value_or(0);
+  if (in.mean.size() != in.std.size()) r.fail("std", "has another length than 'mean'");
+  return in;
+}
+
+template <class T>
+void put(json& j, const char* key, const std::optional<T>& v) {
+  if (v) j[key] = *v;
+}
+
+json hints_to_json(const PropagationHints& p) {
+  json j = json::object();
+  put(j, "context", p.context);
+  put(j, "topk", p.topk);
+  put(j, "roi_gap", p.roi_gap);
+  put(j, "radius", p.radius);
+  put(j, "temperature", p.temperature);
+  put(j, "scale", p.scale);
+  put(j, "mode", p.mode);
+  return j;
+}
+
+PropagationHints hints_from_json(const KeyReader& r) {
+  PropagationHints p;
+  p.context = r.optional<int>("context");
+  p.topk = r.optional<int>("topk");
+  p.roi_gap = r.optional<int>("roi_gap");
+  p.radius = r.optional<double>("radius");
+  p.temperature = r.optional<double>("temperature");
+  p.scale = r.optional<double>("scale");
+  p.mode = r.optional<std::string>("mode");
+  return p;
+}
+
+// The head is {"module", "classes"}; older checkpoints wrote the module name alone and the
+// classes as train.clusters.
+ClusterHead cluster_head_from_json(const json& j, const KeyReader& r) {
+  if (j.at("cluster_head").is_string()) {
+    return {r.required<std::string>("cluster_head"), r.child("train").required<int>("clusters")};
+  }
+  const auto h = r.child("cluster_head");
+  return {h.required<std::string>("module"), h.required<int>("classes")};
+}
+
+// Keys that CheckpointInfo types; every other key is kept in `record` as it is.
+const std::vector<std::string> kTypedKeys{"format", "method", "kind", "encoder", "image_encoder", "encoder_module",
+                                          "input", "step", "weights", "exported_from", "propagation", "cluster_head"};
+
+}  // namespace
+
+bool PropagationHints::empty() const {
+  return !context && !topk && !roi_gap && !radius && !temperature && !scale && !mode;
+}
+
+std::string checkpoint_info_to_json(const CheckpointInfo& info) {
+  json j = info.record.is_object() ? info.record : json::object();
+  j["format"] = kFormat;
+  j["method"] = info.method;
+  if (info.image_method) j["kind"] = "image";
+  if (info.encoder) j["encoder"] = resnet_to_json(*info.encoder);
+  if (!info.image_encoder_json.empty()) j["image_encoder"] = json::parse(info.image_encoder_json);
+  if (!info.encoder_module.empty()) j["encoder_module"] = info.encoder_module;
+  if (info.input) j["input"] = input_to_json(*info.input);
+  j["step"] = info.step;
+  j["weights"] = info.weights;
+  if (info.exported_from_step) j["exported_from"] = {{"step", *info.exported_from_step}};
+  if (!info.propagation.empty()) j["propagation"] = hints_to_json(info.propagation);
+  if (info.cluster_head) j["cluster_head"] = {{"module", info.cluster_head->module}, {"classes", info.cluster_head->classes}};
+  return j.dump();
+}
+
+CheckpointInfo checkpoint_info_from_json(const std::string& text, const std::string& file) {
+  const json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) throw Error("checkpoint '" + file + "': metadata is not valid JSON");
+  const KeyReader r(j, file);
+  CheckpointInfo info;
+  info.method = r.required<std::string>("method");
+  info.image_method = r.optional<std::string>("kind").value_or("") == "image";
+  if (r.has("encoder")) info.encoder = resnet_from_json(r.child("encoder"));
+  if (r.has("image_encoder")) info.image_encoder_json = j.at("image_encoder").dump();
+  info.encoder_module = r.optional<std::string>("encoder_module").value_or("");
+  if (r.has("input")) info.input = input_from_json(r.child("input"), info.image_method);
+  info.step = r.optional<int64_t>("step").value_or(0);
+  info.weights = r.optional<std::string>("weights").value_or("float32");
+  if (info.weights != "float32" && info.weights != "float16") r.fail("weights", "must be float32 or float16");
+  if (r.has("exported_from")) info.exported_from_step = r.child("exported_from").optional<int64_t>("step").value_or(0);
+  if (r.has("propagation")) info.propagation = hints_from_json(r.child("propagation"));
+  if (r.has("cluster_head")) info.cluster_head = cluster_head_from_json(j, r);
+  info.record = j;
+  for (const auto& key : kTypedKeys) info.record.erase(key);
+  return info;
+}
+
+PropagationHints propagation_hints_from_json(const std::string& text, const std::string& what) {
+  const json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw Error(what + " must be a JSON object, got '" + text + "'");
+  return hints_from_json(KeyReader(j, what));
+}
+
+CheckpointInfo checkpoint_info_read(const std::string& path) {
+  return checkpoint_info_from_json(checkpoint_metadata(path), path);
+}
+
+void checkpoint_save(const std::string& path, torch::nn::Module& module, const CheckpointInfo& info,
+                     const std::vector<std::pair<std::string, torch::serialize::OutputArchive*>>& extras) {
+  checkpoint_save(path, module, checkpoint_info_to_json(info), extras);
+}
+
+}  // namespace corrtrack

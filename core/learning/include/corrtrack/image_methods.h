@@ -1,0 +1,37 @@
+// Image self-supervised methods on the contrastive core (simclr, moco, byol, swav, npid, sela,
+// deepcluster, iic, pcl, supcon, cpc) as TrainableMethods. Their encoders, augmentation and
+// evaluation have headers of their own, included here.
+//
+// Usage: auto m = image_method_create(cfg, images, labels); train_run(*m, opt, schedule, options);
+#pragma once
+
+#include "corrtrack/image_augment.h"
+#include "corrtrack/image_encoder.h"
+#include "corrtrack/image_eval.h"
+#include "corrtrack/train.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace corrtrack {
+
+struct ImageMethodConfig {
+  std::string method = "simclr";
+  ImageEncoderConfig encoder;
+  int batch = 256;
+  AugmentConfig augment;
+  double temperature = 0.0;   // 0: the method's default (simclr 0.5, moco/pcl 0.2, npid 0.07, swav 0.1, supcon 0.1)
+  int proj_dim = 128;
+  int queue = 4096;           // moco/pcl keys; npid noise samples
+  double momentum = 0.99;     // moco/pcl key encoder EMA; byol base (schedule to 1)
+  int clusters = 0;           // 0: method default (swav 30 prototypes, sela/deepcluster/pcl 30, iic 10)
+  int64_t total_steps = 1;
+  uint64_t seed = 0;
+};
+
+std::vector<std::string> image_method_names();
+// images uint8 [N, C, H, W]; labels [N] (used by supcon only). Throws Error for an unknown method.
+std::unique_ptr<TrainableMethod> image_method_create(const ImageMethodConfig& cfg, torch::Tensor images, torch::Tensor labels);
+
+}  // namespace corrtrack

@@ -1,0 +1,101 @@
+// Optimisers (SGD, Adam, LARS), learning-rate schedules and the per-step seed of the training loop.
+#include "corrtrack/train.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+namespace corrtrack {
+
+using nlohmann::json;
+
+
+std::string optimizer_config_to_json(const OptimizerConfig& c) {
+  return json{{"name", c.name}, {"lr", c.lr}, {"momentum", c.momentum}, {"weight_decay", c.weight_decay},
+              {"beta1", c.beta1}, {"beta2", c.beta2}, {"lars_eta", c.lars_eta}}
+      .dump();
+}
+
+Optimizer::Optimizer(std::vector<torch::Tensor> params, const OptimizerConfig& cfg) : m_cfg(cfg), m_params(params) {
+  if (!(cfg.lr > 0.0) || !std::isfinite(cfg.lr)) throw Error("--lr must be a positive number, got " + std::to_string(cfg.lr));
+  if (cfg.name == "adam") {
+    m_impl = std::make_unique<torch::optim::Adam>(
+        params, torch::optim::AdamOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).weight_decay(cfg.weight_decay));
+  } else if (cfg.name == "sgd") {
+    m_impl = std::make_unique<torch::optim::SGD>(
+        params, torch::optim::SGDOptions(cfg.lr).momentum(cfg.momentum).weight_decay(cfg.weight_decay));
+  } else if (cfg.name == "lars") {
+    // Weight decay is folded into the rescaled gradient in step().
+    m_impl = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(cfg.lr).momentum(cfg.momentum));
+  } else {
+    throw Error("unknown optimiser '" + cfg.name + "': use sgd, adam or lars");
+  }
+}
+
+Optimizer::~Optimizer() = default;
+
+void Optimizer::zero_grad() { m_impl->zero_grad(); }
+
+void Optimizer::step() {
+  if (m_cfg.name == "lars") {
+    torch::NoGradGuard ng;
+    for (auto& p : m_params) {
+      if (!p.grad().defined() || p.dim() <= 1) continue;  // biases and norm parameters: plain SGD
+      auto g = p.grad();
+      const double w_norm = p.norm().item<double>();
+      const double g_norm = g.norm().item<double>();
+      if (m_cfg.weight_decay > 0.0) g.add_(p, m_cfg.weight_decay);
+      if (w_norm > 0.0 && g_norm > 0.0) g.mul_(m_cfg.lars_eta * w_norm / (g_norm + m_cfg.weight_decay * w_norm));
+    }
+  }
+  m_impl->step();
+}
+
+void Optimizer::set_lr(double lr) {
+  for (auto& group : m_impl->param_groups()) group.options().set_lr(lr);
+}
+
+void Optimizer::save(torch::serialize::OutputArchive& archive) const { m_impl->save(archive); }
+
+void Optimizer::load(torch::serialize::InputArchive& archive) {
+  m_impl->load(archive);
+  // States come back on the CPU (checkpoints always load there); move them next to their parameters.
+  if (m_params.empty()) return;
+  const auto device = m_params.front().device();
+  if (device.is_cpu()) return;
+  for (auto& [key, state] : m_impl->state()) {
+    if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(state.get())) {
+      adam->exp_avg(adam->exp_avg().to(device));
+      adam->exp_avg_sq(adam->exp_avg_sq().to(device));
+      if (adam->max_exp_avg_sq().defined()) adam->max_exp_avg_sq(adam->max_exp_avg_sq().to(device));
+    } else if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(state.get())) {
+      if (sgd->momentum_buffer().defined()) sgd->momentum_buffer(sgd->momentum_buffer().to(device));
+    }
+  }
+}
+
+double LrSchedule::lr_at(double base_lr, int64_t step, int64_t total_steps) const {
+  if (warmup_steps > 0 && step < warmup_steps) return base_lr * double(step + 1) / double(warmup_steps);
+  if (kind == "constant") return base_lr;
+  if (kind == "cosine") {
+    const double span = double(std::max<int64_t>(1, total_steps - warmup_steps));
+    const double t = std::min(1.0, double(step - warmup_steps) / span);
+    const double floor = base_lr * min_lr_fraction;
+    return floor + (base_lr - floor) * 0.5 * (1.0 + std::cos(M_PI * t));
+  }
+  if (kind == "step") {
+    double lr = base_lr;
+    for (int64_t m : milestones) if (step >= m) lr *= gamma;
+    return lr;
+  }
+  throw Error("unknown learning-rate schedule '" + kind + "': use constant, cosine or step");
+}
+
+uint64_t seed_for_step(uint64_t seed, int64_t step) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + uint64_t(step) + 0x632BE59BD9B4E019ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace corrtrack

@@ -1,0 +1,160 @@
+// The base module on its own: typed checkpoint metadata (round trip, old formats, one error form
+// naming the file and the key), atomic files and staged folders.
+#include "corrtrack/checkpoint_info.h"
+#include "corrtrack/core.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace corrtrack;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+CheckpointInfo full_info() {
+  CheckpointInfo info;
+  info.method = "mast";
+  info.encoder = ResNetConfig::stride4_64d();
+  info.encoder_module = "encoder";
+  info.input = InputConvention{"lab", {50.0, 0.0, 0.0}, {50.0, 127.0, 127.0}, 0};
+  info.step = 1200;
+  info.weights = "float16";
+  info.exported_from_step = 1200;
+  info.propagation.scale = 0.5;
+  info.propagation.mode = "mast";
+  info.propagation.topk = 7;
+  info.record["train"] = {{"batch", 12}};
+  return info;
+}
+
+}  // namespace
+
+// Property: writing then reading gives back every typed field and the recorded extras.
+TEST(CheckpointInfo, RoundTripKeepsEveryField) {
+  const CheckpointInfo a = full_info();
+  const CheckpointInfo b = checkpoint_info_from_json(checkpoint_info_to_json(a), "x.ckpt");
+  EXPECT_EQ(b.method, "mast");
+  EXPECT_FALSE(b.image_method);
+  ASSERT_TRUE(b.encoder.has_value());
+  EXPECT_TRUE(*b.encoder == ResNetConfig::stride4_64d());
+  EXPECT_FALSE(*b.encoder == ResNetConfig::crw_res3());
+  EXPECT_EQ(b.encoder_module, "encoder");
+  ASSERT_TRUE(b.input.has_value());
+  EXPECT_EQ(b.input->colour, "lab");
+  EXPECT_EQ(b.input->std, (std::vector<double>{50.0, 127.0, 127.0}));
+  EXPECT_EQ(b.step, 1200);
+  EXPECT_EQ(b.weights, "float16");
+  EXPECT_EQ(b.exported_from_step.value_or(-1), 1200);
+  EXPECT_EQ(b.propagation.scale.value_or(0), 0.5);
+  EXPECT_EQ(b.propagation.mode.value_or(""), "mast");
+  EXPECT_EQ(b.propagation.topk.value_or(0), 7);
+  EXPECT_FALSE(b.propagation.context.has_value());
+  EXPECT_EQ(b.record.at("train").at("batch"), 12);
+  EXPECT_FALSE(b.record.contains("method")) << "typed keys are not duplicated in the record";
+}
+
+// Property: the bundled model (written before CheckpointInfo existed) reads with its settings.
+TEST(CheckpointInfo, ReadsTheBundledModel) {
+  const std::string path = std::string(CORRTRACK_TEST_SOURCE_DIR) + "/assets/models/default.ckpt";
+  if (!fs::exists(path)) GTEST_SKIP() << "no bundled model at " << path;
+  const CheckpointInfo info = checkpoint_info_read(path);
+  EXPECT_EQ(info.method, "mast");
+  ASSERT_TRUE(info.encoder.has_value());
+  EXPECT_EQ(info.encoder->output_stride(), 4);
+  EXPECT_EQ(info.weights, "float16");
+  EXPECT_EQ(info.propagation.scale.value_or(0), 0.5);
+}
+
+// Property: image-method checkpoints of the older form (cluster head as a name, classes in
+// train.clusters) read into the typed head.
+TEST(CheckpointInfo, OldClusterHeadForm) {
+  const auto info = checkpoint_info_from_json(
+      R"({"method":"sela","kind":"image","image_encoder":{"kind":"convnet","in_channels":1,"width":16},
+          "input":{"mean":[0.3],"std":[0.35],"size":28},"cluster_head":"head","train":{"clusters":30}})", "s.ckpt");
+  EXPECT_TRUE(info.image_method);
+  ASSERT_TRUE(info.cluster_head.has_value());
+  EXPECT_EQ(info.cluster_head->module, "head");
+  EXPECT_EQ(info.cluster_head->classes, 30);
+  EXPECT_EQ(info.input->colour, "");
+}
+
+// Property: a missing or malformed key is one error that names the file and the key.
+TEST(CheckpointInfo, BadKeysNameFileAndKey) {
+  auto err = [](const std::string& text) { return message_of([&] { checkpoint_info_from_json(text, "bad.ckpt"); }); };
+  EXPECT_EQ(err(R"({"step":3})"), "checkpoint 'bad.ckpt': key 'method' is missing");
+  EXPECT_NE(err(R"({"method":5})").find("key 'method' has the wrong type"), std::string::npos);
+  EXPECT_EQ(err(R"({"method":"mast","encoder":{"depth":18}})"), "checkpoint 'bad.ckpt': key 'encoder.in_channels' is missing");
+  EXPECT_NE(err(R"({"method":"mast","input":{"colour":"rgb","mean":"x","std":[1]}})").find("key 'input.mean'"), std::string::npos);
+  EXPECT_NE(err(R"({"method":"mast","propagation":{"scale":"half"}})").find("key 'propagation.scale'"), std::string::npos);
+  EXPECT_NE(err(R"({"method":"mast","weights":"int8"})").find("key 'weights'"), std::string::npos);
+  EXPECT_EQ(err("not json"), "checkpoint 'bad.ckpt': metadata is not valid JSON");
+  EXPECT_EQ(err("[1,2]"), "checkpoint 'bad.ckpt': metadata is not a JSON object");
+}
+
+// Property: a checkpoint file saved with CheckpointInfo reads back through checkpoint_info_read,
+// and a file that is no checkpoint is refused naming it.
+TEST(CheckpointInfo, SaveAndReadFile) {
+  test::TempDir d;
+  ResNet net(ResNetConfig::crw_res3());
+  CheckpointInfo info;
+  info.method = "random";
+  info.encoder = net->config();
+  info.input = InputConvention{"rgb", {0.5, 0.5, 0.5}, {0.2, 0.2, 0.2}, 0};
+  checkpoint_save(d / "r.ckpt", *net, info);
+  EXPECT_EQ(checkpoint_info_read(d / "r.ckpt").method, "random");
+  std::ofstream(d / "no.ckpt") << "hello";
+  EXPECT_NE(message_of([&] { checkpoint_info_read(d / "no.ckpt"); }).find("no.ckpt"), std::string::npos);
+}
+
+// Property: an atomic write replaces the file whole and leaves no temporary sibling; a write into
+// a missing folder fails naming the path and creates nothing.
+TEST(AtomicFiles, WriteReplacesWholeAndLeavesNoTemporary) {
+  test::TempDir d;
+  const std::string p = d / "a.txt";
+  file_write_atomic(p, "first version, longer than the second\n");
+  file_write_atomic(p, "second\n");
+  std::ifstream in(p);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(all, "second\n");
+  int entries = 0;
+  for (const auto& e : fs::directory_iterator(d.path())) entries += e.path().filename() == "a.txt" ? 1 : 100;
+  EXPECT_EQ(entries, 1) << "only a.txt: no .tmp sibling left";
+  const std::string missing = d / "no/such/dir/b.txt";
+  EXPECT_NE(message_of([&] { file_write_atomic(missing, "x"); }).find(missing), std::string::npos);
+  EXPECT_FALSE(fs::exists(d / "no"));
+}
+
+// Property: a staged folder shows nothing until commit, then every file; uncommitted, it leaves
+// no trace.
+TEST(AtomicFiles, StagedFolderAppearsOnlyOnCommit) {
+  test::TempDir d;
+  const std::string out = d / "out";
+  {
+    StagedFolder s(out);
+    std::ofstream(s.path() + "/1.png") << "x";
+    EXPECT_FALSE(fs::exists(out + "/1.png"));
+  }
+  EXPECT_FALSE(fs::exists(out + "/1.png"));
+  StagedFolder s(out);
+  std::ofstream(s.path() + "/1.png") << "x";
+  std::ofstream(s.path() + "/2.png") << "y";
+  s.commit();
+  EXPECT_TRUE(fs::exists(out + "/1.png"));
+  EXPECT_TRUE(fs::exists(out + "/2.png"));
+  int hidden = 0;
+  for (const auto& e : fs::directory_iterator(d.path())) hidden += e.path().filename().string()[0] == '.' ? 1 : 0;
+  EXPECT_EQ(hidden, 0) << "the staging folder is gone";
+}

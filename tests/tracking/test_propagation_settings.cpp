@@ -1,0 +1,90 @@
+// Where propagation settings come from: presets, a model's recommended settings and the user's
+// explicit ones, in that precedence (the rule the command and the Studio share).
+#include "corrtrack/propagation_settings.h"
+
+#include <gtest/gtest.h>
+
+using namespace corrtrack;
+
+namespace {
+PropagationHints recommends_scale_and_context() {
+  PropagationHints h;
+  h.scale = 0.5;
+  h.context = 8;
+  h.mode = "mast";
+  return h;
+}
+}  // namespace
+
+// Property: without a model, a preset or given options the result is the engine's defaults
+// (CRW's protocol), whatever the user struct holds in settings not given.
+TEST(PropagationSettings, DefaultsWhenNothingIsGiven) {
+  PropagationConfig user;
+  user.topk = 99;
+  user.tile = 4;
+  const auto c = propagation_config_resolve(user, {}, {});
+  EXPECT_EQ(c.topk, 10);
+  EXPECT_EQ(c.context, 20);
+  EXPECT_EQ(c.tile, 4) << "tile is no setting: it always comes from the user";
+  EXPECT_EQ(c.mode, PropagationMode::Crw);
+}
+
+// Property: every setting a model recommends is applied (all seven keys, not a subset).
+TEST(PropagationSettings, ModelRecommendationFillsEveryKey) {
+  PropagationHints h{4, 3, 9, 6.0, 0.1, 0.25, std::string("mast")};
+  const auto c = propagation_config_resolve(PropagationConfig(), {}, h);
+  EXPECT_EQ(c.context, 4);
+  EXPECT_EQ(c.topk, 3);
+  EXPECT_EQ(c.roi_gap, 9);
+  EXPECT_EQ(c.radius, 6.0);
+  EXPECT_EQ(c.temperature, 0.1);
+  EXPECT_EQ(c.scale, 0.25);
+  EXPECT_EQ(c.mode, PropagationMode::Mast);
+}
+
+// Property: model < preset < given. The TimeCycle preset overrides the model's context and mode
+// but not its scale; an explicitly given context wins over both.
+TEST(PropagationSettings, Precedence) {
+  auto c = propagation_config_resolve(PropagationConfig(), {}, recommends_scale_and_context(), PropagationProtocol::TimeCycle);
+  EXPECT_EQ(c.context, 8);
+  EXPECT_EQ(c.topk, 5);
+  EXPECT_EQ(c.mode, PropagationMode::Crw);
+  EXPECT_EQ(c.scale, 0.5);
+  PropagationConfig user;
+  user.context = 3;
+  user.scale = 1.0;
+  c = propagation_config_resolve(user, {PropagationSetting::Context}, recommends_scale_and_context(), PropagationProtocol::TimeCycle);
+  EXPECT_EQ(c.context, 3);
+  EXPECT_EQ(c.scale, 0.5) << "scale was not given: the model's recommendation stands";
+  c = propagation_config_resolve(PropagationConfig(), {}, recommends_scale_and_context(), PropagationProtocol::Mast);
+  EXPECT_EQ(c.mode, PropagationMode::Mast);
+  EXPECT_EQ(c.context, 8);
+}
+
+// Property: names parse to their values and unknown ones are refused by name.
+TEST(PropagationSettings, ParseNames) {
+  EXPECT_EQ(propagation_protocol_parse("timecycle"), PropagationProtocol::TimeCycle);
+  EXPECT_EQ(propagation_mode_parse("mast"), PropagationMode::Mast);
+  EXPECT_EQ(propagation_mode_name(PropagationMode::Mast), "mast");
+  try {
+    propagation_protocol_parse("stm");
+    FAIL() << "stm accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'stm'"), std::string::npos);
+  }
+  PropagationHints bad;
+  bad.mode = "xmem";
+  EXPECT_THROW(propagation_config_resolve(PropagationConfig(), {}, bad), Error);
+}
+
+// Property: validation names the setting, not a command-line flag.
+TEST(PropagationSettings, ValidationNamesTheSetting) {
+  PropagationConfig c;
+  c.topk = 0;
+  try {
+    propagation_config_validate(c);
+    FAIL() << "top-k 0 accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "top-k must be >= 1");
+  }
+}

@@ -1,0 +1,88 @@
+// Label propagation: the engine that carries annotated masks through a video by feature
+// affinity, and its two modes (docs/protocols.md says what each computes).
+//
+// Usage:
+//   auto features = feature_extractor_open(ModelSpec{});          // the bundled model
+//   PropagationConfig cfg = propagation_config_resolve(...);       // or PropagationConfig{}
+//   LabelPropagator engine(*features, cfg);
+//   engine.run(source, {Anchor{0, mask}}, [](int64_t k, const Image& mask, const Image& rgb) { ... });
+#pragma once
+
+#include "corrtrack/core.h"
+#include "corrtrack/video.h"
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace corrtrack {
+
+class FeatureExtractor;
+
+// Which references serve frame t, and how their labels are combined.
+enum class PropagationMode {
+  Crw,   // the anchor and `context` recent frames; top-k affinities over all of them (CRW's protocol)
+  Mast,  // MAST's memory: long-term {0, 5} and short-term {t-1, t-3, t-5}, square windows, ROI for far ones
+};
+// "crw" | "mast" <-> the mode; parse throws Error("unknown propagation mode 'x': use crw or mast").
+PropagationMode propagation_mode_parse(const std::string& name);
+std::string propagation_mode_name(PropagationMode mode);
+
+// Defaults are CRW's protocol.
+struct PropagationConfig {
+  PropagationMode mode = PropagationMode::Crw;
+  int context = 20;            // crw: recent frames in the context, besides the anchor
+  int topk = 10;               // crw: affinities kept per query pixel over the whole context
+  double radius = 12.0;        // feature cells; crw: keys of recent frames at distance < radius;
+                               // mast: the (2*radius+1)^2 square window of every reference
+  double temperature = 0.05;   // softmax temperature on the affinities
+  bool local_window = true;    // crw: false computes the dense all-pairs affinity, then masks it (for comparison)
+  int tile = 8;                // crw: query tile side of the local-window computation
+  double scale = 1.0;          // internal resolution: frames are resized by this before features
+  int roi_gap = 15;            // mast: references more than this many frames away are localised first (ROI)
+};
+// Throws Error naming the setting ("top-k must be >= 1") when a value is out of range.
+void propagation_config_validate(const PropagationConfig& config);
+
+// An annotated frame: its index and its object-index mask (0 background, 1..N, 255 void).
+struct Anchor {
+  int64_t frame = 0;
+  Image mask;
+};
+
+// Receives each predicted mask, with the RGB frame it belongs to, as soon as it exists
+// (frames arrive segment by segment: backward before the first anchor, then forward).
+using MaskSink = std::function<void(int64_t frame, const Image& mask, const Image& rgb)>;
+
+struct PropagationResult {
+  int64_t frames = 0;          // masks delivered (anchors included)
+  bool cancelled = false;
+  double seconds = 0.0;
+  StageTimer stages;           // decode, features, affinity, labels, write (the sink's time)
+};
+
+// Propagates the anchors' masks to every frame of `source`: backward from the first anchor to
+// frame 0, forward from each anchor up to the next one, and forward from the last to the end.
+// The engine walks segments and frames; the mode's memory decides which references serve frame
+// t. Memory holds the references only, never the whole video.
+class LabelPropagator {
+ public:
+  LabelPropagator(FeatureExtractor& features, PropagationConfig config);  // validates config
+  PropagationResult run(FrameSource& source, std::vector<Anchor> anchors, const MaskSink& sink,
+                        const ProgressCallback& progress = nullptr, const CancelCallback& cancel = nullptr);
+  const PropagationConfig& config() const { return m_config; }
+
+ private:
+  FeatureExtractor& m_features;
+  PropagationConfig m_config;
+};
+
+// The affinity step on its own, for tests and benchmarks: for each query pixel of `query`
+// ([C, h, w]), the top-k dot products over `key` ([C, h, w]) restricted to distance < radius
+// (radius <= 0: no restriction), as values [h*w, k] and key indices [h*w, k] (-inf / any
+// index where fewer than k keys exist).
+std::pair<torch::Tensor, torch::Tensor> affinity_topk(const torch::Tensor& query, const torch::Tensor& key, int k,
+                                                      double radius, bool local_window, int tile = 8);
+
+}  // namespace corrtrack

@@ -1,0 +1,70 @@
+// CRW's context memory: the anchor (every key) and the recent frames (keys inside a circular
+// window), top-k affinities over all of them, softmax with temperature, soft labels averaged.
+#include "propagation_memory.h"
+
+namespace corrtrack::detail {
+
+CrwContextMemory::CrwContextMemory(const PropagationConfig& config, StageTimer* stages)
+    : m_config(config), m_stages(stages), m_windowed(config.local_window && config.radius > 0) {}
+
+void CrwContextMemory::reset(const torch::Tensor& features, const torch::Tensor& labels) {
+  const int64_t L = labels.size(0);
+  m_anchor = Reference{features, torch::Tensor(), labels.reshape({L, -1}).t().contiguous()};
+  if (m_windowed) {
+    m_window = std::make_unique<WindowedAffinity>(features.size(0), features.size(1), features.size(2), m_config.tile,
+                                                  m_config.radius);
+    m_anchor.key_layout = m_window->key_layout(features);
+  }
+  // At the start the context is padded with copies of the anchor (as CRW pads).
+  m_recent.assign(size_t(m_config.context), m_anchor);
+}
+
+torch::Tensor CrwContextMemory::gather(const Reference& r, const torch::Tensor& idx) const {
+  const int64_t L = r.labels_t.size(1);
+  return r.labels_t.index_select(0, idx.reshape({-1})).view({idx.size(0), idx.size(1), L});
+}
+
+// The running top-k over the anchor and every recent frame.
+Candidates CrwContextMemory::candidates(const torch::Tensor& q) const {
+  const int k = m_config.topk;
+  Candidates cand;
+  auto [v, i] = affinity_topk(q, m_anchor.features, k, 0.0, false);
+  cand.merge(v, gather(m_anchor, i), k);
+  const torch::Tensor q_tiles = m_windowed ? m_window->query_tiles(q) : torch::Tensor();
+  // Identical references (the padding copies) are scored once and counted m times.
+  for (size_t r = 0; r < m_recent.size();) {
+    size_t m = 1;
+    while (r + m < m_recent.size() && m_recent[r + m].labels_t.is_same(m_recent[r].labels_t)) ++m;
+    auto [rv, ri] = m_windowed ? m_window->topk(q_tiles, m_recent[r].key_layout, k)
+                               : affinity_topk(q, m_recent[r].features, k, m_config.radius, false);
+    auto rl = gather(m_recent[r], ri);
+    const int64_t copies = std::min<int64_t>(static_cast<int64_t>(m), k);
+    cand.merge(rv.repeat({1, copies}), rl.repeat({1, copies, 1}), k);
+    r += m;
+  }
+  return cand;
+}
+
+torch::Tensor CrwContextMemory::predict(const torch::Tensor& q) {
+  Candidates cand;
+  {
+    StageScope s(m_stages, "affinity");
+    cand = candidates(q);
+  }
+  StageScope s(m_stages, "labels");
+  auto weights = torch::softmax(cand.values / m_config.temperature, 1);
+  auto labels = (weights.unsqueeze(-1) * cand.labels).sum(1);   // [Q, L]
+  return labels.t().reshape({labels.size(1), q.size(1), q.size(2)});
+}
+
+void CrwContextMemory::remember(const torch::Tensor& q, const torch::Tensor& labels) {
+  if (m_config.context <= 0) return;
+  Reference r;
+  r.labels_t = labels.reshape({labels.size(0), -1}).t().contiguous();
+  if (m_windowed) r.key_layout = m_window->key_layout(q);
+  else r.features = q;
+  m_recent.push_back(std::move(r));
+  if (static_cast<int>(m_recent.size()) > m_config.context) m_recent.pop_front();
+}
+
+}  // namespace corrtrack::detail

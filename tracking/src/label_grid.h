@@ -1,0 +1,47 @@
+// Labels between the pixel grid of the frames and the feature grid of the encoder: object-index
+// mask -> soft labels [L, h, w] and back, with cell centres aligned (cell i covers pixels
+// stride*i .. stride*i + stride-1 of the internal resolution).
+#pragma once
+
+#include "corrtrack/video.h"
+
+#include <cstring>
+
+namespace corrtrack::detail {
+
+namespace F = torch::nn::functional;
+
+// Geometry shared by one propagation run: frame size, internal size, feature size.
+struct LabelGrid {
+  int64_t H = 0, W = 0;     // output (frame) size
+  int64_t Hs = 0, Ws = 0;   // internal size after scaling
+  int64_t h = 0, w = 0;     // feature map size
+  int stride = 8;
+
+  // Object-index mask -> soft labels [L, h, w]: one-hot, resized to the internal size, padded to
+  // whole feature cells, then bilinearly resized to the feature grid (cell centres).
+  torch::Tensor labels_from_mask(const Image& mask, int64_t L) const {
+    auto idx = torch::from_blob(const_cast<uint8_t*>(mask.data.data()), {H, W}, torch::kUInt8).to(torch::kLong);
+    idx = torch::where(idx == 255, torch::zeros_like(idx), idx);
+    auto onehot = F::one_hot(idx, L).permute({2, 0, 1}).to(torch::kFloat).unsqueeze(0);
+    if (Hs != H || Ws != W) onehot = resize(onehot, Hs, Ws);
+    onehot = F::pad(onehot, F::PadFuncOptions({0, w * stride - Ws, 0, h * stride - Hs}).mode(torch::kReplicate));
+    return resize(onehot, h, w).squeeze(0);
+  }
+
+  // Soft labels [L, h, w] -> object-index mask at frame size.
+  Image mask_from_labels(const torch::Tensor& labels) const {
+    auto up = resize(labels.unsqueeze(0), h * stride, w * stride).narrow(2, 0, Hs).narrow(3, 0, Ws);
+    if (Hs != H || Ws != W) up = resize(up, H, W);
+    auto arg = up.squeeze(0).argmax(0).to(torch::kUInt8).contiguous();
+    Image m(static_cast<int>(W), static_cast<int>(H), 1);
+    std::memcpy(m.data.data(), arg.data_ptr<uint8_t>(), m.data.size());
+    return m;
+  }
+
+  static torch::Tensor resize(const torch::Tensor& x, int64_t oh, int64_t ow) {
+    return F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{oh, ow}).mode(torch::kBilinear).align_corners(false));
+  }
+};
+
+}  // namespace corrtrack::detail

@@ -1,0 +1,67 @@
+// Propagation into files: staged mask folder, overlay frames and an in-order overlay video.
+#include "corrtrack/propagation_files.h"
+
+#include <map>
+
+namespace corrtrack {
+
+namespace {
+
+// Writes overlay frames to a video in frame order: forward runs arrive in order, frames before the
+// first anchor arrive backward and wait here.
+class OrderedOverlayWriter {
+ public:
+  OrderedOverlayWriter(const std::string& path, FrameSource& source) {
+    const VideoInfo vi = source.info();
+    m_writer = std::make_unique<VideoWriter>(path, vi.width, vi.height, vi.fps > 0 ? vi.fps : 25.0);
+  }
+  void add(int64_t k, Image overlay) {
+    m_waiting[k] = std::move(overlay);
+    while (!m_waiting.empty() && m_waiting.begin()->first == m_next) {
+      m_writer->write(m_waiting.begin()->second);
+      m_waiting.erase(m_waiting.begin());
+      ++m_next;
+    }
+  }
+  void close() { m_writer->close(); }
+
+ private:
+  std::unique_ptr<VideoWriter> m_writer;
+  std::map<int64_t, Image> m_waiting;
+  int64_t m_next = 0;
+};
+
+}  // namespace
+
+PropagationResult propagate_to_files(FrameSource& src, const std::vector<Anchor>& anchors, FeatureExtractor& features,
+                                     const PropagationConfig& config, const PropagationOutput& out) {
+  LabelPropagator engine(features, config);
+  StagedFolder staged(out.masks_dir);
+  std::unique_ptr<StagedFolder> staged_overlays;
+  if (!out.overlay_frames.empty()) staged_overlays = std::make_unique<StagedFolder>(out.overlay_frames);
+  std::unique_ptr<OrderedOverlayWriter> writer;
+  if (!out.overlay_video.empty()) writer = std::make_unique<OrderedOverlayWriter>(out.overlay_video, src);
+  auto sink = [&](int64_t k, const Image& mask, const Image& rgb) {
+    mask_write(staged.path() + "/" + src.frame_name(k) + ".png", mask);
+    if (staged_overlays) image_write_png(staged_overlays->path() + "/" + src.frame_name(k) + ".png", overlay_render(rgb, mask, out.overlay_mode));
+    if (writer) writer->add(k, overlay_render(rgb, mask, out.overlay_mode));
+  };
+  PropagationResult r = engine.run(src, anchors, sink);
+  if (writer) writer->close();
+  staged.commit();
+  if (staged_overlays) staged_overlays->commit();
+  return r;
+}
+
+Image anchor_mask_read(const std::string& path, FrameSource& source, int64_t frame) {
+  const Image f = source.frame(frame);
+  Image m = mask_read(path);
+  if (m.width != f.width || m.height != f.height) {
+    throw Error("mask '" + path + "' is " + std::to_string(m.width) + "x" + std::to_string(m.height) + " but the frames of '" +
+                source.path() + "' are " + std::to_string(f.width) + "x" + std::to_string(f.height));
+  }
+  if (mask_num_objects(m) == 0) throw Error("mask '" + path + "' has no objects (every pixel is 0 or 255)");
+  return m;
+}
+
+}  // namespace corrtrack

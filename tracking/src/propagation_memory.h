@@ -1,0 +1,80 @@
+// The memory of a propagation mode: which reference frames serve the next frame of a segment and
+// how their labels combine. The engine (propagation.cpp) walks segments and frames and calls
+//   reset(anchor) once per segment, then for every frame predict(query) and remember(query, labels).
+// Tensors: features [C, h, w] (L2-normalised), soft labels [L, h, w].
+#pragma once
+
+#include "corrtrack/propagation.h"
+
+#include "windowed_affinity.h"
+
+#include <deque>
+#include <map>
+#include <memory>
+
+namespace corrtrack::detail {
+
+class PropagationMemory {
+ public:
+  virtual ~PropagationMemory() = default;
+  // Starts a segment from the anchor frame's features and soft labels.
+  virtual void reset(const torch::Tensor& features, const torch::Tensor& labels) = 0;
+  // Soft labels of the next frame of the segment, from its features.
+  virtual torch::Tensor predict(const torch::Tensor& query) = 0;
+  // Adds the frame just predicted (its features and the labels predict returned).
+  virtual void remember(const torch::Tensor& query, const torch::Tensor& labels) = 0;
+};
+
+// The memory of config.mode; time spent is added to `stages` ("affinity", "labels").
+std::unique_ptr<PropagationMemory> propagation_memory_create(const PropagationConfig& config, StageTimer* stages);
+
+// CRW's context: the anchor (all keys) and `context` recent frames (keys at distance < radius),
+// padded at the start with copies of the anchor; top-k over all of them, softmax, label average.
+class CrwContextMemory : public PropagationMemory {
+ public:
+  CrwContextMemory(const PropagationConfig& config, StageTimer* stages);
+  void reset(const torch::Tensor& features, const torch::Tensor& labels) override;
+  torch::Tensor predict(const torch::Tensor& query) override;
+  void remember(const torch::Tensor& query, const torch::Tensor& labels) override;
+
+ private:
+  struct Reference {
+    torch::Tensor features;    // [C, h, w] (the anchor, and recent frames without a window)
+    torch::Tensor key_layout;  // the window's layout of the features (windowed affinity)
+    torch::Tensor labels_t;    // [h*w, L]
+  };
+  Candidates candidates(const torch::Tensor& query) const;
+  torch::Tensor gather(const Reference& r, const torch::Tensor& idx) const;
+  PropagationConfig m_config;
+  StageTimer* m_stages;
+  bool m_windowed;
+  std::unique_ptr<WindowedAffinity> m_window;   // built per segment (feature size), when windowed
+  Reference m_anchor;
+  std::deque<Reference> m_recent;               // oldest first, at most `context`
+};
+
+// MAST's memory: references at segment positions {0, 5} and {p-1, p-3, p-5}; each contributes a
+// square window, far ones (gap > roi_gap) read around a per-pixel ROI offset; one joint softmax.
+class MastMemory : public PropagationMemory {
+ public:
+  MastMemory(const PropagationConfig& config, StageTimer* stages);
+  void reset(const torch::Tensor& features, const torch::Tensor& labels) override;
+  torch::Tensor predict(const torch::Tensor& query) override;
+  void remember(const torch::Tensor& query, const torch::Tensor& labels) override;
+
+ private:
+  struct Frame {
+    torch::Tensor feat;    // [1, C, h, w]
+    torch::Tensor labels;  // [1, L, h, w]
+  };
+  // Scores [1, K2, h, w] of a reference; for ROI references also its labels window [K2, L, h, w].
+  std::pair<torch::Tensor, torch::Tensor> scores(const torch::Tensor& q, const Frame& ref, int64_t gap) const;
+  std::pair<torch::Tensor, torch::Tensor> roi_scores(const torch::Tensor& q, const Frame& ref, int64_t gap) const;
+  std::vector<int64_t> references() const;
+  PropagationConfig m_config;
+  StageTimer* m_stages;
+  std::map<int64_t, Frame> m_frames;   // by position in the segment (0 = anchor)
+  int64_t m_pos = 0;                   // position of the last frame remembered
+};
+
+}  // namespace corrtrack::detail
