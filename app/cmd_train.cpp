@@ -7,6 +7,7 @@
 #include "corrtrack/tracking.h"
 #include "corrtrack/train.h"
 #include "corrtrack/video.h"
+#include "corrtrack/training_setup.h"
 #include "corrtrack/video_methods.h"
 
 #include <cstdio>
@@ -21,96 +22,36 @@ namespace corrtrack::cli {
 namespace {
 
 struct TrainArgs {
-  std::string method, out, device = "auto", schedule = "constant";
-  std::vector<std::string> data;
-  VideoMethodConfig video;
-  ImageMethodConfig image;
+  TrainingSetup setup;
+  std::string out, device = "auto", schedule = "constant", backbone = "resnet50";
   OptimizerConfig opt;
   TrainOptions run;
   int64_t warmup = 0;
   std::vector<int64_t> milestones;
   double gamma = 0.5;
-  int cache_size = 256;
-  bool image_batch_given = false;
-  std::string backbone = "resnet50";
+  int batch = 0;
 };
 
-torch::Device pick_device(const std::string& name) {
-  if (name == "cpu") return torch::kCPU;
-  if (name == "cuda") {
-    if (!torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available to this build");
-    at::globalContext().setBenchmarkCuDNN(true);  // fixed crop sizes: let cuDNN pick the fastest kernels
-    return torch::kCUDA;
-  }
-  if (name == "auto") return pick_device(torch::cuda::is_available() ? "cuda" : "cpu");
-  throw Error("--device must be cpu, cuda or auto, got '" + name + "'");
-}
-
-bool is_video_method(const std::string& m) {
-  for (const auto& n : video_method_names()) if (n == m) return true;
-  return false;
-}
-
-bool is_image_method(const std::string& m) {
-  for (const auto& n : image_method_names()) if (n == m) return true;
-  return false;
-}
-
-bool is_method(const std::string& m) { return is_video_method(m) || is_image_method(m); }
-
-std::string method_list() {
-  std::string s;
-  for (const auto& n : video_method_names()) s += (s.empty() ? "" : ", ") + n;
-  for (const auto& n : image_method_names()) s += ", " + n;
-  return s;
-}
-
-// True when `path` starts with the cache magic (or is named .ctc, so that a damaged cache is
-// reported as such rather than treated as a video).
-bool looks_like_cache(const std::string& path) {
-  if (fs::path(path).extension() == ".ctc") return true;
-  char magic[8] = {};
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return false;
-  const size_t n = std::fread(magic, 1, 8, f);
-  std::fclose(f);
-  return n == 8 && std::string(magic, 8) == "CTCACHE1";
-}
-
-// A cache file as given, or one built from videos/folders into RUN/clips.ctc (reused on --resume).
-std::shared_ptr<const ClipCache> open_training_data(const TrainArgs& a) {
-  if (a.data.empty()) throw Error("--data is required: a clip cache (corrtrack cache build) or videos / frame folders");
-  if (a.data.size() == 1 && fs::is_regular_file(a.data[0]) && looks_like_cache(a.data[0])) {
-    return std::make_shared<ClipCache>(a.data[0]);
-  }
-  dir_ensure_writable(a.out);
-  const std::string cache = (fs::path(a.out) / "clips.ctc").string();
-  if (!fs::exists(cache)) {
-    log_get("app")->info("decoding the training videos into {} (short side {})", cache, a.cache_size);
-    clip_cache_build(a.data, cache, a.cache_size);
-  }
-  return std::make_shared<ClipCache>(cache);
-}
-
 void add_train_options(CLI::App* c, TrainArgs& a) {
-  c->add_option("--method", a.method, "Method: " + method_list())->required();
-  c->add_option("--data", a.data, "Video methods: clip cache, videos, frame folders, DAVIS roots. Image methods: fashion-mnist or an image folder")->required();
-  c->add_option("--batch", a.video.batch, "Clips (video methods; default 12) or images (image methods; default 256) per step");
-  c->add_option("--encoder", a.image.encoder.kind, "Image methods: convnet | resnet18")->capture_default_str();
-  c->add_option("--width", a.image.encoder.width, "Image methods: ConvNet base width (features = 4 x width)")->capture_default_str();
-  c->add_option("--temperature", a.image.temperature, "Image methods and crw: softmax temperature (0 = the method's default)")->capture_default_str();
-  c->add_option("--clusters", a.image.clusters, "Image methods: prototypes / clusters (0 = the method's default)")->capture_default_str();
-  c->add_option("--queue", a.image.queue, "Image methods: MoCo/PCL queue length, NPID noise samples")->capture_default_str();
-  c->add_option("--image-size", a.image.augment.size, "Image methods: view size (ImageFolder images are resized to it)")->capture_default_str();
-  c->add_option("--clip-frames", a.video.clip_frames, "crw, timecycle: frames per clip (0 = 4)")->capture_default_str();
-  c->add_option("--frame-gap", a.video.frame_gap, "crw, timecycle: frames between clip frames (0 = crw 3, timecycle 2)")->capture_default_str();
-  c->add_option("--nodes", a.video.nodes, "crw: patch (64x64 patches at stride 32) | dense (every stride-8 cell)")->capture_default_str();
-  c->add_option("--edge-dropout", a.video.edge_dropout, "crw: probability of dropping a transition edge")->capture_default_str();
+  auto& s = a.setup;
+  c->add_option("--method", s.method, "Method: " + method_list())->required();
+  c->add_option("--data", s.data, "Video methods: clip cache, videos, frame folders, DAVIS roots. Image methods: fashion-mnist or an image folder")->required();
+  c->add_option("--batch", a.batch, "Clips (video methods; default 12) or images (image methods; default 256) per step");
+  c->add_option("--encoder", s.image.encoder.kind, "Image methods: convnet | resnet18")->capture_default_str();
+  c->add_option("--width", s.image.encoder.width, "Image methods: ConvNet base width (features = 4 x width)")->capture_default_str();
+  c->add_option("--temperature", s.image.temperature, "Image methods and crw: softmax temperature (0 = the method's default)")->capture_default_str();
+  c->add_option("--clusters", s.image.clusters, "Image methods: prototypes / clusters (0 = the method's default)")->capture_default_str();
+  c->add_option("--queue", s.image.queue, "Image methods: MoCo/PCL queue length, NPID noise samples")->capture_default_str();
+  c->add_option("--image-size", s.image.augment.size, "Image methods: view size (ImageFolder images are resized to it)")->capture_default_str();
+  c->add_option("--clip-frames", s.video.clip_frames, "crw, timecycle: frames per clip (0 = 4)")->capture_default_str();
+  c->add_option("--frame-gap", s.video.frame_gap, "crw, timecycle: frames between clip frames (0 = crw 3, timecycle 2)")->capture_default_str();
+  c->add_option("--nodes", s.video.nodes, "crw: patch (64x64 patches at stride 32) | dense (every stride-8 cell)")->capture_default_str();
+  c->add_option("--edge-dropout", s.video.edge_dropout, "crw: probability of dropping a transition edge")->capture_default_str();
   c->add_option("--backbone", a.backbone, "timecycle: resnet50 (published) | resnet18")->capture_default_str();
-  c->add_option("--patch", a.video.patch, "timecycle: tracked patch side in pixels")->capture_default_str();
-  c->add_option("--crop", a.video.sampler.crop, "Training crop side in pixels")->capture_default_str();
-  c->add_option("--min-scale", a.video.sampler.min_scale, "Smallest crop area fraction")->capture_default_str();
-  c->add_option("--jitter", a.video.sampler.jitter, "Colour jitter strength")->capture_default_str();
+  c->add_option("--patch", s.video.patch, "timecycle: tracked patch side in pixels")->capture_default_str();
+  c->add_option("--crop", s.video.sampler.crop, "Training crop side in pixels")->capture_default_str();
+  c->add_option("--min-scale", s.video.sampler.min_scale, "Smallest crop area fraction")->capture_default_str();
+  c->add_option("--jitter", s.video.sampler.jitter, "Colour jitter strength")->capture_default_str();
   c->add_option("--steps", a.run.steps, "Optimiser steps")->capture_default_str();
   c->add_option("--optimizer", a.opt.name, "sgd | adam | lars")->capture_default_str();
   c->add_option("--lr", a.opt.lr, "Base learning rate")->capture_default_str();
@@ -123,42 +64,22 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--clip-grad", a.run.clip_grad_norm, "Clip the gradient norm (0 = off)")->capture_default_str();
   c->add_option("--seed", a.run.seed, "Seed (initialisation and batches)")->capture_default_str();
   c->add_option("--device", a.device, "cpu | cuda | auto")->capture_default_str();
-  c->add_option("--cache-size", a.cache_size, "Short side of frames decoded into the run's cache")->capture_default_str();
+  c->add_option("--cache-size", s.cache_size, "Short side of frames decoded into the run's cache")->capture_default_str();
 }
 
-std::unique_ptr<TrainableMethod> make_image_method(TrainArgs& a) {
-  auto data = image_dataset_load(a.data.size() == 1 ? a.data[0] : std::string(), /*train=*/true, a.image.augment.size);
-  a.image.method = a.method;
-  a.image.seed = a.run.seed;
-  a.image.total_steps = a.run.steps;
-  a.image.encoder.in_channels = int(data.images.size(1));
-  if (a.image_batch_given) a.image.batch = a.video.batch;
-  log_get("app")->info("training {} on {} ({} images, {}x{}x{})", a.method, data.name, data.images.size(0), data.images.size(1),
-                       data.images.size(2), data.images.size(3));
-  return image_method_create(a.image, data.images, data.labels);
-}
-
-std::unique_ptr<TrainableMethod> make_method(TrainArgs& a, std::shared_ptr<const ClipCache> cache) {
-  if (!is_method(a.method)) throw Error("unknown method '" + a.method + "': use one of " + method_list());
-  a.video.method = a.method;
-  a.video.seed = a.run.seed;
-  a.video.total_steps = a.run.steps;
-  a.video.temperature = a.image.temperature;
-  if (a.backbone == "resnet50" || a.backbone == "resnet18") {
-    a.video.backbone_depth = a.backbone == "resnet50" ? 50 : 18;
-  } else {
+// The setup as the options describe it (a given --batch, the backbone, --temperature for crw).
+TrainingSetup training_setup(TrainArgs& a, CLI::App* c) {
+  TrainingSetup s = a.setup;
+  if (c->get_option("--batch")->count() > 0) s.batch = a.batch;
+  s.run_dir = a.out;
+  s.seed = a.run.seed;
+  s.total_steps = a.run.steps;
+  s.video.temperature = s.image.temperature;
+  if (a.backbone != "resnet50" && a.backbone != "resnet18") {
     throw Error("--backbone must be resnet50 or resnet18, got '" + a.backbone + "'");
   }
-  return video_method_create(a.video, std::move(cache));
-}
-
-// An image method on its image set, or a video method on its clip cache (which it keeps alive).
-std::unique_ptr<TrainableMethod> make_any_method(TrainArgs& a) {
-  if (is_image_method(a.method)) return make_image_method(a);
-  auto cache = open_training_data(a);
-  log_get("app")->info("training {} on {} ({} videos, {} frames) on {}", a.method, cache->path(), cache->videos().size(),
-                       cache->total_frames(), a.run.device.str());
-  return make_method(a, cache);
+  s.video.backbone_depth = a.backbone == "resnet50" ? 50 : 18;
+  return s;
 }
 
 LrSchedule make_schedule(const TrainArgs& a) {
@@ -171,7 +92,7 @@ LrSchedule make_schedule(const TrainArgs& a) {
 }
 
 std::string command_json(const TrainArgs& a) {
-  json j = {{"method", a.method}, {"data", a.data}, {"batch", a.video.batch}, {"crop", a.video.sampler.crop},
+  json j = {{"method", a.setup.method}, {"data", a.setup.data}, {"batch", a.batch}, {"crop", a.setup.video.sampler.crop},
             {"steps", a.run.steps}, {"optimizer", a.opt.name}, {"lr", a.opt.lr}, {"schedule", a.schedule},
             {"seed", a.run.seed}};
   return j.dump();
@@ -181,8 +102,7 @@ std::string command_json(const TrainArgs& a) {
 
 namespace {
 
-void add_train_commands(CLI::App& app) {
-  // ---- train ----
+void add_train_command(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   auto* train = app.add_subcommand("train", "Train a correspondence method; writes RUN/last.ckpt and RUN/metrics.jsonl");
   add_train_options(train, *args);
@@ -193,23 +113,24 @@ void add_train_commands(CLI::App& app) {
   train->add_option("--time-budget", args->run.time_budget_s, "Stop after this many seconds of training (0 = off)")->capture_default_str();
   train->callback([args, train] {
     auto& a = *args;
-    if (!is_method(a.method)) throw Error("unknown method '" + a.method + "': use one of " + method_list());
+    const TrainingSetup setup = training_setup(a, train);
     if (a.run.checkpoint_every < 1 || a.run.log_every < 1) throw Error("--checkpoint-every and --log-every must be >= 1");
-    a.run.device = pick_device(a.device);
+    a.run.device = device_parse(a.device);
     a.run.out_dir = a.out;
     train_out_check(a.run);  // before any data is loaded or a cache built into the run folder
-    a.image_batch_given = train->get_option("--batch")->count() > 0;
-    auto method = make_any_method(a);
+    auto method = training_method_create(setup);
     a.run.command_json = command_json(a);
     const auto s = train_run(*method, a.opt, make_schedule(a), a.run);
-    json out = {{"method", a.method}, {"checkpoint", s.checkpoint}, {"first_step", s.first_step}, {"last_step", s.last_step},
+    json out = {{"method", setup.method}, {"checkpoint", s.checkpoint}, {"first_step", s.first_step}, {"last_step", s.last_step},
                 {"skipped_steps", s.skipped_steps}, {"seconds", s.seconds}, {"ms_per_step", s.ms_per_step},
-                {is_image_method(a.method) ? "images_per_s" : "clips_per_s", s.samples_per_s}, {"final_loss", s.final_loss}, {"cancelled", s.cancelled},
-                {"budget_reached", s.budget_reached}, {"device", a.run.device.str()}};
+                {method_is_image(setup.method) ? "images_per_s" : "clips_per_s", s.samples_per_s}, {"final_loss", s.final_loss},
+                {"cancelled", s.cancelled}, {"budget_reached", s.budget_reached}, {"device", a.run.device.str()}};
     json_emit(out);
   });
 
-  // ---- export ----
+}
+
+void add_export_command(CLI::App& app) {
   struct ExportArgs {
     std::string checkpoint, out, propagation;
     bool half = false;
@@ -227,7 +148,9 @@ void add_train_commands(CLI::App& app) {
     json_emit({{"model", ea->out}, {"bytes", fs::file_size(ea->out, ec)}, {"weights", ea->half ? "float16" : "float32"}});
   });
 
-  // ---- eval-image ----
+}
+
+void add_eval_image_command(CLI::App& app) {
   struct EvalImageArgs {
     std::string checkpoint, data = "fashion-mnist", features = "pixels", json;
     ImageEncoderConfig random_encoder;
@@ -265,7 +188,9 @@ void add_train_commands(CLI::App& app) {
     json_emit(j);
   });
 
-  // ---- cache ----
+}
+
+void add_cache_commands(CLI::App& app) {
   auto* cache = app.add_subcommand("cache", "Pre-decode training videos into a clip cache")->require_subcommand(1);
   struct CacheArgs {
     std::vector<std::string> inputs;
@@ -301,35 +226,20 @@ void add_train_benchmarks(CLI::App& bench) {
   bt->add_option("--warmup-steps", args->warmup, "Untimed steps first")->capture_default_str();
   bt->callback([args, bt] {
     auto& a = *args;
-    a.run.device = pick_device(a.device);
-    a.image_batch_given = bt->get_option("--batch")->count() > 0;
-    const auto tmp = fs::temp_directory_path() / ("corrtrack-bench-" + std::to_string(::getpid()));
-    a.out = tmp.string();
+    a.run.device = device_parse(a.device);
+    a.out = (fs::temp_directory_path() / ("corrtrack-bench-data-" + std::to_string(::getpid()))).string();
     struct Cleanup {
-      fs::path p;
+      std::string p;
       ~Cleanup() { std::error_code ec; fs::remove_all(p, ec); }
-    } cleanup{tmp};
-    auto method = make_any_method(a);
-    const int batch = is_image_method(a.method) ? (a.image_batch_given ? a.video.batch : a.image.batch) : a.video.batch;
-    // Untimed warm-up steps, then the timed run (both through the real loop).
-    TrainOptions warm = a.run;
-    warm.out_dir = (tmp / "warm").string();
-    warm.steps = std::max<int64_t>(1, a.warmup);
-    warm.checkpoint_every = warm.log_every = 1000000;
-    warm.progress = [](const ProgressInfo&) {};
-    train_run(*method, a.opt, LrSchedule{}, warm);
-    TrainOptions timed = a.run;
-    timed.out_dir = (tmp / "timed").string();
-    timed.checkpoint_every = timed.log_every = 1000000;
-    timed.progress = [](const ProgressInfo&) {};
-    peak_rss_reset();
-    const auto s = train_run(*method, a.opt, LrSchedule{}, timed);
-    json_emit({{"method", a.method}, {"device", a.run.device.str()}, {"batch", batch},
-               {"size", is_image_method(a.method) ? a.image.augment.size : a.video.sampler.crop},
-               {"encoder", is_image_method(a.method) ? a.image.encoder.kind : "resnet18-stride4"},
-               {"steps", s.last_step}, {"ms_per_step", s.ms_per_step},
-               {is_image_method(a.method) ? "images_per_s" : "clips_per_s", s.samples_per_s},
-               {"threads", torch::get_num_threads()}, {"peak_rss_mb", peak_rss_bytes() / 1048576.0}});
+    } cleanup{a.out};
+    const TrainingSetup setup = training_setup(a, bt);
+    auto method = training_method_create(setup);
+    const bool image = method_is_image(setup.method);
+    json j = bench_train(*method, a.opt, a.run, a.warmup);
+    j["batch"] = setup.batch ? *setup.batch : (image ? setup.image.batch : setup.video.batch);
+    j["size"] = image ? setup.image.augment.size : setup.video.sampler.crop;
+    j["encoder"] = image ? setup.image.encoder.kind : "resnet18-stride4";
+    json_emit(j);
   });
 
   // ---- bench clips: data loading from the cache vs decoding the sources ----
@@ -344,54 +254,16 @@ void add_train_benchmarks(CLI::App& bench) {
   bc->add_option("--input", ca->inputs, "The sources the cache was built from (decoded for comparison)");
   bc->add_option("--clips", ca->clips, "Clips to load (3 frames, 4 apart)")->capture_default_str();
   bc->add_option("--crop", ca->crop, "Crop side")->capture_default_str();
-  bc->callback([ca] {
-    auto cache = std::make_shared<ClipCache>(ca->cache);
-    const auto& vids = cache->videos();
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
-    torch::Generator g(gen);
-    // The same clips (video, start) for both paths: three frames 4 apart, as float tensors.
-    std::vector<std::pair<size_t, int64_t>> picks;
-    for (int i = 0; i < ca->clips; ++i) {
-      const size_t v = size_t(random_int(g, int64_t(vids.size())));
-      picks.push_back({v, vids[v].frames > 9 ? random_int(g, vids[v].frames - 8) : 0});
-    }
-    double t0 = time_now_s();
-    for (const auto& [v, start] : picks) {
-      for (int o : {0, 4, 8}) if (start + o < vids[v].frames) cache->frame_tensor(v, start + o);
-    }
-    const double cache_s = time_now_s() - t0;
-    // Crop, flip and jitter on top (what training adds after loading).
-    ClipSamplerConfig sc;
-    sc.crop = ca->crop;
-    ClipSampler sampler(cache, sc);
-    t0 = time_now_s();
-    for (int i = 0; i < ca->clips; ++i) sampler.sample({0, 4, 8}, g);
-    const double sample_s = time_now_s() - t0;
-    json out = {{"cache", ca->cache}, {"clips", ca->clips}, {"cache_load_clips_per_s", ca->clips / cache_s},
-                {"cache_load_augment_clips_per_s", ca->clips / sample_s}};
-    if (!ca->inputs.empty()) {
-      const auto sources = clip_cache_expand_inputs(ca->inputs);
-      if (sources.size() != vids.size()) throw Error("--input does not list the same videos as the cache");
-      t0 = time_now_s();
-      for (const auto& [v, start] : picks) {
-        FrameSourceOptions fo;
-        fo.width = vids[v].width;
-        fo.height = vids[v].height;
-        auto src = frame_source_open(sources[v], fo);
-        for (int o : {0, 4, 8}) if (start + o < vids[v].frames) image_to_tensor(src->frame(start + o));
-      }
-      const double dec_s = time_now_s() - t0;
-      out["decode_load_clips_per_s"] = ca->clips / dec_s;
-      out["load_speedup"] = dec_s / cache_s;
-    }
-    json_emit(out);
-  });
+  bc->callback([ca] { json_emit(bench_clips(ca->cache, ca->inputs, ca->clips, ca->crop)); });
 }
 
 }  // namespace
 
 void register_train_commands(CLI::App& app) {
-  add_train_commands(app);
+  add_train_command(app);
+  add_export_command(app);
+  add_eval_image_command(app);
+  add_cache_commands(app);
   add_train_benchmarks(*app.get_subcommand("bench"));
 }
 

@@ -5,6 +5,7 @@
 #include "corrtrack/checkpoint_info.h"
 #include "corrtrack/core.h"
 #include "corrtrack/video.h"
+#include "corrtrack/video_bench.h"
 
 #include <cstdio>
 #include <sstream>
@@ -20,17 +21,6 @@ nlohmann::json info_json(const VideoInfo& vi) {
   return {{"path", vi.path}, {"container", vi.container}, {"codec", vi.codec}, {"pixel_format", vi.pixel_format},
           {"width", vi.width}, {"height", vi.height}, {"fps", vi.fps}, {"frame_count", vi.frame_count},
           {"duration_s", vi.duration_s}, {"rotation", vi.rotation}};
-}
-
-// Time of `ffmpeg -i FILE -pix_fmt rgb24 -f null -`, the reference decoder speed; <0 if it failed.
-double time_ffmpeg_cli(const std::string& path) {
-  std::string quoted = "'";
-  for (char c : path) quoted += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  quoted += "'";
-  const std::string cmd = "ffmpeg -nostdin -v error -i " + quoted + " -map 0:v:0 -pix_fmt rgb24 -f null - >/dev/null 2>&1";
-  const double t0 = time_now_s();
-  const int rc = std::system(cmd.c_str());
-  return rc == 0 ? time_now_s() - t0 : -1.0;
 }
 
 }  // namespace
@@ -122,28 +112,7 @@ void register_video_commands(CLI::App& app) {
     decode->add_option("path", *path, "Video file or frame folder")->required();
     decode->add_flag("--compare-ffmpeg", *compare, "Also time the ffmpeg command decoding to rgb24");
     decode->add_option("--json", *out, "Write the JSON here instead of stdout");
-    decode->callback([path, compare, out] {
-      const double t0 = time_now_s();
-      auto src = frame_source_open(*path);
-      int64_t frames = 0;
-      Image img;
-      while (src->next(img)) ++frames;
-      if (frames == 0) throw Error("'" + *path + "' contains no decodable video frames");
-      const double secs = time_now_s() - t0;
-      nlohmann::json j = {{"benchmark", "decode"}, {"path", *path}, {"frames", frames}, {"seconds", secs},
-                          {"fps", frames / secs}, {"peak_rss_mb", peak_rss_bytes() / 1048576.0}};
-      if (*compare) {
-        const double ff = time_ffmpeg_cli(*path);
-        if (ff > 0) {
-          j["ffmpeg_cli_seconds"] = ff;
-          j["ffmpeg_cli_fps"] = frames / ff;
-          j["ratio_vs_ffmpeg_cli"] = (frames / secs) / (frames / ff);
-        } else {
-          j["ffmpeg_cli_error"] = "ffmpeg command failed or is not installed";
-        }
-      }
-      json_emit(j, *out);
-    });
+    decode->callback([path, compare, out] { json_emit(bench_decode(*path, *compare), *out); });
   }
 }
 

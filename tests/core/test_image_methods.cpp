@@ -4,6 +4,7 @@
 #include "corrtrack/image_methods.h"
 #include "corrtrack/video.h"
 #include "test_support.h"
+#include "train_support.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -42,20 +43,7 @@ std::vector<double> train_losses(const std::string& method, int steps, const tor
   cfg.total_steps = steps;
   auto m = image_method_create(cfg, images, labels);
   TempDir d;
-  TrainOptions o;
-  o.out_dir = d.path();
-  o.steps = steps;
-  o.log_every = 1;
-  o.checkpoint_every = steps;
-  o.progress = [](const ProgressInfo&) {};
-  OptimizerConfig opt;
-  opt.lr = 3e-3;
-  train_run(*m, opt, LrSchedule{}, o);
-  std::vector<double> out;
-  std::ifstream in(d / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line)["loss"].get<double>());
-  return out;
+  return corrtrack::test::train_losses(*m, d.path(), steps, 3e-3);
 }
 
 double mean_of(const std::vector<double>& v, size_t from, size_t to) {

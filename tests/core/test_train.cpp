@@ -2,6 +2,7 @@
 // k-means, and the loop's resume / non-finite-loss / existing-run behaviour on a toy method.
 #include "corrtrack/train.h"
 #include "test_support.h"
+#include "train_support.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -182,14 +183,6 @@ TrainOptions toy_options(const std::string& dir, int64_t steps) {
   return o;
 }
 
-std::vector<nlohmann::json> read_metrics(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
 OptimizerConfig toy_adam() {
   OptimizerConfig o;
   o.lr = 0.05;
@@ -206,7 +199,7 @@ TEST(TrainLoop, ResumeEqualsUninterrupted) {
   ToyMethod straight;
   const auto s1 = train_run(straight, toy_adam(), LrSchedule{}, toy_options(a.path(), 40));
   EXPECT_EQ(s1.last_step, 40);
-  auto m1 = read_metrics(a / "metrics.jsonl");
+  auto m1 = corrtrack::test::metrics_read(a / "metrics.jsonl");
   ASSERT_EQ(m1.size(), 8u);
   EXPECT_LT(m1.back()["loss"].get<double>(), 0.25 * m1.front()["loss"].get<double>());
 
@@ -227,7 +220,7 @@ TEST(TrainLoop, ResumeEqualsUninterrupted) {
   EXPECT_EQ(s3.last_step, 40);
   EXPECT_DOUBLE_EQ(resumed.weight(), straight.weight());
   EXPECT_DOUBLE_EQ(resumed.bias(), straight.bias());
-  auto m2 = read_metrics(b / "metrics.jsonl");
+  auto m2 = corrtrack::test::metrics_read(b / "metrics.jsonl");
   ASSERT_EQ(m2.size(), 8u);
   for (size_t i = 0; i < m2.size(); ++i) EXPECT_EQ(m2[i]["step"].get<int64_t>(), int64_t(5 * (i + 1)));
 }
@@ -246,7 +239,7 @@ TEST(TrainLoop, ResumeTrimsMetricsPastCheckpoint) {
   auto ro = toy_options(d.path(), 15);
   ro.resume = true;
   train_run(r, toy_adam(), LrSchedule{}, ro);
-  auto lines = read_metrics(d / "metrics.jsonl");
+  auto lines = corrtrack::test::metrics_read(d / "metrics.jsonl");
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[2]["step"].get<int64_t>(), 15);
   EXPECT_NE(lines[2]["loss"].get<double>(), 1.0);

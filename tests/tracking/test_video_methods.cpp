@@ -3,6 +3,7 @@
 #include "corrtrack/tracking.h"
 #include "corrtrack/video_methods.h"
 #include "test_support.h"
+#include "train_support.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -153,19 +154,7 @@ std::pair<double, double> loss_trend(const std::string& method, const std::strin
   if (tweak) tweak(cfg);
   cfg.total_steps = steps;
   auto m = video_method_create(cfg, cache);
-  TrainOptions o;
-  o.out_dir = d / "run";
-  o.steps = steps;
-  o.log_every = 1;
-  o.checkpoint_every = steps;
-  o.progress = [](const ProgressInfo&) {};
-  OptimizerConfig opt;
-  opt.lr = 1e-3;
-  train_run(*m, opt, LrSchedule{}, o);
-  std::ifstream in(d / "run/metrics.jsonl");
-  std::vector<double> losses;
-  std::string line;
-  while (std::getline(in, line)) losses.push_back(nlohmann::json::parse(line)["loss"].get<double>());
+  const std::vector<double> losses = corrtrack::test::train_losses(*m, d / "run", steps, 1e-3);
   EXPECT_EQ(int(losses.size()), steps);
   double a = 0, b = 0;
   for (int i = 0; i < n; ++i) {

@@ -6,6 +6,7 @@
 #include "corrtrack/tracking.h"
 #include "corrtrack/ui/main_window.h"
 #include "corrtrack/ui/session.h"
+#include "qt_support.h"
 
 #include <QElapsedTimer>
 #include <QTemporaryDir>
@@ -18,21 +19,12 @@
 using namespace corrtrack;
 using corrtrack::ui::MainWindow;
 namespace fs = std::filesystem;
+using corrtrack::test::waitUntil;
 
 namespace {
 
 const QString kVideo = QStringLiteral(CORRTRACK_TEST_SOURCE_DIR "/assets/sample/city.mp4");
 const QString kMask = QStringLiteral(CORRTRACK_TEST_SOURCE_DIR "/assets/sample/city_00000.png");
-
-bool waitUntil(const std::function<bool()>& done, int ms) {
-  QElapsedTimer t;
-  t.start();
-  while (!done()) {
-    if (t.elapsed() > ms) return false;
-    QCoreApplication::processEvents(QEventLoop::AllEvents, 20);
-  }
-  return true;
-}
 
 // The first n frames of the sample video as a PNG folder (a short test clip).
 QString writeClip(const QString& dir, int n) {

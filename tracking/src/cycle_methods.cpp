@@ -41,10 +41,6 @@ class RgbClipMethod : public TrainableMethod {
     if (m_cfg.frame_gap < 1) throw Error("--frame-gap must be at least 1");
     if (cfg.sampler.crop % 8 != 0) throw Error("--crop must be a multiple of 8 (the encoder's stride)");
   }
-  void set_device(torch::Device d) override {
-    m_device = d;
-    module().to(d);
-  }
 
  protected:
   // [B, T, 3, crop, crop], ImageNet-normalised, on the training device.
@@ -69,7 +65,6 @@ class RgbClipMethod : public TrainableMethod {
 
   VideoMethodConfig m_cfg;
   ClipSampler m_sampler;
-  torch::Device m_device = torch::kCPU;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -85,10 +85,6 @@ class Stride4Method : public TrainableMethod {
     resnet_init(enc, cfg.seed);
   }
   torch::nn::Module& module() override { return *m_model; }
-  void set_device(torch::Device d) override {
-    m_device = d;
-    m_model->to(d);
-  }
   CheckpointInfo checkpoint_info() const override {
     CheckpointInfo info;
     info.method = name();
@@ -122,7 +118,6 @@ class Stride4Method : public TrainableMethod {
   VideoMethodConfig m_cfg;
   ClipSampler m_sampler;
   VideoModel m_model;
-  torch::Device m_device = torch::kCPU;
 };
 
 // MAST: drop one of a/b (zeroed, the rest x1.5) in the encoder input and reconstruct it in the

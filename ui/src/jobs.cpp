@@ -38,7 +38,16 @@ QString describeCheckpoint(const QString& path) {
   if (info.step > 0) s += QString(" · step %1").arg(info.step);
   if (info.exported_from_step) s += QString(" · exported from step %1").arg(*info.exported_from_step);
   s += " · " + QString::fromStdString(info.weights);
-  if (!info.propagation.empty()) s += " · recommends its own settings";
+  const auto& h = info.propagation;
+  QStringList rec;
+  if (h.mode) rec << QString("mode %1").arg(QString::fromStdString(*h.mode));
+  if (h.scale) rec << QString("scale %1").arg(*h.scale);
+  if (h.context) rec << QString("context %1").arg(*h.context);
+  if (h.topk) rec << QString("top-k %1").arg(*h.topk);
+  if (h.radius) rec << QString("radius %1").arg(*h.radius);
+  if (h.temperature) rec << QString("T %1").arg(*h.temperature);
+  if (h.roi_gap) rec << QString("ROI gap %1").arg(*h.roi_gap);
+  if (!rec.isEmpty()) s += " · recommends " + rec.join(", ");
   return s;
 }
 

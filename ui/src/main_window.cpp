@@ -1,45 +1,27 @@
-// CorrTrack Studio main window.
+// CorrTrack Studio main window: the centre, the docks and how they talk to the session and jobs.
 #include "corrtrack/ui/main_window.h"
 
-#include "corrtrack/video_methods.h"
-
-
 #include <QAction>
-#include <QApplication>
-#include <QButtonGroup>
-#include <QChart>
-#include <QChartView>
 #include <QCloseEvent>
-#include <QComboBox>
-#include <QDir>
 #include <QDockWidget>
-#include <QDoubleSpinBox>
 #include <QDragEnterEvent>
 #include <QDropEvent>
 #include <QFileDialog>
 #include <QFileInfo>
-#include <QFormLayout>
 #include <QHBoxLayout>
 #include <QKeyEvent>
 #include <QLabel>
-#include <QLineEdit>
-#include <QLineSeries>
-#include <QListWidget>
 #include <QMenuBar>
 #include <QMimeData>
-#include <QPainter>
-#include <QProgressBar>
-#include <QPushButton>
 #include <QScrollArea>
+#include <QSignalBlocker>
 #include <QSlider>
-#include <QSpinBox>
 #include <QStatusBar>
 #include <QTimer>
 #include <QToolButton>
 #include <QVBoxLayout>
-#include <QValueAxis>
 
-#include <filesystem>
+#include <algorithm>
 
 namespace corrtrack::ui {
 
@@ -51,52 +33,16 @@ QImage toQImage(const Image& img) {
   return q;
 }
 
-QColor objectColour(int id) {
-  const auto& p = davis_palette();
-  return QColor(p[size_t(id) * 3], p[size_t(id) * 3 + 1], p[size_t(id) * 3 + 2]);
-}
-
-OverlayMode overlayMode(int index) {
-  switch (index) {
-    case 1: return OverlayMode::Contour;
-    case 2: return OverlayMode::FadeBackground;
-    case 3: return OverlayMode::MaskOnly;
-    default: return OverlayMode::Blend;
-  }
-}
-
 }  // namespace
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   setWindowTitle("CorrTrack Studio");
   setAcceptDrops(true);
-  buildUi();
+  buildCentre();
+  buildDocks();
   buildMenus();
-  connect(&m_session, &Session::maskChanged, this, [this](qint64 k) {
-    if (k == m_current || k == m_other) refresh();
-    refreshTimeline();
-  });
-  connect(&m_session, &Session::objectsChanged, this, &MainWindow::refreshObjects);
-  connect(&m_session, &Session::undoStateChanged, this, [this] {
-    m_undo->setEnabled(m_session.canUndo());
-    m_redo->setEnabled(m_session.canRedo());
-  });
-  connect(&m_propagation, &PropagationJob::maskReady, this, [this](qint64 k, std::shared_ptr<const Image> mask) {
-    m_session.setPropagated(k, *mask);
-  });
-  connect(&m_propagation, &PropagationJob::progress, this, [this](qint64 done, qint64 total, double fps, double eta) {
-    m_progress->setMaximum(int(std::max<qint64>(1, total)));
-    m_progress->setValue(int(done));
-    m_rate->setText(QString("%1 fps · ETA %2 s").arg(fps, 0, 'f', 2).arg(eta, 0, 'f', 0));
-  });
-  connect(&m_propagation, &PropagationJob::finished, this, &MainWindow::onPropagationFinished);
-  connect(&m_features, &FeatureJob::ready, this, &MainWindow::onFeaturesReady);
-  connect(&m_features, &FeatureJob::failed, this, [this](const QString& e) { showMessage(e, true); });
-  auto* memTimer = new QTimer(this);
-  connect(memTimer, &QTimer::timeout, this, [this] {
-    m_memory->setText(QString("memory: %1 MB").arg(double(current_rss_bytes()) / (1 << 20), 0, 'f', 0));
-  });
-  memTimer->start(1000);
+  connectPanels();
+  connectJobs();
   resize(1400, 860);
   refresh();
 }
@@ -108,10 +54,10 @@ MainWindow::~MainWindow() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Layout
+// Layout and wiring
 // ---------------------------------------------------------------------------------------------
 
-void MainWindow::buildUi() {
+void MainWindow::buildCentre() {
   auto* central = new QWidget(this);
   auto* v = new QVBoxLayout(central);
   m_message = new QLabel(central);
@@ -126,9 +72,9 @@ void MainWindow::buildUi() {
   m_play->setCheckable(true);
   m_timeline = new QSlider(Qt::Horizontal, central);
   m_timeline->setRange(0, 0);
+  m_timeline->setMinimumWidth(200);
   m_frameLabel = new QLabel("–", central);
   m_anchorLabel = new QLabel(central);
-  m_timeline->setMinimumWidth(200);
   bar->addWidget(m_play);
   bar->addWidget(m_timeline, 1);
   bar->addWidget(m_frameLabel);
@@ -137,10 +83,7 @@ void MainWindow::buildUi() {
   setCentralWidget(central);
   m_playTimer = new QTimer(this);
   connect(m_playTimer, &QTimer::timeout, this, [this] {
-    if (m_current + 1 >= m_session.frameCount()) {
-      m_play->setChecked(false);
-      return;
-    }
+    if (m_current + 1 >= m_session.frameCount()) return m_play->setChecked(false);
     setCurrentFrame(m_current + 1);
   });
   connect(m_play, &QToolButton::toggled, this, [this](bool on) {
@@ -161,7 +104,9 @@ void MainWindow::buildUi() {
     if (m_view->tool() == Tool::Fill) m_session.floodFill(m_current, p, uint8_t(m_object));
     if (m_view->tool() == Tool::Inspect) inspectAt(p);
   });
+}
 
+void MainWindow::buildDocks() {
   auto dock = [this](const QString& title, QWidget* w, Qt::DockWidgetArea area) {
     auto* d = new QDockWidget(title, this);
     d->setObjectName(title);
@@ -172,239 +117,64 @@ void MainWindow::buildUi() {
     addDockWidget(area, d);
     return d;
   };
-  auto* tools = dock(tr("Objects and tools"), buildToolsPanel(), Qt::RightDockWidgetArea);
-  dock(tr("Model and propagation"), buildModelPanel(), Qt::RightDockWidgetArea);
-  auto* inspect = dock(tr("Inspect"), buildInspectPanel(), Qt::LeftDockWidgetArea);
-  auto* training = dock(tr("Training"), buildTrainingPanel(), Qt::LeftDockWidgetArea);
+  m_tools = new ToolsPanel(this);
+  m_model = new ModelPanel(this);
+  m_inspect = new InspectPanel(this);
+  m_training = new TrainingPanel(this);
+  auto* tools = dock(tr("Objects and tools"), m_tools, Qt::RightDockWidgetArea);
+  dock(tr("Model and propagation"), m_model, Qt::RightDockWidgetArea);
+  auto* inspect = dock(tr("Inspect"), m_inspect, Qt::LeftDockWidgetArea);
+  auto* training = dock(tr("Training"), m_training, Qt::LeftDockWidgetArea);
   tabifyDockWidget(inspect, training);
   inspect->raise();
   resizeDocks({inspect, tools}, {340, 300}, Qt::Horizontal);
 }
 
-QWidget* MainWindow::buildToolsPanel() {
-  auto* w = new QWidget(this);
-  auto* v = new QVBoxLayout(w);
-  m_objects = new QListWidget(w);
-  m_objects->setMaximumHeight(150);
-  v->addWidget(new QLabel(tr("Objects (keys 1–9)"), w));
-  v->addWidget(m_objects);
-  auto* row = new QHBoxLayout();
-  auto* add = new QPushButton(tr("Add object"), w);
-  auto* remove = new QPushButton(tr("Remove"), w);
-  row->addWidget(add);
-  row->addWidget(remove);
-  v->addLayout(row);
-  connect(add, &QPushButton::clicked, this, [this] {
-    try {
-      selectObject(m_session.addObject());
-    } catch (const std::exception& e) {
-      showMessage(e.what(), true);
-    }
-  });
-  connect(remove, &QPushButton::clicked, this, [this] {
+void MainWindow::connectPanels() {
+  connect(m_tools, &ToolsPanel::addObjectRequested, this, [this] { attempt([this] { selectObject(m_session.addObject()); }); });
+  connect(m_tools, &ToolsPanel::removeObjectRequested, this, [this] {
     if (m_session.objects().size() > 1) m_session.removeObject(m_object);
     if (!m_session.objects().empty()) selectObject(m_session.objects().front());
   });
-  connect(m_objects, &QListWidget::currentRowChanged, this, [this](int row) {
-    if (row >= 0 && row < int(m_session.objects().size())) m_object = m_session.objects()[size_t(row)];
+  connect(m_tools, &ToolsPanel::objectChosen, this, [this](int row) {
+    if (row < int(m_session.objects().size())) m_object = m_session.objects()[size_t(row)];
   });
-
-  m_tools = new QButtonGroup(w);
-  auto* tools = new QHBoxLayout();
-  const std::pair<const char*, Tool> kTools[] = {{"Brush (B)", Tool::Brush}, {"Eraser (E)", Tool::Eraser}, {"Polygon (P)", Tool::Polygon},
-                                                 {"Fill (F)", Tool::Fill}, {"Inspect (I)", Tool::Inspect}};
-  int id = 0;
-  auto* grid = new QVBoxLayout();
-  for (const auto& [name, tool] : kTools) {
-    auto* b = new QToolButton(w);
-    b->setText(tr(name));
-    b->setCheckable(true);
-    b->setToolButtonStyle(Qt::ToolButtonTextOnly);
-    m_tools->addButton(b, id++);
-    tools->addWidget(b);
-    if (id == 3) {
-      grid->addLayout(tools);
-      tools = new QHBoxLayout();
-    }
-  }
-  grid->addLayout(tools);
-  v->addLayout(grid);
-  m_tools->button(0)->setChecked(true);
-  connect(m_tools, &QButtonGroup::idClicked, this, [this](int i) {
-    m_view->setTool(Tool(i));
-    if (Tool(i) == Tool::Inspect && m_viewMode == ViewMode::Masks) setViewMode(ViewMode::Similarity);
+  connect(m_tools, &ToolsPanel::toolChosen, this, [this](Tool t) {
+    m_view->setTool(t);
+    if (t == Tool::Inspect && m_viewMode == ViewMode::Masks) setViewMode(ViewMode::Similarity);
   });
-  auto* form = new QFormLayout();
-  m_brush = new QSpinBox(w);
-  m_brush->setRange(1, 200);
-  m_brush->setValue(8);
-  connect(m_brush, &QSpinBox::valueChanged, this, [this](int r) { m_view->setBrushRadius(r); });
-  form->addRow(tr("Brush radius"), m_brush);
-  m_overlay = new QComboBox(w);
-  m_overlay->addItems({tr("Colour blend"), tr("Contour only"), tr("Fade background"), tr("Mask only")});
-  connect(m_overlay, &QComboBox::currentIndexChanged, this, [this] { refresh(); });
-  form->addRow(tr("Overlay"), m_overlay);
-  m_opacity = new QSlider(Qt::Horizontal, w);
-  m_opacity->setRange(0, 100);
-  m_opacity->setValue(50);
-  connect(m_opacity, &QSlider::valueChanged, this, [this] { refresh(); });
-  form->addRow(tr("Opacity"), m_opacity);
-  m_viewCombo = new QComboBox(w);
-  m_viewCombo->addItems({tr("Masks"), tr("Similarity"), tr("Feature PCA")});
-  connect(m_viewCombo, &QComboBox::currentIndexChanged, this, [this](int i) { setViewMode(ViewMode(i)); });
-  form->addRow(tr("View"), m_viewCombo);
-  v->addLayout(form);
-  auto* clear = new QPushButton(tr("Clear this frame"), w);
-  connect(clear, &QPushButton::clicked, this, [this] {
+  connect(m_tools, &ToolsPanel::brushRadiusChanged, this, [this](int r) { m_view->setBrushRadius(r); });
+  connect(m_tools, &ToolsPanel::overlayChanged, this, [this] { refresh(); });
+  connect(m_tools, &ToolsPanel::viewModeChosen, this, &MainWindow::setViewMode);
+  connect(m_tools, &ToolsPanel::clearFrameRequested, this, [this] {
     if (m_session.isOpen()) m_session.clearFrame(m_current);
   });
-  v->addWidget(clear);
-  v->addStretch(1);
-  return w;
+  connect(m_model, &ModelPanel::propagateRequested, this, &MainWindow::propagate);
+  connect(m_model, &ModelPanel::cancelRequested, this, &MainWindow::cancelPropagation);
+  connect(m_model, &ModelPanel::modelChanged, this, [this] { m_pair.reset(); });
+  connect(m_model, &ModelPanel::message, this, &MainWindow::showMessage);
+  connect(m_inspect, &InspectPanel::otherFrameChosen, this, &MainWindow::setOtherFrame);
+  connect(m_training, &TrainingPanel::useCheckpointRequested, this, &MainWindow::useCheckpoint);
+  connect(m_training, &TrainingPanel::message, this, &MainWindow::showMessage);
 }
 
-QWidget* MainWindow::buildModelPanel() {
-  auto* w = new QWidget(this);
-  auto* v = new QVBoxLayout(w);
-  auto* form = new QFormLayout();
-  m_model = new QComboBox(w);
-  m_model->addItems({tr("default (bundled MAST)"), "pixels", "random", tr("checkpoint…")});
-  form->addRow(tr("Features"), m_model);
-  m_modelInfo = new QLabel(w);
-  m_modelInfo->setWordWrap(true);
-  form->addRow(m_modelInfo);
-  const PropagationConfig defaults;
-  m_scale = new QDoubleSpinBox(w);
-  m_scale->setRange(0.1, 2.0);
-  m_scale->setSingleStep(0.05);
-  m_scale->setValue(0.5);
-  form->addRow(tr("Internal resolution"), m_scale);
-  m_context = new QSpinBox(w);
-  m_context->setRange(1, 100);
-  m_context->setValue(defaults.context);
-  form->addRow(tr("Context frames"), m_context);
-  m_topk = new QSpinBox(w);
-  m_topk->setRange(1, 1000);
-  m_topk->setValue(defaults.topk);
-  form->addRow(tr("Top-k"), m_topk);
-  m_radius = new QDoubleSpinBox(w);
-  m_radius->setRange(0, 100);
-  m_radius->setValue(defaults.radius);
-  form->addRow(tr("Radius (cells)"), m_radius);
-  m_temperature = new QDoubleSpinBox(w);
-  m_temperature->setDecimals(3);
-  m_temperature->setRange(0.001, 10);
-  m_temperature->setSingleStep(0.01);
-  m_temperature->setValue(defaults.temperature);
-  form->addRow(tr("Temperature"), m_temperature);
-  m_mode = new QComboBox(w);
-  m_mode->addItems({"crw", "mast"});
-  form->addRow(tr("Mode"), m_mode);
-  m_memory = new QLabel(w);
-  form->addRow(m_memory);
-  v->addLayout(form);
-  connect(m_model, &QComboBox::activated, this, [this](int i) {
-    if (i == 3) {
-      const QString f = QFileDialog::getOpenFileName(this, tr("Checkpoint"), QString(), tr("Checkpoints (*.ckpt)"));
-      if (f.isEmpty() || !useCheckpoint(f)) m_model->setCurrentIndex(0);
-    } else {
-      useBaseline(i == 0 ? "default" : m_model->itemText(i));
-    }
+void MainWindow::connectJobs() {
+  connect(&m_session, &Session::maskChanged, this, [this](qint64 k) {
+    if (k == m_current || k == m_other) refresh();
+    refreshTimeline();
   });
-  auto* row = new QHBoxLayout();
-  m_backward = new QPushButton(tr("◀ Propagate"), w);
-  m_forward = new QPushButton(tr("Propagate ▶"), w);
-  row->addWidget(m_backward);
-  row->addWidget(m_forward);
-  v->addLayout(row);
-  m_progress = new QProgressBar(w);
-  m_progress->setValue(0);
-  m_rate = new QLabel(w);
-  m_cancel = new QPushButton(tr("Cancel"), w);
-  m_cancel->setEnabled(false);
-  v->addWidget(m_progress);
-  v->addWidget(m_rate);
-  v->addWidget(m_cancel);
-  connect(m_forward, &QPushButton::clicked, this, [this] { propagate(true); });
-  connect(m_backward, &QPushButton::clicked, this, [this] { propagate(false); });
-  connect(m_cancel, &QPushButton::clicked, this, &MainWindow::cancelPropagation);
-  v->addStretch(1);
-  useBaseline("default");
-  return w;
-}
-
-QWidget* MainWindow::buildInspectPanel() {
-  auto* w = new QWidget(this);
-  auto* v = new QVBoxLayout(w);
-  auto* form = new QFormLayout();
-  m_otherSpin = new QSpinBox(w);
-  m_otherSpin->setRange(0, 0);
-  form->addRow(tr("Other frame"), m_otherSpin);
-  v->addLayout(form);
-  auto* help = new QLabel(tr("Inspect tool (I): click a pixel of the frame; its feature similarity is shown there and here on the other frame, with the best matches numbered."), w);
-  help->setWordWrap(true);
-  v->addWidget(help);
-  m_otherView = new FrameView(w);
-  m_otherView->setTool(Tool::Inspect);
-  m_otherView->setMinimumSize(320, 200);
-  v->addWidget(m_otherView, 1);
-  connect(m_otherSpin, &QSpinBox::valueChanged, this, [this](int k) { setOtherFrame(k); });
-  return w;
-}
-
-QWidget* MainWindow::buildTrainingPanel() {
-  auto* w = new QWidget(this);
-  auto* v = new QVBoxLayout(w);
-  auto* form = new QFormLayout();
-  m_trainMethod = new QComboBox(w);
-  for (const auto& name : video_method_names()) m_trainMethod->addItem(QString::fromStdString(name));
-  form->addRow(tr("Method"), m_trainMethod);
-  m_trainData = new QLineEdit(w);
-  m_trainData->setPlaceholderText(tr("clip cache, videos or frame folders (default: the open video)"));
-  form->addRow(tr("Data"), m_trainData);
-  m_trainOut = new QLineEdit(QDir::home().filePath("corrtrack-runs/run"), w);
-  form->addRow(tr("Run folder"), m_trainOut);
-  m_trainSteps = new QSpinBox(w);
-  m_trainSteps->setRange(1, 10000000);
-  m_trainSteps->setValue(500);
-  form->addRow(tr("Steps"), m_trainSteps);
-  v->addLayout(form);
-  auto* row = new QHBoxLayout();
-  m_trainStart = new QPushButton(tr("Start training"), w);
-  m_trainCancel = new QPushButton(tr("Cancel"), w);
-  m_trainUse = new QPushButton(tr("Use this checkpoint"), w);
-  m_trainCancel->setEnabled(false);
-  m_trainUse->setEnabled(false);
-  row->addWidget(m_trainStart);
-  row->addWidget(m_trainCancel);
-  v->addLayout(row);
-  v->addWidget(m_trainUse);
-  m_trainStatus = new QLabel(w);
-  m_trainStatus->setWordWrap(true);
-  v->addWidget(m_trainStatus);
-  m_lossSeries = new QLineSeries(w);
-  auto* chart = new QChart();
-  chart->addSeries(m_lossSeries);
-  chart->createDefaultAxes();
-  chart->legend()->hide();
-  chart->setTitle(tr("training loss"));
-  m_lossChart = new QChartView(chart, w);
-  m_lossChart->setMinimumHeight(220);
-  m_lossChart->setRenderHint(QPainter::Antialiasing);
-  v->addWidget(m_lossChart, 1);
-  connect(m_trainStart, &QPushButton::clicked, this, &MainWindow::startTraining);
-  connect(m_trainCancel, &QPushButton::clicked, &m_training, &TrainingRunner::cancel);
-  connect(m_trainUse, &QPushButton::clicked, this, [this] { useCheckpoint(QDir(m_trainOut->text()).filePath("last.ckpt")); });
-  connect(&m_training, &TrainingRunner::stderrLine, this, [this](const QString& line) { m_trainStatus->setText(line.section("] ", -1)); });
-  connect(&m_training, &TrainingRunner::lossCurve, this, &MainWindow::showLossCurve);
-  connect(&m_training, &TrainingRunner::finished, this, [this](bool ok, const QString& message) {
-    m_trainStart->setEnabled(true);
-    m_trainCancel->setEnabled(false);
-    const QString ckpt = QDir(m_trainOut->text()).filePath("last.ckpt");
-    m_trainUse->setEnabled(QFileInfo::exists(ckpt));
-    m_trainStatus->setText(ok ? tr("finished: %1").arg(ckpt) : tr("%1; the last checkpoint is kept").arg(message));
+  connect(&m_session, &Session::objectsChanged, this, &MainWindow::refreshObjects);
+  connect(&m_session, &Session::undoStateChanged, this, [this] {
+    m_undo->setEnabled(m_session.canUndo());
+    m_redo->setEnabled(m_session.canRedo());
   });
-  return w;
+  connect(&m_propagation, &PropagationJob::maskReady, this, [this](qint64 k, std::shared_ptr<const Image> mask) {
+    m_session.setPropagated(k, *mask);
+  });
+  connect(&m_propagation, &PropagationJob::progress, m_model, &ModelPanel::showProgress);
+  connect(&m_propagation, &PropagationJob::finished, this, &MainWindow::onPropagationFinished);
+  connect(&m_features, &FeatureJob::ready, this, &MainWindow::onFeaturesReady);
+  connect(&m_features, &FeatureJob::failed, this, [this](const QString& e) { showMessage(e, true); });
 }
 
 void MainWindow::buildMenus() {
@@ -444,28 +214,33 @@ void MainWindow::buildMenus() {
 // Video, frames, objects
 // ---------------------------------------------------------------------------------------------
 
+bool MainWindow::attempt(const std::function<void()>& action) {
+  try {
+    action();
+    return true;
+  } catch (const std::exception& e) {
+    showMessage(QString::fromStdString(e.what()), true);
+    return false;
+  }
+}
+
 bool MainWindow::openVideo(const QString& path, const QString& workspace) {
   if (m_propagation.running()) {
     showMessage(tr("Cancel the running propagation before opening another video."), true);
     return false;
   }
-  try {
-    m_session.open(path, workspace);
-  } catch (const std::exception& e) {
-    showMessage(QString::fromStdString(e.what()), true);
-    return false;
-  }
+  if (!attempt([&] { m_session.open(path, workspace); })) return false;
   m_pair.reset();
   m_haveQuery = false;
   m_current = -1;
-  m_timeline->blockSignals(true);
-  m_timeline->setRange(0, int(m_session.frameCount() - 1));
-  m_timeline->blockSignals(false);
-  m_otherSpin->blockSignals(true);
-  m_otherSpin->setRange(0, int(m_session.frameCount() - 1));
-  m_otherSpin->blockSignals(false);
+  {
+    const QSignalBlocker quiet(m_timeline);
+    m_timeline->setRange(0, int(m_session.frameCount() - 1));
+  }
+  m_inspect->setFrameCount(m_session.frameCount());
   m_other = std::min<int64_t>(10, m_session.frameCount() - 1);
-  m_otherSpin->setValue(int(m_other));
+  m_inspect->setOtherFrame(m_other);
+  m_training->setDefaultData(path);
   setWindowTitle("CorrTrack Studio — " + QFileInfo(path).fileName());
   showMessage(tr("Opened %1: %2 frames, %3×%4").arg(path).arg(m_session.frameCount()).arg(m_session.width()).arg(m_session.height()));
   refreshObjects();
@@ -478,12 +253,7 @@ bool MainWindow::importMask(const QString& png) {
     showMessage(tr("Open a video before importing a mask."), true);
     return false;
   }
-  try {
-    m_session.importMask(m_current, png);
-  } catch (const std::exception& e) {
-    showMessage(QString::fromStdString(e.what()), true);
-    return false;
-  }
+  if (!attempt([&] { m_session.importMask(m_current, png); })) return false;
   showMessage(tr("Imported %1 on frame %2").arg(png).arg(m_current));
   return true;
 }
@@ -493,15 +263,16 @@ void MainWindow::setCurrentFrame(int64_t k) {
   k = std::clamp<int64_t>(k, 0, m_session.frameCount() - 1);
   if (k == m_current) return;
   m_current = k;
-  m_timeline->blockSignals(true);
-  m_timeline->setValue(int(k));
-  m_timeline->blockSignals(false);
+  {
+    const QSignalBlocker quiet(m_timeline);
+    m_timeline->setValue(int(k));
+  }
   // A similarity query belongs to the frame it was made on.
   m_haveQuery = false;
   m_simCurrent = torch::Tensor();
   m_simOther = torch::Tensor();
   m_view->setMarkers({});
-  m_otherView->setMarkers({});
+  m_inspect->otherView().setMarkers({});
   if (m_viewMode != ViewMode::Masks) setViewMode(m_viewMode);
   refresh();
 }
@@ -509,11 +280,7 @@ void MainWindow::setCurrentFrame(int64_t k) {
 void MainWindow::setOtherFrame(int64_t k) {
   if (!m_session.isOpen()) return;
   m_other = std::clamp<int64_t>(k, 0, m_session.frameCount() - 1);
-  if (m_otherSpin->value() != int(m_other)) {
-    m_otherSpin->blockSignals(true);
-    m_otherSpin->setValue(int(m_other));
-    m_otherSpin->blockSignals(false);
-  }
+  m_inspect->setOtherFrame(m_other);
   m_pair.reset();
   if (m_haveQuery) inspectAt(m_query);
   refresh();
@@ -521,24 +288,15 @@ void MainWindow::setOtherFrame(int64_t k) {
 
 void MainWindow::selectObject(int id) {
   const auto& objs = m_session.objects();
-  auto it = std::find(objs.begin(), objs.end(), id);
-  if (it == objs.end()) return;
+  if (std::find(objs.begin(), objs.end(), id) == objs.end()) return;
   m_object = id;
-  m_objects->setCurrentRow(int(it - objs.begin()));
+  m_tools->setObjects(objs, m_object);
 }
 
 void MainWindow::refreshObjects() {
-  m_objects->blockSignals(true);
-  m_objects->clear();
-  for (int id : m_session.objects()) {
-    QPixmap swatch(14, 14);
-    swatch.fill(objectColour(id));
-    m_objects->addItem(new QListWidgetItem(QIcon(swatch), tr("object %1").arg(id)));
-  }
-  m_objects->blockSignals(false);
   const auto& objs = m_session.objects();
   if (std::find(objs.begin(), objs.end(), m_object) == objs.end() && !objs.empty()) m_object = objs.front();
-  selectObject(m_object);
+  m_tools->setObjects(objs, m_object);
 }
 
 void MainWindow::refreshTimeline() {
@@ -553,7 +311,7 @@ void MainWindow::refresh() {
     m_view->setImage(QImage());
     return;
   }
-  try {
+  attempt([this] {
     const Image& frame = m_session.frame(m_current);
     Image shown;
     if (m_viewMode == ViewMode::Similarity && m_simCurrent.defined()) {
@@ -561,14 +319,12 @@ void MainWindow::refresh() {
     } else if (m_viewMode == ViewMode::Pca && m_pair && m_pair->frameA == m_current) {
       shown = pcaImage(m_pair->a, frame.width, frame.height);
     } else {
-      shown = overlay_render(frame, m_session.mask(m_current), overlayMode(m_overlay->currentIndex()), float(m_opacity->value()) / 100.0f);
+      shown = overlay_render(frame, m_session.mask(m_current), m_tools->overlayMode(), m_tools->opacity());
     }
     m_view->setImage(toQImage(shown));
     const Image& other = m_session.frame(m_other);
-    m_otherView->setImage(toQImage(m_simOther.defined() ? heatOverlay(other, m_simOther) : other));
-  } catch (const std::exception& e) {
-    showMessage(QString::fromStdString(e.what()), true);
-  }
+    m_inspect->otherView().setImage(toQImage(m_simOther.defined() ? heatOverlay(other, m_simOther) : other));
+  });
   m_frameLabel->setText(tr("frame %1 / %2%3").arg(m_current).arg(m_session.frameCount() - 1).arg(m_session.isAnchor(m_current) ? tr(" (anchor)") : QString()));
   refreshTimeline();
 }
@@ -585,108 +341,34 @@ void MainWindow::showMessage(const QString& text, bool error) {
 // Model and propagation
 // ---------------------------------------------------------------------------------------------
 
-ModelChoice MainWindow::modelChoice() const {
-  ModelChoice c;
-  const int i = m_model->currentIndex();
-  c.features = i == 1 ? "pixels" : i == 2 ? "random" : "default";
-  c.checkpoint = i == 3 ? m_checkpoint : QString();
-  c.config.scale = m_scale->value();
-  c.config.context = m_context->value();
-  c.config.topk = m_topk->value();
-  c.config.radius = m_radius->value();
-  c.config.temperature = m_temperature->value();
-  c.config.mode = m_mode->currentIndex() == 1 ? PropagationMode::Mast : PropagationMode::Crw;
-  c.config.roi_gap = m_roiGap;
-  return c;
-}
-
-bool MainWindow::applyRecommendedSettings(const ModelChoice& choice) {
-  PropagationConfig c;
-  try {
-    c = propagation_config_resolve(PropagationConfig(), {}, model_hints(choice.spec()));
-  } catch (const std::exception& e) {
-    showMessage(QString::fromStdString(e.what()), true);
-    return false;
-  }
-  m_scale->setValue(c.scale);
-  m_context->setValue(c.context);
-  m_topk->setValue(c.topk);
-  m_radius->setValue(c.radius);
-  m_temperature->setValue(c.temperature);
-  m_mode->setCurrentIndex(c.mode == PropagationMode::Mast ? 1 : 0);
-  m_roiGap = c.roi_gap;
-  return true;
-}
-
 bool MainWindow::useCheckpoint(const QString& path) {
-  try {
-    makeFeatures(ModelChoice{"default", path, {}});  // loads it once: a broken file is reported now
-    m_modelInfo->setText(describeCheckpoint(path));
-  } catch (const std::exception& e) {
-    showMessage(QString::fromStdString(e.what()), true);
+  QString error;
+  if (!m_model->useCheckpoint(path, &error)) {
+    showMessage(error, true);
     return false;
   }
-  m_checkpoint = path;
-  m_model->setCurrentIndex(3);
-  m_model->setItemText(3, QFileInfo(path).fileName());
-  applyRecommendedSettings(modelChoice());
-  m_pair.reset();
   showMessage(tr("Features: %1").arg(path));
   return true;
 }
 
-void MainWindow::useBaseline(const QString& features) {
-  m_checkpoint.clear();
-  m_model->setItemText(3, tr("checkpoint…"));
-  m_model->setCurrentIndex(features == "pixels" ? 1 : features == "random" ? 2 : 0);
-  if (features == "default") {
-    try {
-      m_modelInfo->setText(describeCheckpoint(QString::fromStdString(default_model_path())));
-    } catch (const std::exception& e) {
-      m_modelInfo->setText(QString::fromStdString(e.what()));
-    }
-  } else {
-    m_modelInfo->setText(features == "pixels" ? tr("Lab colour, parameter-free") : tr("randomly initialised ResNet-18 (res3)"));
-  }
-  applyRecommendedSettings(modelChoice());
-  m_pair.reset();
-}
+void MainWindow::useBaseline(const QString& features) { m_model->useBaseline(features); }
 
 bool MainWindow::propagate(bool forward) {
-  if (!m_session.isOpen()) {
-    showMessage(tr("Open a video first."), true);
+  auto refuse = [this](const QString& why) {
+    showMessage(why, true);
     return false;
-  }
-  if (m_propagation.running()) {
-    showMessage(tr("A propagation is already running."), true);
-    return false;
-  }
-  if (!m_session.isAnchor(m_current)) {
-    showMessage(tr("Annotate or correct this frame first: propagation starts from an annotated frame."), true);
-    return false;
-  }
+  };
+  if (!m_session.isOpen()) return refuse(tr("Open a video first."));
+  if (m_propagation.running()) return refuse(tr("A propagation is already running."));
+  if (!m_session.isAnchor(m_current)) return refuse(tr("Annotate or correct this frame first: propagation starts from an annotated frame."));
   const auto [first, last] = m_session.propagationRange(m_current, forward);
   if ((forward && first > last) || (!forward && first < last)) {
-    showMessage(tr("Nothing to propagate: the next frame in that direction is an anchor or the end."), true);
-    return false;
+    return refuse(tr("Nothing to propagate: the next frame in that direction is an anchor or the end."));
   }
-  Image mask = m_session.mask(m_current);
-  if (mask_num_objects(mask) == 0) {
-    showMessage(tr("This frame's mask is empty."), true);
-    return false;
-  }
-  try {
-    m_propagation.start(m_session.path(), m_current, mask, last, modelChoice());
-  } catch (const std::exception& e) {
-    showMessage(QString::fromStdString(e.what()), true);
-    return false;
-  }
-  m_propAnchor = m_current;
-  m_progress->setValue(0);
-  m_progress->setMaximum(int(std::llabs(last - m_current)));
-  m_cancel->setEnabled(true);
-  m_forward->setEnabled(false);
-  m_backward->setEnabled(false);
+  const Image mask = m_session.mask(m_current);
+  if (mask_num_objects(mask) == 0) return refuse(tr("This frame's mask is empty."));
+  if (!attempt([&, last = last] { m_propagation.start(m_session.path(), m_current, mask, last, modelChoice()); })) return false;
+  m_model->setPropagating(true, int(std::llabs(last - m_current)));
   showMessage(tr("Propagating from frame %1 to %2…").arg(m_current).arg(last));
   return true;
 }
@@ -694,9 +376,7 @@ bool MainWindow::propagate(bool forward) {
 void MainWindow::cancelPropagation() { m_propagation.cancel(); }
 
 void MainWindow::onPropagationFinished(bool cancelled, const QString& error) {
-  m_cancel->setEnabled(false);
-  m_forward->setEnabled(true);
-  m_backward->setEnabled(true);
+  m_model->setPropagating(false);
   if (!error.isEmpty()) {
     showMessage(tr("Propagation failed: %1").arg(error), true);
   } else {
@@ -711,17 +391,13 @@ void MainWindow::onPropagationFinished(bool cancelled, const QString& error) {
 
 void MainWindow::setViewMode(ViewMode mode) {
   m_viewMode = mode;
-  if (m_viewCombo->currentIndex() != int(mode)) {
-    m_viewCombo->blockSignals(true);
-    m_viewCombo->setCurrentIndex(int(mode));
-    m_viewCombo->blockSignals(false);
-  }
+  m_tools->setViewMode(mode);
   if (!m_session.isOpen()) return;
   if (mode == ViewMode::Masks) {
     m_simCurrent = torch::Tensor();
     m_simOther = torch::Tensor();
     m_view->setMarkers({});
-    m_otherView->setMarkers({});
+    m_inspect->otherView().setMarkers({});
   }
   if (mode == ViewMode::Pca && (!m_pair || m_pair->frameA != m_current) && !m_features.running()) {
     m_features.start(m_session.frame(m_current), m_current, m_session.frame(m_other), m_other, modelChoice());
@@ -761,55 +437,11 @@ void MainWindow::updateSimilarity() {
   std::vector<QPointF> here{m_query}, there;
   for (auto [x, y] : bestMatches(m_simOther, 5, 2 * spacing)) there.emplace_back(x + 0.5, y + 0.5);
   m_view->setMarkers(here);
-  m_otherView->setMarkers(there);
+  m_inspect->otherView().setMarkers(there);
   showMessage(tr("Similarity of pixel (%1, %2): best match on frame %3 at (%4, %5)")
                   .arg(int(m_query.x())).arg(int(m_query.y())).arg(m_other)
                   .arg(there.empty() ? -1 : int(there[0].x())).arg(there.empty() ? -1 : int(there[0].y())));
   refresh();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Training
-// ---------------------------------------------------------------------------------------------
-
-void MainWindow::startTraining() {
-  QString data = m_trainData->text().trimmed();
-  if (data.isEmpty()) data = m_session.path();
-  if (data.isEmpty()) {
-    showMessage(tr("Choose training data (a clip cache, videos or frame folders)."), true);
-    return;
-  }
-  const QString out = m_trainOut->text().trimmed();
-  const QString exe = QDir(QCoreApplication::applicationDirPath()).filePath("corrtrack");
-  if (!QFileInfo::exists(exe)) {
-    showMessage(tr("The corrtrack command was not found next to the Studio (%1).").arg(exe), true);
-    return;
-  }
-  const QStringList args{"--method", m_trainMethod->currentText(), "--data", data, "--steps", QString::number(m_trainSteps->value()),
-                         "--log-every", "5", "--checkpoint-every", "50"};
-  m_lossSeries->clear();
-  QString error;
-  if (!m_training.start(exe, args, out, &error)) {
-    showMessage(error, true);
-    return;
-  }
-  m_trainStart->setEnabled(false);
-  m_trainCancel->setEnabled(true);
-  m_trainUse->setEnabled(false);
-  m_trainStatus->setText(tr("starting: corrtrack train %1 --out %2").arg(args.join(' '), out));
-}
-
-void MainWindow::showLossCurve(const QList<QPointF>& points) {
-  double lo = 1e30, hi = -1e30;
-  for (const auto& p : points) {
-    lo = std::min(lo, p.y());
-    hi = std::max(hi, p.y());
-  }
-  m_lossSeries->replace(points);
-  auto* chart = m_lossChart->chart();
-  const auto axesX = chart->axes(Qt::Horizontal), axesY = chart->axes(Qt::Vertical);
-  if (!axesX.isEmpty()) axesX[0]->setRange(0, std::max(1.0, points.back().x()));
-  if (!axesY.isEmpty()) axesY[0]->setRange(lo - 0.05 * (hi - lo + 1e-9), hi + 0.05 * (hi - lo + 1e-9));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -819,38 +451,25 @@ void MainWindow::showLossCurve(const QList<QPointF>& points) {
 void MainWindow::exportPngs() {
   const QString d = QFileDialog::getExistingDirectory(this, tr("Folder for palette PNGs"));
   if (d.isEmpty()) return;
-  try {
-    m_session.exportPalettePngs(d);
-    showMessage(tr("Wrote %1 palette PNGs to %2").arg(m_session.frameCount()).arg(d));
-  } catch (const std::exception& e) {
-    showMessage(QString::fromStdString(e.what()), true);
-  }
+  if (attempt([&] { m_session.exportPalettePngs(d); })) showMessage(tr("Wrote %1 palette PNGs to %2").arg(m_session.frameCount()).arg(d));
 }
 
 void MainWindow::exportBinary() {
   const QString d = QFileDialog::getExistingDirectory(this, tr("Folder for binary masks"));
   if (d.isEmpty()) return;
-  try {
-    m_session.exportBinaryMasks(d);
+  if (attempt([&] { m_session.exportBinaryMasks(d); })) {
     showMessage(tr("Wrote binary masks of %1 objects to %2").arg(m_session.objects().size()).arg(d));
-  } catch (const std::exception& e) {
-    showMessage(QString::fromStdString(e.what()), true);
   }
 }
 
 void MainWindow::exportVideo() {
   const QString f = QFileDialog::getSaveFileName(this, tr("Overlay video"), "overlay.mp4", tr("Video (*.mp4 *.mkv *.avi)"));
   if (f.isEmpty()) return;
-  try {
-    m_session.exportOverlayVideo(f, overlayMode(m_overlay->currentIndex()), float(m_opacity->value()) / 100.0f);
-    showMessage(tr("Wrote %1").arg(f));
-  } catch (const std::exception& e) {
-    showMessage(QString::fromStdString(e.what()), true);
-  }
+  if (attempt([&] { m_session.exportOverlayVideo(f, m_tools->overlayMode(), m_tools->opacity()); })) showMessage(tr("Wrote %1").arg(f));
 }
 
 // ---------------------------------------------------------------------------------------------
-// Keys, drops, close
+// Input
 // ---------------------------------------------------------------------------------------------
 
 void MainWindow::keyPressEvent(QKeyEvent* e) {
@@ -860,11 +479,11 @@ void MainWindow::keyPressEvent(QKeyEvent* e) {
     case Qt::Key_Left: setCurrentFrame(m_current - (shift ? 10 : 1)); return;
     case Qt::Key_Home: setCurrentFrame(0); return;
     case Qt::Key_End: setCurrentFrame(m_session.frameCount() - 1); return;
-    case Qt::Key_B: m_tools->button(0)->click(); return;
-    case Qt::Key_E: m_tools->button(1)->click(); return;
-    case Qt::Key_P: m_tools->button(2)->click(); return;
-    case Qt::Key_F: m_tools->button(3)->click(); return;
-    case Qt::Key_I: m_tools->button(4)->click(); return;
+    case Qt::Key_B: m_tools->chooseTool(Tool::Brush); return;
+    case Qt::Key_E: m_tools->chooseTool(Tool::Eraser); return;
+    case Qt::Key_P: m_tools->chooseTool(Tool::Polygon); return;
+    case Qt::Key_F: m_tools->chooseTool(Tool::Fill); return;
+    case Qt::Key_I: m_tools->chooseTool(Tool::Inspect); return;
     default: break;
   }
   if (e->key() >= Qt::Key_1 && e->key() <= Qt::Key_9) {

@@ -195,4 +195,15 @@ void StagedFolder::commit() {
   m_committed = true;
 }
 
+torch::Device device_parse(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda") {
+    if (!torch::cuda::is_available()) throw Error("device cuda: no CUDA device is available to this build");
+    at::globalContext().setBenchmarkCuDNN(true);  // fixed sizes: let cuDNN pick the fastest kernels
+    return torch::kCUDA;
+  }
+  if (name == "auto") return device_parse(torch::cuda::is_available() ? "cuda" : "cpu");
+  throw Error("unknown device '" + name + "': use cpu, cuda or auto");
+}
+
 }  // namespace corrtrack

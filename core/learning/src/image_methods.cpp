@@ -73,10 +73,6 @@ class ImageMethod : public TrainableMethod {
   }
   std::string name() const override { return m_cfg.method; }
   torch::nn::Module& module() override { return *m_model; }
-  void set_device(torch::Device d) override {
-    m_device = d;
-    m_model->to(d);
-  }
   CheckpointInfo checkpoint_info() const override {
     CheckpointInfo info;
     info.method = m_cfg.method;
@@ -139,7 +135,6 @@ class ImageMethod : public TrainableMethod {
   int m_k = 30;
   int64_t m_steps_per_epoch = 1;
   std::string m_head_name;
-  torch::Device m_device = torch::kCPU;
 };
 
 // SimCLR (NT-Xent over two views) and SupCon (same pipeline, labels define positives).

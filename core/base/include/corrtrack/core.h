@@ -44,6 +44,9 @@ int64_t current_rss_bytes();
 bool peak_rss_reset();
 // Sets intra-op threads for LibTorch; n <= 0 means all hardware threads.
 void threads_set(int n);
+// "cpu" | "cuda" | "auto" (CUDA when this build and machine have it) -> device; throws Error for
+// another name or for cuda without a CUDA device. On CUDA, cuDNN may pick its fastest kernels.
+torch::Device device_parse(const std::string& name);
 
 // Monotonic seconds since an arbitrary origin.
 double time_now_s();

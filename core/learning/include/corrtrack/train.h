@@ -79,7 +79,10 @@ class TrainableMethod {
   // Parameters the optimiser updates (default: all of module()).
   virtual std::vector<torch::Tensor> trainable_parameters() { return module().parameters(); }
   // Moves the module (and any method state) to the device batches should use.
-  virtual void set_device(torch::Device device) = 0;
+  virtual void set_device(torch::Device device) {
+    m_device = device;
+    module().to(device);
+  }
   // Samples one batch with `gen` and returns its loss (forward pass only).
   virtual StepOutput step(int64_t step, torch::Generator& gen) = 0;
   // Called after each optimiser step (EMA targets, queues, ...).
@@ -87,6 +90,9 @@ class TrainableMethod {
   // What the checkpoint says about the model: method, encoder config, input convention,
   // recommended propagation settings, training settings (the loop adds step, optimiser, ...).
   virtual CheckpointInfo checkpoint_info() const = 0;
+
+ protected:
+  torch::Device m_device = torch::kCPU;   // where the method puts its batches (set_device)
 };
 
 struct TrainOptions {

@@ -1,37 +1,28 @@
-// CorrTrack Studio's window: frame view and timeline, annotation tools and objects, model and
-// engine settings, propagation with progress and cancel, feature inspection (similarity on the
-// current and another frame, PCA), training as a child process with a live loss curve, export.
-// The window forwards input to the Session and draws what it holds; jobs run in workers.
+// CorrTrack Studio's window: the frame view and timeline in the centre, one dock per panel
+// (ToolsPanel, ModelPanel, InspectPanel, TrainingPanel), menus. The window forwards input to the
+// Session and draws what it holds; propagation and features run in worker jobs, training in a
+// child process owned by the training panel.
 #pragma once
 
 #include "corrtrack/ui/frame_view.h"
+#include "corrtrack/ui/inspect_panel.h"
 #include "corrtrack/ui/jobs.h"
+#include "corrtrack/ui/model_panel.h"
 #include "corrtrack/ui/session.h"
-#include "corrtrack/ui/training_runner.h"
+#include "corrtrack/ui/tools_panel.h"
+#include "corrtrack/ui/training_panel.h"
 
 #include <QMainWindow>
 
+#include <functional>
+
 class QAction;
-class QButtonGroup;
-class QCheckBox;
-class QComboBox;
-class QDoubleSpinBox;
 class QLabel;
-class QLineEdit;
-class QListWidget;
-class QProgressBar;
-class QPushButton;
 class QSlider;
-class QSpinBox;
 class QTimer;
 class QToolButton;
-class QLineSeries;
-class QChartView;
 
 namespace corrtrack::ui {
-
-// What the main canvas shows (the order of the View combo box).
-enum class ViewMode { Masks = 0, Similarity = 1, Pca = 2 };
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
@@ -69,7 +60,7 @@ class MainWindow : public QMainWindow {
   Session& session() { return m_session; }
   FrameView& view() { return *m_view; }
   QString lastMessage() const { return m_lastMessage; }
-  ModelChoice modelChoice() const;
+  ModelChoice modelChoice() const { return m_model->choice(); }
 
  protected:
   void keyPressEvent(QKeyEvent*) override;
@@ -78,24 +69,20 @@ class MainWindow : public QMainWindow {
   void closeEvent(QCloseEvent*) override;
 
  private:
-  void buildUi();
+  void buildCentre();
+  void buildDocks();
   void buildMenus();
-  QWidget* buildToolsPanel();
-  QWidget* buildModelPanel();
-  QWidget* buildInspectPanel();
-  QWidget* buildTrainingPanel();
+  void connectPanels();
+  void connectJobs();
   void refresh();
   void refreshObjects();
   void refreshTimeline();
   void showMessage(const QString& text, bool error = false);
-  // Fills the engine settings with what the model recommends over the defaults (the command's
-  // rule, propagation_settings.h); false (message shown) when its metadata is invalid.
-  bool applyRecommendedSettings(const ModelChoice& choice);
+  // Runs `action`; an exception becomes an error message in the window and false.
+  bool attempt(const std::function<void()>& action);
   void onPropagationFinished(bool cancelled, const QString& error);
   void onFeaturesReady(std::shared_ptr<const FeaturePair> f);
   void updateSimilarity();
-  void startTraining();
-  void showLossCurve(const QList<QPointF>& points);
   void exportPngs();
   void exportBinary();
   void exportVideo();
@@ -112,54 +99,20 @@ class MainWindow : public QMainWindow {
   bool m_haveQuery = false;
   QPointF m_query;
   torch::Tensor m_simCurrent, m_simOther;
-  // Propagation state.
-  int64_t m_propAnchor = -1;
-  QString m_checkpoint;
 
   FrameView* m_view = nullptr;
-  FrameView* m_otherView = nullptr;
   QSlider* m_timeline = nullptr;
   QLabel* m_frameLabel = nullptr;
   QLabel* m_anchorLabel = nullptr;
+  QLabel* m_message = nullptr;
   QToolButton* m_play = nullptr;
   QTimer* m_playTimer = nullptr;
-  QListWidget* m_objects = nullptr;
-  QButtonGroup* m_tools = nullptr;
-  QSpinBox* m_brush = nullptr;
-  QComboBox* m_overlay = nullptr;
-  QSlider* m_opacity = nullptr;
-  QComboBox* m_viewCombo = nullptr;
-  QComboBox* m_model = nullptr;
-  QLabel* m_modelInfo = nullptr;
-  QDoubleSpinBox* m_scale = nullptr;
-  QSpinBox* m_context = nullptr;
-  QSpinBox* m_topk = nullptr;
-  QDoubleSpinBox* m_radius = nullptr;
-  QDoubleSpinBox* m_temperature = nullptr;
-  QComboBox* m_mode = nullptr;
-  int m_roiGap = PropagationConfig().roi_gap;
-  QLabel* m_memory = nullptr;
-  QPushButton* m_forward = nullptr;
-  QPushButton* m_backward = nullptr;
-  QPushButton* m_cancel = nullptr;
-  QProgressBar* m_progress = nullptr;
-  QLabel* m_rate = nullptr;
-  QLabel* m_message = nullptr;
-  QSpinBox* m_otherSpin = nullptr;
   QAction* m_undo = nullptr;
   QAction* m_redo = nullptr;
-  // Training panel.
-  QComboBox* m_trainMethod = nullptr;
-  QLineEdit* m_trainData = nullptr;
-  QLineEdit* m_trainOut = nullptr;
-  QSpinBox* m_trainSteps = nullptr;
-  QPushButton* m_trainStart = nullptr;
-  QPushButton* m_trainCancel = nullptr;
-  QPushButton* m_trainUse = nullptr;
-  QLabel* m_trainStatus = nullptr;
-  QLineSeries* m_lossSeries = nullptr;
-  QChartView* m_lossChart = nullptr;
-  TrainingRunner m_training;
+  ToolsPanel* m_tools = nullptr;
+  ModelPanel* m_model = nullptr;
+  InspectPanel* m_inspect = nullptr;
+  TrainingPanel* m_training = nullptr;
 };
 
 }  // namespace corrtrack::ui

@@ -1,0 +1,40 @@
+// Helpers for tests that train: metrics.jsonl as JSON lines, and a short run's loss per step.
+#pragma once
+
+#include "corrtrack/train.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace corrtrack::test {
+
+// Every line of a metrics.jsonl file, parsed (a torn line fails the parse: tests want to see it).
+inline std::vector<nlohmann::json> metrics_read(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+// Trains `method` for `steps` steps with Adam at `lr` into `dir`, metrics every step; returns the
+// loss of each step.
+inline std::vector<double> train_losses(TrainableMethod& method, const std::string& dir, int steps, double lr) {
+  TrainOptions o;
+  o.out_dir = dir;
+  o.steps = steps;
+  o.log_every = 1;
+  o.checkpoint_every = steps;
+  o.progress = [](const ProgressInfo&) {};
+  OptimizerConfig opt;
+  opt.lr = lr;
+  train_run(method, opt, LrSchedule{}, o);
+  std::vector<double> losses;
+  for (const auto& j : metrics_read(dir + "/metrics.jsonl")) losses.push_back(j["loss"].get<double>());
+  return losses;
+}
+
+}  // namespace corrtrack::test

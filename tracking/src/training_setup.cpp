@@ -1,0 +1,89 @@
+// Any trainable method by name, built with its data (clip cache or image set).
+#include "corrtrack/training_setup.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+namespace fs = std::filesystem;
+
+namespace corrtrack {
+
+namespace {
+
+// A cache file as given, or one built from videos/folders into RUN/clips.ctc (reused on --resume).
+std::shared_ptr<const ClipCache> training_clips(const TrainingSetup& s) {
+  if (s.data.empty()) throw Error("training data is required: a clip cache (corrtrack cache build) or videos / frame folders");
+  if (s.data.size() == 1 && fs::is_regular_file(s.data[0]) && clip_cache_looks_like(s.data[0])) {
+    return std::make_shared<ClipCache>(s.data[0]);
+  }
+  dir_ensure_writable(s.run_dir);
+  const std::string cache = (fs::path(s.run_dir) / "clips.ctc").string();
+  if (!fs::exists(cache)) {
+    log_get("tracking")->info("decoding the training videos into {} (short side {})", cache, s.cache_size);
+    clip_cache_build(s.data, cache, s.cache_size);
+  }
+  return std::make_shared<ClipCache>(cache);
+}
+
+std::unique_ptr<TrainableMethod> image_method(TrainingSetup& s) {
+  auto data = image_dataset_load(s.data.size() == 1 ? s.data[0] : std::string(), /*train=*/true, s.image.augment.size);
+  s.image.method = s.method;
+  s.image.seed = s.seed;
+  s.image.total_steps = s.total_steps;
+  s.image.encoder.in_channels = int(data.images.size(1));
+  if (s.batch) s.image.batch = *s.batch;
+  log_get("tracking")->info("training {} on {} ({} images, {}x{}x{})", s.method, data.name, data.images.size(0),
+                            data.images.size(1), data.images.size(2), data.images.size(3));
+  return image_method_create(s.image, data.images, data.labels);
+}
+
+std::unique_ptr<TrainableMethod> video_method(TrainingSetup& s) {
+  auto cache = training_clips(s);
+  log_get("tracking")->info("training {} on {} ({} videos, {} frames)", s.method, cache->path(), cache->videos().size(),
+                            cache->total_frames());
+  s.video.method = s.method;
+  s.video.seed = s.seed;
+  s.video.total_steps = s.total_steps;
+  if (s.batch) s.video.batch = *s.batch;
+  return video_method_create(s.video, std::move(cache));
+}
+
+}  // namespace
+
+std::vector<std::string> method_names() {
+  auto names = video_method_names();
+  for (const auto& n : image_method_names()) names.push_back(n);
+  return names;
+}
+
+bool method_is_image(const std::string& m) {
+  const auto names = image_method_names();
+  return std::find(names.begin(), names.end(), m) != names.end();
+}
+
+std::string method_list() {
+  std::string s;
+  for (const auto& n : method_names()) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+bool clip_cache_looks_like(const std::string& path) {
+  if (fs::path(path).extension() == ".ctc") return true;
+  char magic[8] = {};
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  const size_t n = std::fread(magic, 1, 8, f);
+  std::fclose(f);
+  return n == 8 && std::string(magic, 8) == "CTCACHE1";
+}
+
+std::unique_ptr<TrainableMethod> training_method_create(TrainingSetup setup) {
+  const auto names = method_names();
+  if (std::find(names.begin(), names.end(), setup.method) == names.end()) {
+    throw Error("unknown method '" + setup.method + "': use one of " + method_list());
+  }
+  return method_is_image(setup.method) ? image_method(setup) : video_method(setup);
+}
+
+}  // namespace corrtrack

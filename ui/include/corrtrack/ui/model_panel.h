@@ -1,0 +1,59 @@
+// The "Model and propagation" dock: which features (bundled model, baselines, a checkpoint), the
+// engine settings (filled with what the model recommends, by the command's rule), the propagate
+// buttons and the progress of a running propagation.
+#pragma once
+
+#include "corrtrack/ui/jobs.h"
+
+#include <QWidget>
+
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QProgressBar;
+class QPushButton;
+class QSpinBox;
+
+namespace corrtrack::ui {
+
+class ModelPanel : public QWidget {
+  Q_OBJECT
+ public:
+  explicit ModelPanel(QWidget* parent = nullptr);
+  // The features and engine settings as shown.
+  ModelChoice choice() const;
+  // Uses a checkpoint (loaded once to check it); false and `error` set when it cannot be loaded.
+  bool useCheckpoint(const QString& path, QString* error);
+  void useBaseline(const QString& features);   // default | pixels | random
+  // Propagation state: buttons enabled or not, progress bar reset to `total` steps.
+  void setPropagating(bool running, int total = 0);
+  void showProgress(qint64 done, qint64 total, double fps, double etaSeconds);
+
+ Q_SIGNALS:
+  void propagateRequested(bool forward);
+  void cancelRequested();
+  void modelChanged();                              // the features changed: cached features are stale
+  void message(QString text, bool error);
+
+ private:
+  // Engine settings: the defaults with what the chosen model recommends over them.
+  void applyRecommendedSettings();
+  QComboBox* m_model = nullptr;
+  QLabel* m_info = nullptr;
+  QDoubleSpinBox* m_scale = nullptr;
+  QSpinBox* m_context = nullptr;
+  QSpinBox* m_topk = nullptr;
+  QDoubleSpinBox* m_radius = nullptr;
+  QDoubleSpinBox* m_temperature = nullptr;
+  QComboBox* m_mode = nullptr;
+  QLabel* m_memory = nullptr;
+  QPushButton* m_forward = nullptr;
+  QPushButton* m_backward = nullptr;
+  QPushButton* m_cancel = nullptr;
+  QProgressBar* m_progress = nullptr;
+  QLabel* m_rate = nullptr;
+  QString m_checkpoint;
+  int m_roiGap = PropagationConfig().roi_gap;
+};
+
+}  // namespace corrtrack::ui

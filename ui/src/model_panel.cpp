@@ -1,0 +1,179 @@
+// The "Model and propagation" dock.
+#include "corrtrack/ui/model_panel.h"
+
+#include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QSpinBox>
+#include <QTimer>
+#include <QVBoxLayout>
+
+namespace corrtrack::ui {
+
+namespace {
+
+enum ModelItem { kDefault = 0, kPixels = 1, kRandom = 2, kCheckpoint = 3 };
+
+QDoubleSpinBox* doubleSpin(QWidget* parent, double lo, double hi, double step, int decimals = 2) {
+  auto* s = new QDoubleSpinBox(parent);
+  s->setRange(lo, hi);
+  s->setSingleStep(step);
+  s->setDecimals(decimals);
+  return s;
+}
+
+QSpinBox* intSpin(QWidget* parent, int lo, int hi) {
+  auto* s = new QSpinBox(parent);
+  s->setRange(lo, hi);
+  return s;
+}
+
+}  // namespace
+
+ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
+  auto* v = new QVBoxLayout(this);
+  auto* form = new QFormLayout();
+  m_model = new QComboBox(this);
+  m_model->addItems({tr("default (bundled MAST)"), "pixels", "random", tr("checkpoint…")});
+  form->addRow(tr("Features"), m_model);
+  m_info = new QLabel(this);
+  m_info->setWordWrap(true);
+  form->addRow(m_info);
+  m_scale = doubleSpin(this, 0.1, 2.0, 0.05);
+  form->addRow(tr("Internal resolution"), m_scale);
+  m_context = intSpin(this, 1, 100);
+  form->addRow(tr("Context frames"), m_context);
+  m_topk = intSpin(this, 1, 1000);
+  form->addRow(tr("Top-k"), m_topk);
+  m_radius = doubleSpin(this, 0, 100, 1);
+  form->addRow(tr("Radius (cells)"), m_radius);
+  m_temperature = doubleSpin(this, 0.001, 10, 0.01, 3);
+  form->addRow(tr("Temperature"), m_temperature);
+  m_mode = new QComboBox(this);
+  m_mode->addItems({"crw", "mast"});
+  form->addRow(tr("Mode"), m_mode);
+  m_memory = new QLabel(this);
+  form->addRow(m_memory);
+  v->addLayout(form);
+  connect(m_model, &QComboBox::activated, this, [this](int i) {
+    if (i != kCheckpoint) return useBaseline(i == kDefault ? "default" : m_model->itemText(i));
+    const QString f = QFileDialog::getOpenFileName(this, tr("Checkpoint"), QString(), tr("Checkpoints (*.ckpt)"));
+    QString error;
+    if (f.isEmpty()) return useBaseline("default");
+    if (!useCheckpoint(f, &error)) {
+      Q_EMIT message(error, true);
+      useBaseline("default");
+    }
+  });
+  auto* row = new QHBoxLayout();
+  m_backward = new QPushButton(tr("◀ Propagate"), this);
+  m_forward = new QPushButton(tr("Propagate ▶"), this);
+  row->addWidget(m_backward);
+  row->addWidget(m_forward);
+  v->addLayout(row);
+  m_progress = new QProgressBar(this);
+  m_progress->setValue(0);
+  m_rate = new QLabel(this);
+  m_cancel = new QPushButton(tr("Cancel"), this);
+  m_cancel->setEnabled(false);
+  v->addWidget(m_progress);
+  v->addWidget(m_rate);
+  v->addWidget(m_cancel);
+  connect(m_forward, &QPushButton::clicked, this, [this] { Q_EMIT propagateRequested(true); });
+  connect(m_backward, &QPushButton::clicked, this, [this] { Q_EMIT propagateRequested(false); });
+  connect(m_cancel, &QPushButton::clicked, this, &ModelPanel::cancelRequested);
+  v->addStretch(1);
+  auto* memTimer = new QTimer(this);
+  connect(memTimer, &QTimer::timeout, this, [this] {
+    m_memory->setText(QString("memory: %1 MB").arg(double(current_rss_bytes()) / (1 << 20), 0, 'f', 0));
+  });
+  memTimer->start(1000);
+  useBaseline("default");
+}
+
+ModelChoice ModelPanel::choice() const {
+  ModelChoice c;
+  const int i = m_model->currentIndex();
+  c.features = i == kPixels ? "pixels" : i == kRandom ? "random" : "default";
+  c.checkpoint = i == kCheckpoint ? m_checkpoint : QString();
+  c.config.scale = m_scale->value();
+  c.config.context = m_context->value();
+  c.config.topk = m_topk->value();
+  c.config.radius = m_radius->value();
+  c.config.temperature = m_temperature->value();
+  c.config.mode = m_mode->currentIndex() == 1 ? PropagationMode::Mast : PropagationMode::Crw;
+  c.config.roi_gap = m_roiGap;
+  return c;
+}
+
+void ModelPanel::applyRecommendedSettings() {
+  PropagationConfig c;
+  try {
+    c = propagation_config_resolve(PropagationConfig(), {}, model_hints(choice().spec()));
+  } catch (const std::exception& e) {
+    Q_EMIT message(QString::fromStdString(e.what()), true);
+  }
+  m_scale->setValue(c.scale);
+  m_context->setValue(c.context);
+  m_topk->setValue(c.topk);
+  m_radius->setValue(c.radius);
+  m_temperature->setValue(c.temperature);
+  m_mode->setCurrentIndex(c.mode == PropagationMode::Mast ? 1 : 0);
+  m_roiGap = c.roi_gap;
+}
+
+bool ModelPanel::useCheckpoint(const QString& path, QString* error) {
+  try {
+    makeFeatures(ModelChoice{"default", path, {}});  // loads it once: a broken file is reported now
+    m_info->setText(describeCheckpoint(path));
+  } catch (const std::exception& e) {
+    if (error) *error = QString::fromStdString(e.what());
+    return false;
+  }
+  m_checkpoint = path;
+  m_model->setCurrentIndex(kCheckpoint);
+  m_model->setItemText(kCheckpoint, QFileInfo(path).fileName());
+  applyRecommendedSettings();
+  Q_EMIT modelChanged();
+  return true;
+}
+
+void ModelPanel::useBaseline(const QString& features) {
+  m_checkpoint.clear();
+  m_model->setItemText(kCheckpoint, tr("checkpoint…"));
+  m_model->setCurrentIndex(features == "pixels" ? kPixels : features == "random" ? kRandom : kDefault);
+  if (features == "default") {
+    try {
+      m_info->setText(describeCheckpoint(QString::fromStdString(default_model_path())));
+    } catch (const std::exception& e) {
+      m_info->setText(QString::fromStdString(e.what()));
+    }
+  } else {
+    m_info->setText(features == "pixels" ? tr("Lab colour, parameter-free") : tr("randomly initialised ResNet-18 (res3)"));
+  }
+  applyRecommendedSettings();
+  Q_EMIT modelChanged();
+}
+
+void ModelPanel::setPropagating(bool running, int total) {
+  m_cancel->setEnabled(running);
+  m_forward->setEnabled(!running);
+  m_backward->setEnabled(!running);
+  if (!running) return;
+  m_progress->setValue(0);
+  m_progress->setMaximum(total);
+}
+
+void ModelPanel::showProgress(qint64 done, qint64 total, double fps, double eta) {
+  m_progress->setMaximum(int(std::max<qint64>(1, total)));
+  m_progress->setValue(int(done));
+  m_rate->setText(QString("%1 fps · ETA %2 s").arg(fps, 0, 'f', 2).arg(eta, 0, 'f', 0));
+}
+
+}  // namespace corrtrack::ui
