@@ -40,6 +40,10 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const corrtrack::SettingError& e) {
+    // The library names the setting; here it is an option.
+    std::cerr << "corrtrack: error: --" << e.what() << std::endl;
+    return 1;
   } catch (const corrtrack::Error& e) {
     std::cerr << "corrtrack: error: " << e.what() << std::endl;
     return 1;

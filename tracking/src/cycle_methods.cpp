@@ -34,12 +34,12 @@ class RgbClipMethod : public TrainableMethod {
  public:
   RgbClipMethod(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache, int default_gap)
       : m_cfg(cfg), m_sampler(std::move(cache), cfg.sampler) {
-    if (cfg.batch < 1) throw Error("--batch must be at least 1");
+    if (cfg.batch < 1) throw SettingError("batch", "must be at least 1");
     if (m_cfg.clip_frames == 0) m_cfg.clip_frames = 4;
     if (m_cfg.frame_gap == 0) m_cfg.frame_gap = default_gap;
-    if (m_cfg.clip_frames < 2) throw Error("--clip-frames must be at least 2");
-    if (m_cfg.frame_gap < 1) throw Error("--frame-gap must be at least 1");
-    if (cfg.sampler.crop % 8 != 0) throw Error("--crop must be a multiple of 8 (the encoder's stride)");
+    if (m_cfg.clip_frames < 2) throw SettingError("clip-frames", "must be at least 2");
+    if (m_cfg.frame_gap < 1) throw SettingError("frame-gap", "must be at least 1");
+    if (cfg.sampler.crop % 8 != 0) throw SettingError("crop", "must be a multiple of 8 (the encoder's stride)");
   }
 
  protected:
@@ -88,10 +88,10 @@ class CrwMethod : public RgbClipMethod {
  public:
   CrwMethod(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache) : RgbClipMethod(cfg, std::move(cache), 3) {
     if (m_cfg.temperature == 0.0) m_cfg.temperature = kCrwTemperature;
-    if (m_cfg.temperature <= 0.0) throw Error("--temperature must be positive");
-    if (m_cfg.edge_dropout < 0.0 || m_cfg.edge_dropout >= 1.0) throw Error("--edge-dropout must be in [0, 1)");
-    if (m_cfg.nodes != "patch" && m_cfg.nodes != "dense") throw Error("--nodes must be patch or dense, got '" + m_cfg.nodes + "'");
-    if (m_cfg.nodes == "patch" && m_cfg.sampler.crop < kCrwPatch) throw Error("--crop must be at least 64 for patch nodes");
+    if (m_cfg.temperature <= 0.0) throw SettingError("temperature", "must be positive");
+    if (m_cfg.edge_dropout < 0.0 || m_cfg.edge_dropout >= 1.0) throw SettingError("edge-dropout", "must be in [0, 1)");
+    if (m_cfg.nodes != "patch" && m_cfg.nodes != "dense") throw SettingError("nodes", "must be patch or dense, got '" + m_cfg.nodes + "'");
+    if (m_cfg.nodes == "patch" && m_cfg.sampler.crop < kCrwPatch) throw SettingError("crop", "must be at least 64 for patch nodes");
     ResNet enc = m_model->encoder;
     resnet_init(enc, cfg.seed);
     torch::NoGradGuard ng;
@@ -167,7 +167,7 @@ struct Track {
 };
 
 int checked_depth(int depth) {
-  if (depth != 18 && depth != 50) throw Error("--backbone must be resnet18 or resnet50");
+  if (depth != 18 && depth != 50) throw SettingError("backbone", "must be resnet18 or resnet50");
   return depth;
 }
 
@@ -176,7 +176,7 @@ class TimeCycleMethod : public RgbClipMethod {
   TimeCycleMethod(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache)
       : RgbClipMethod(cfg, std::move(cache), 2), m_model(checked_depth(cfg.backbone_depth)) {
     if (cfg.patch < 16 || cfg.patch % 8 != 0 || cfg.patch >= cfg.sampler.crop) {
-      throw Error("--patch must be a multiple of 8, at least 16 and smaller than --crop");
+      throw SettingError("patch", "must be a multiple of 8, at least 16 and smaller than the crop");
     }
     ResNet enc = m_model->encoder;
     resnet_init(enc, cfg.seed);

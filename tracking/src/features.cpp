@@ -73,7 +73,7 @@ std::unique_ptr<FeatureExtractor> feature_extractor_create(const std::string& ki
   if (kind == "random") {
     return std::make_unique<ResNetFeatures>(random_resnet(seed), "random", "rgb", kImageNetMean, kImageNetStd, device);
   }
-  throw Error("unknown features '" + kind + "': use pixels, random, or --checkpoint FILE");
+  throw Error("unknown features '" + kind + "': use pixels, random, or a checkpoint");
 }
 
 void feature_extractor_save_random(const std::string& path, uint64_t seed) {

@@ -29,7 +29,7 @@ constexpr double kCycleWeight = 0.1;  // CorrFlow's forward-backward term
 
 ClipSampler::ClipSampler(std::shared_ptr<const ClipCache> cache, ClipSamplerConfig cfg)
     : m_cache(std::move(cache)), m_cfg(cfg) {
-  if (m_cfg.crop < 16) throw Error("--crop must be at least 16 pixels");
+  if (m_cfg.crop < 16) throw SettingError("crop", "must be at least 16 pixels");
 }
 
 torch::Tensor ClipSampler::sample(const std::vector<int>& offsets, torch::Generator& gen, torch::Device device) const {
@@ -79,8 +79,8 @@ class Stride4Method : public TrainableMethod {
  public:
   Stride4Method(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache)
       : m_cfg(cfg), m_sampler(std::move(cache), cfg.sampler), m_model(ResNetConfig::stride4_64d()) {
-    if (cfg.batch < 1) throw Error("--batch must be at least 1");
-    if (cfg.sampler.crop % 4 != 0) throw Error("--crop must be a multiple of 4 (the encoder's stride)");
+    if (cfg.batch < 1) throw SettingError("batch", "must be at least 1");
+    if (cfg.sampler.crop % 4 != 0) throw SettingError("crop", "must be a multiple of 4 (the encoder's stride)");
     ResNet enc = m_model->encoder;
     resnet_init(enc, cfg.seed);
   }

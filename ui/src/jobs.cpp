@@ -12,18 +12,6 @@ namespace F = torch::nn::functional;
 
 namespace corrtrack::ui {
 
-namespace {
-
-// Runs `work` in a new QThread owned by `owner`, replacing `thread` (which must have finished).
-void launch(QObject* owner, QThread*& thread, std::function<void()> work) {
-  if (thread) thread->deleteLater();
-  thread = QThread::create(std::move(work));
-  thread->setParent(owner);
-  thread->start();
-}
-
-}  // namespace
-
 std::unique_ptr<FeatureExtractor> makeFeatures(const ModelChoice& choice) {
   return feature_extractor_open(choice.spec());
 }
@@ -53,7 +41,18 @@ QString describeCheckpoint(const QString& path) {
 
 // ---------------------------------------------------------------------------------------------
 
-PropagationJob::PropagationJob(QObject* parent) : QObject(parent) {
+void WorkerJob::wait() {
+  if (m_thread) m_thread->wait();
+}
+
+void WorkerJob::launch(std::function<void()> work) {
+  if (m_thread) m_thread->deleteLater();
+  m_thread = QThread::create(std::move(work));
+  m_thread->setParent(this);
+  m_thread->start();
+}
+
+PropagationJob::PropagationJob(QObject* parent) : WorkerJob(parent) {
   qRegisterMetaType<std::shared_ptr<const corrtrack::Image>>();
 }
 
@@ -62,14 +61,10 @@ PropagationJob::~PropagationJob() {
   wait();
 }
 
-void PropagationJob::wait() {
-  if (m_thread) m_thread->wait();
-}
-
 void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image& anchorMask, int64_t last, const ModelChoice& model) {
   if (running()) throw Error("a propagation is already running");
   m_cancel = false;
-  launch(this, m_thread, [this, videoPath, anchor, anchorMask, last, model] {
+  launch([this, videoPath, anchor, anchorMask, last, model] {
     bool cancelled = false;
     QString error;
     try {
@@ -94,19 +89,15 @@ void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image
 
 // ---------------------------------------------------------------------------------------------
 
-FeatureJob::FeatureJob(QObject* parent) : QObject(parent) {
+FeatureJob::FeatureJob(QObject* parent) : WorkerJob(parent) {
   qRegisterMetaType<std::shared_ptr<const corrtrack::ui::FeaturePair>>();
 }
 
 FeatureJob::~FeatureJob() { wait(); }
 
-void FeatureJob::wait() {
-  if (m_thread) m_thread->wait();
-}
-
 void FeatureJob::start(const Image& frameA, int64_t a, const Image& frameB, int64_t b, const ModelChoice& model) {
   if (running()) throw Error("features are already being computed");
-  launch(this, m_thread, [this, frameA, a, frameB, b, model] {
+  launch([this, frameA, a, frameB, b, model] {
     try {
       torch::NoGradGuard ng;
       auto features = makeFeatures(model);

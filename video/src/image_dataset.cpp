@@ -122,7 +122,7 @@ ImageDataset load_image_folder(const std::string& root, bool train, int size) {
 
 ImageDataset image_dataset_load(const std::string& spec, bool train, int size) {
   if (spec == "fashion-mnist") return load_fashion_mnist(train);
-  if (!fs::is_directory(spec)) throw Error("--data '" + spec + "' is neither 'fashion-mnist' nor an image folder");
+  if (!fs::is_directory(spec)) throw SettingError("data", "'" + spec + "' is neither 'fashion-mnist' nor an image folder");
   return load_image_folder(spec, train, size);
 }
 

@@ -49,7 +49,7 @@ EvalModel eval_model_load(const std::string& checkpoint, const std::string& feat
   } else if (features == "random") {
     m.encoder = ImageEncoder(random_encoder);
   } else if (features != "pixels") {
-    throw Error("unknown features '" + features + "': use pixels, random, or --checkpoint FILE");
+    throw Error("unknown features '" + features + "': use pixels, random, or a checkpoint");
   }
   return m;
 }

@@ -64,7 +64,7 @@ class ImageMethod : public TrainableMethod {
       throw Error("the images have " + std::to_string(m_images.size(1)) + " channels, the encoder expects " +
                   std::to_string(cfg.encoder.in_channels));
     }
-    if (cfg.batch < 2 || cfg.batch > m_images.size(0)) throw Error("--batch must be in [2, number of images]");
+    if (cfg.batch < 2 || cfg.batch > m_images.size(0)) throw SettingError("batch", "must be in [2, number of images]");
     m_tau = cfg.temperature > 0 ? cfg.temperature : default_temperature(cfg.method);
     m_k = cfg.clusters > 0 ? cfg.clusters : default_clusters(cfg.method);
     image_channel_stats(m_images, m_mean, m_std);

@@ -17,7 +17,7 @@ std::string optimizer_config_to_json(const OptimizerConfig& c) {
 }
 
 Optimizer::Optimizer(std::vector<torch::Tensor> params, const OptimizerConfig& cfg) : m_cfg(cfg), m_params(params) {
-  if (!(cfg.lr > 0.0) || !std::isfinite(cfg.lr)) throw Error("--lr must be a positive number, got " + std::to_string(cfg.lr));
+  if (!(cfg.lr > 0.0) || !std::isfinite(cfg.lr)) throw SettingError("lr", "must be a positive number, got " + std::to_string(cfg.lr));
   if (cfg.name == "adam") {
     m_impl = std::make_unique<torch::optim::Adam>(
         params, torch::optim::AdamOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).weight_decay(cfg.weight_decay));

@@ -119,19 +119,19 @@ class TrainingRun {
   int64_t resume_model() {
     const CheckpointInfo saved = checkpoint_info_read(m_ckpt);
     if (saved.method != m_method.name()) {
-      throw Error("--resume: '" + m_ckpt + "' was trained with method '" + saved.method + "', not '" + m_method.name() + "'");
+      throw SettingError("resume", ": '" + m_ckpt + "' was trained with method '" + saved.method + "', not '" + m_method.name() + "'");
     }
     const CheckpointInfo mine = m_method.checkpoint_info();
     const bool encoder_differs = mine.encoder && saved.encoder && !(*mine.encoder == *saved.encoder);
     const bool image_differs = !mine.image_encoder_json.empty() && !saved.image_encoder_json.empty() &&
                                !same_json(mine.image_encoder_json, saved.image_encoder_json);
     if (encoder_differs || image_differs) {
-      throw Error("--resume: '" + m_ckpt + "' holds another encoder architecture than this run's options");
+      throw SettingError("resume", ": '" + m_ckpt + "' holds another encoder architecture than this run's options");
     }
     checkpoint_load(m_ckpt, m_method.module());
     const int64_t start = saved.step;
     if (start > m_o.steps) {
-      throw Error("--resume: '" + m_ckpt + "' is at step " + std::to_string(start) + ", past the run's " + std::to_string(m_o.steps) + " steps");
+      throw SettingError("resume", ": '" + m_ckpt + "' is at step " + std::to_string(start) + ", past the run's " + std::to_string(m_o.steps) + " steps");
     }
     metrics_truncate(m_metrics, start);
     // A process killed while writing a checkpoint leaves its temporary file; the rename never happened.
@@ -150,12 +150,12 @@ class TrainingRun {
   void resume_optimizer() {
     torch::serialize::InputArchive state;
     if (!checkpoint_read_archive(m_ckpt, "optimizer", state)) {
-      throw Error("--resume: '" + m_ckpt + "' has no optimiser state (it is an exported model, not a training run)");
+      throw SettingError("resume", ": '" + m_ckpt + "' has no optimiser state (it is an exported model, not a training run)");
     }
     try {
       m_opt->load(state);
     } catch (const c10::Error& e) {
-      throw Error("--resume: the optimiser state in '" + m_ckpt + "' does not match this run: " + e.what_without_backtrace());
+      throw SettingError("resume", ": the optimiser state in '" + m_ckpt + "' does not match this run: " + e.what_without_backtrace());
     }
   }
 
@@ -241,7 +241,7 @@ class TrainingRun {
                                  ? "the last good checkpoint '" + m_ckpt + "' (step " + std::to_string(m_saved_step) + ") is kept"
                                  : "no checkpoint had been written yet";
     throw Error("training stopped: the loss was not finite for " + std::to_string(m_consecutive_bad) +
-                " steps in a row (at step " + std::to_string(step + 1) + "; lower --lr?); " + kept);
+                " steps in a row (at step " + std::to_string(step + 1) + "; a lower learning rate?); " + kept);
   }
 
   double elapsed() const { return time_now_s() - m_t0; }
@@ -295,9 +295,9 @@ class TrainingRun {
 
 void train_out_check(const TrainOptions& o) {
   const std::string ckpt = (fs::path(o.out_dir) / "last.ckpt").string();
-  if (o.resume && !fs::exists(ckpt)) throw Error("--resume: '" + ckpt + "' does not exist; start the run without --resume");
+  if (o.resume && !fs::exists(ckpt)) throw SettingError("resume", ": '" + ckpt + "' does not exist; start the run without resuming");
   if (!o.resume && fs::exists(ckpt)) {
-    throw Error("'" + o.out_dir + "' already holds a run (last.ckpt): add --resume to continue it, or choose another --out");
+    throw SettingError("out", ": '" + o.out_dir + "' already holds a run (last.ckpt): resume it, or choose another folder");
   }
 }
 

@@ -26,6 +26,18 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
+// A setting with a bad value. what() is "<setting> <problem>" ("clip-frames must be at least 2"),
+// which the Studio shows as it is; the command names its option instead ("--clip-frames ...").
+// Setting names are the options' names without the dashes.
+class SettingError : public Error {
+ public:
+  SettingError(const std::string& setting, const std::string& problem)
+      : Error(setting + (problem.rfind(":", 0) == 0 ? "" : " ") + problem), m_setting(setting) {}
+  const std::string& setting() const { return m_setting; }
+ private:
+  std::string m_setting;
+};
+
 // Logger of one module ("core", "video", "tracking", "app"), created on first use.
 std::shared_ptr<spdlog::logger> log_get(const std::string& module);
 // Sets the level of every module logger: 0 quiet (errors only), 1 normal, 2 verbose (debug).

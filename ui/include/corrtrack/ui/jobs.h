@@ -11,6 +11,7 @@
 #include <QThread>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 
 namespace corrtrack::ui {
@@ -27,7 +28,24 @@ std::unique_ptr<FeatureExtractor> makeFeatures(const ModelChoice& choice);
 // One line describing a checkpoint's metadata (method, encoder, step) for the model panel.
 QString describeCheckpoint(const QString& path);
 
-class PropagationJob : public QObject {
+// A job that runs its work in a worker thread of its own, one run at a time.
+class WorkerJob : public QObject {
+  Q_OBJECT
+ public:
+  explicit WorkerJob(QObject* parent = nullptr) : QObject(parent) {}
+  bool running() const { return m_thread != nullptr && m_thread->isRunning(); }
+  // Blocks until the worker has stopped (for shutdown and tests).
+  void wait();
+
+ protected:
+  // Runs `work` in a new thread (the previous one must have finished).
+  void launch(std::function<void()> work);
+
+ private:
+  QThread* m_thread = nullptr;
+};
+
+class PropagationJob : public WorkerJob {
   Q_OBJECT
  public:
   explicit PropagationJob(QObject* parent = nullptr);
@@ -36,9 +54,6 @@ class PropagationJob : public QObject {
   // when last < anchor) of the video at `videoPath`, opened again inside the worker.
   void start(const QString& videoPath, int64_t anchor, const Image& anchorMask, int64_t last, const ModelChoice& model);
   void cancel() { m_cancel = true; }
-  bool running() const { return m_thread != nullptr && m_thread->isRunning(); }
-  // Blocks until the worker has stopped (for shutdown and tests).
-  void wait();
 
  Q_SIGNALS:
   void maskReady(qint64 frame, std::shared_ptr<const corrtrack::Image> mask);
@@ -46,7 +61,6 @@ class PropagationJob : public QObject {
   void finished(bool cancelled, QString error);
 
  private:
-  QThread* m_thread = nullptr;
   std::atomic<bool> m_cancel{false};
 };
 
@@ -59,21 +73,16 @@ struct FeaturePair {
   double scale = 1.0;   // internal resolution used (pixel (x, y) -> cell (x * scale / stride, ...))
 };
 
-class FeatureJob : public QObject {
+class FeatureJob : public WorkerJob {
   Q_OBJECT
  public:
   explicit FeatureJob(QObject* parent = nullptr);
   ~FeatureJob() override;
   void start(const Image& frameA, int64_t a, const Image& frameB, int64_t b, const ModelChoice& model);
-  bool running() const { return m_thread != nullptr && m_thread->isRunning(); }
-  void wait();
 
  Q_SIGNALS:
   void ready(std::shared_ptr<const corrtrack::ui::FeaturePair> features);
   void failed(QString error);
-
- private:
-  QThread* m_thread = nullptr;
 };
 
 // Cosine similarity of the feature at image pixel (x, y) of `from` with every cell of `to`,
