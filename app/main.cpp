@@ -18,6 +18,17 @@ void json_emit(const nlohmann::json& j, const std::string& path) {
 
 }  // namespace corrtrack::cli
 
+namespace {
+
+// Every failure is one line, "corrtrack: error: ...", and exit code 1.
+int fail(std::string message) {
+  for (auto& c : message) if (c == '\n' || c == '\r') c = ' ';
+  std::cerr << "corrtrack: error: " << message << std::endl;
+  return 1;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"corrtrack: self-supervised video correspondence, mask propagation and DAVIS evaluation"};
   app.require_subcommand(1);
@@ -38,21 +49,20 @@ int main(int argc, char** argv) {
   corrtrack::cli::register_train_commands(app);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(std::string(e.what()) + " (see --help)");
   } catch (const corrtrack::SettingError& e) {
-    // The library names the setting; here it is an option.
-    std::cerr << "corrtrack: error: --" << e.what() << std::endl;
-    return 1;
-  } catch (const corrtrack::Error& e) {
-    std::cerr << "corrtrack: error: " << e.what() << std::endl;
-    return 1;
-  } catch (const c10::Error& e) {
-    std::cerr << "corrtrack: error: " << e.what_without_backtrace() << std::endl;
-    return 1;
+    return fail(std::string("--") + e.what());  // the library names the setting; here it is an option
   } catch (const std::exception& e) {
-    std::cerr << "corrtrack: error: " << e.what() << std::endl;
-    return 1;
+    return fail(corrtrack::error_message(e));
   }
   return 0;
 }

@@ -76,6 +76,27 @@ expect_error image-train-missing-data "nowhere" -- train --method simclr --data 
 expect_error eval-image-video-checkpoint "default.ckpt" -- eval-image --checkpoint "$SRC/assets/models/default.ckpt" --data "$TMP/novideos"
 expect_error export-not-a-checkpoint "bad.ckpt" -- export --checkpoint "$TMP/bad.ckpt" --out "$TMP/model.ckpt"
 
+# Parse errors and absurd settings: the same one-line contract, exit 1, nothing started.
+expect_error parse-nan "--topk" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --topk nan --out "$TMP/out"
+expect_error parse-unknown-option "--frobnicate" -- propagate --video "$VIDEO" --frobnicate --out "$TMP/out"
+expect_error parse-missing-out "--out" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels
+expect_error threads-absurd "--threads" -- --threads 100000 inspect video "$VIDEO"
+expect_error threads-negative "--threads" -- --threads -1 inspect video "$VIDEO"
+# Special files: a pipe as input is refused (it used to block forever); outputs onto a pipe are
+# refused and the pipe stays a pipe (the atomic rename used to replace it with a regular file).
+mkfifo "$TMP/pipe.mp4" "$TMP/pipe.ckpt"
+expect_error fifo-video "pipe.mp4" -- propagate --video "$TMP/pipe.mp4" --mask "$MASK" --features pixels --out "$TMP/out"
+expect_error fifo-export "pipe.ckpt" -- export --checkpoint "$SRC/assets/models/default.ckpt" --out "$TMP/pipe.ckpt"
+if [ -p "$TMP/pipe.ckpt" ]; then echo "ok   fifo-export-kept: still a pipe"; passes=$((passes + 1));
+else echo "FAIL fifo-export-kept: the pipe was replaced"; fails=$((fails + 1)); fi
+for rc_case in "--topk nan" "--frobnicate"; do
+  # shellcheck disable=SC2086
+  "$BIN" -q propagate --video "$VIDEO" --mask "$MASK" --features pixels $rc_case --out "$TMP/out" 2>/dev/null
+  rc=$?
+  if [ $rc -eq 1 ]; then echo "ok   exit-code $rc_case: 1"; passes=$((passes + 1));
+  else echo "FAIL exit-code $rc_case: $rc (expected 1)"; fails=$((fails + 1)); fi
+done
+
 # Killed mid-run: the masks already computed stay in the hidden staging folder, never in --out.
 timeout -s KILL 3 "$BIN" -q propagate --video "$VIDEO" --mask "$MASK" --features random --out "$TMP/killed" 2>/dev/null
 if [ -n "$(find "$TMP/killed" -name '*.png' -print -quit 2>/dev/null)" ]; then

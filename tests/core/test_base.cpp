@@ -7,8 +7,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 using namespace corrtrack;
 namespace fs = std::filesystem;
@@ -157,4 +163,83 @@ TEST(AtomicFiles, StagedFolderAppearsOnlyOnCommit) {
   int hidden = 0;
   for (const auto& e : fs::directory_iterator(d.path())) hidden += e.path().filename().string()[0] == '.' ? 1 : 0;
   EXPECT_EQ(hidden, 0) << "the staging folder is gone";
+}
+
+// Property: an atomic write never replaces a device node or a pipe (it used to rename a regular
+// file over them); the error names the path and the special file is still what it was.
+TEST(AtomicFiles, RefusesNonRegularTargets) {
+  test::TempDir d;
+  const std::string fifo = d / "pipe";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_NE(message_of([&] { file_write_atomic(fifo, "x"); }).find("pipe"), std::string::npos);
+  struct stat st {};
+  ASSERT_EQ(::lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  ResNet net(ResNetConfig::crw_res3());
+  EXPECT_THROW(checkpoint_save(fifo, *net, R"({"method":"random"})"), Error);
+  ASSERT_EQ(::lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  // A character device like /dev/null, made where the test may (as root).
+  const std::string dev = d / "null";
+  if (::mknod(dev.c_str(), S_IFCHR | 0600, makedev(1, 3)) == 0) {
+    EXPECT_THROW(file_write_atomic(dev, "x"), Error);
+    ASSERT_EQ(::lstat(dev.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+  }
+  EXPECT_THROW(file_write_atomic(d.path(), "x"), Error) << "a folder is not replaced either";
+  for (const auto& e : fs::directory_iterator(d.path())) EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos);
+}
+
+// Property: writing through a symlink replaces the file it points to and keeps the link.
+TEST(AtomicFiles, SymlinkKeepsTheLink) {
+  test::TempDir d;
+  file_write_atomic(d / "real.json", "old\n");
+  fs::create_symlink("real.json", d / "link.json");
+  file_write_atomic(d / "link.json", "new\n");
+  EXPECT_TRUE(fs::is_symlink(fs::symlink_status(d / "link.json")));
+  std::ifstream in(d / "real.json");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(all, "new\n");
+}
+
+// Property: a checkpoint write that fails half-way (the file-size limit stands in for a full
+// disk) is an ordinary error: no abort, no temporary file left, the previous checkpoint intact.
+TEST(AtomicFiles, CheckpointWriteFailureKeepsThePreviousOne) {
+  test::TempDir d;
+  const std::string path = d / "last.ckpt";
+  ResNet small(ResNetConfig::stride4_64d());
+  CheckpointInfo info;
+  info.method = "mast";
+  info.encoder = small->config();
+  info.step = 1;
+  checkpoint_save(path, *small, info);
+  const auto before = fs::file_size(path);
+  ResNet big(ResNetConfig::timecycle_res4(50));   // tens of MB: past the limit below
+  info.step = 2;
+  struct rlimit old {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto* previous = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit lim = old;
+  lim.rlim_cur = before + (1 << 20);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &lim), 0);
+  const std::string msg = message_of([&] { checkpoint_save(path, *big, info); });
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, previous);
+  EXPECT_NE(msg.find("last.ckpt"), std::string::npos) << msg;
+  EXPECT_EQ(fs::file_size(path), before);
+  EXPECT_EQ(checkpoint_info_read(path).step, 1);
+  for (const auto& e : fs::directory_iterator(d.path())) EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos);
+}
+
+// Property: absurd thread counts are refused by name instead of starting thousands of threads.
+TEST(Resources, ThreadCountIsBounded) {
+  try {
+    threads_set(100000);
+    FAIL() << "100000 threads accepted";
+  } catch (const SettingError& e) {
+    EXPECT_EQ(e.setting(), "threads");
+  }
+  EXPECT_THROW(threads_set(-1), SettingError);
+  threads_set(1);
+  EXPECT_EQ(torch::get_num_threads(), 1);
 }

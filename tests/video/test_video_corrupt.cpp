@@ -4,7 +4,9 @@
 
 #include "corrtrack/core.h"
 
+#include <cctype>
 #include <fstream>
+#include <random>
 
 using namespace corrtrack;
 using corrtrack::test::TempDir;
@@ -128,6 +130,99 @@ TEST(BadInput, TruncatedRealClips) {
       write_bytes(cut, bytes.substr(0, static_cast<size_t>(bytes.size() * frac)));
       SCOPED_TRACE(rel + " cut at " + std::to_string(frac));
       check_truncated(cut, frames);
+    }
+  }
+}
+
+namespace {
+
+// A small valid cache: two videos of 16x12 frames (3 and 2 frames).
+std::string small_cache(const std::string& path) {
+  ClipCacheWriter w(path);
+  for (int v = 0; v < 2; ++v) {
+    w.begin_video("v" + std::to_string(v), 16, 12);
+    for (int k = 0; k < 3 - v; ++k) w.add_frame(Image(16, 12, 3, uint8_t(40 * k + v)));
+    w.end_video();
+  }
+  w.close();
+  return read_bytes(path);
+}
+
+// head magic | data | index | uint64 index length | tail magic, with `index` as given.
+std::string cache_with_index(const std::string& data, const std::string& index) {
+  std::string out = "CTCACHE1" + data + index;
+  const uint64_t len = index.size();
+  out.append(reinterpret_cast<const char*>(&len), 8);
+  return out + "CTCINDEX";
+}
+
+// Opens a cache and reads every byte of every frame it claims (ASan catches an overread).
+void open_and_read_all(const std::string& path) {
+  ClipCache c(path);
+  uint64_t sum = 0;
+  for (size_t v = 0; v < c.videos().size(); ++v) {
+    const auto& info = c.videos()[v];
+    for (int64_t k = 0; k < info.frames; ++k) {
+      const uint8_t* p = c.frame_data(v, k);
+      for (int64_t i = 0; i < int64_t(info.width) * info.height * 3; ++i) sum += p[i];
+    }
+  }
+  EXPECT_GE(sum, 0u);
+}
+
+}  // namespace
+
+// Property: an index whose sizes multiply past 2^64 (frames 2^32, 65536 x 65536) is refused by
+// name instead of wrapping to a small byte count and reading outside the file.
+TEST(BadInput, CacheIndexSizesThatOverflow) {
+  TempDir d;
+  const std::string index =
+      R"({"format":1,"videos":[{"name":"v","frames":4294967296,"width":65536,"height":65536,"offset":0}]})";
+  write_bytes(d / "wrap.ctc", cache_with_index(std::string(64, '\0'), index));
+  expect_error_naming([&] { ClipCache c(d / "wrap.ctc"); }, "wrap.ctc");
+  const std::string negative = R"({"format":1,"videos":[{"name":"v","frames":1,"width":4,"height":4,"offset":-8}]})";
+  write_bytes(d / "negative.ctc", cache_with_index(std::string(64, '\0'), negative));
+  expect_error_naming([&] { ClipCache c(d / "negative.ctc"); }, "negative.ctc");
+}
+
+// Property: 400 seeded mutations of a valid cache (bytes of the index changed, digits replaced
+// by huge or negative numbers, the file cut) each either open and read in bounds, or fail with
+// one error line naming the file. Run under AddressSanitizer.
+TEST(BadInput, CacheFuzzedMutations) {
+  TempDir d;
+  const std::string good = small_cache(d / "good.ctc");
+  const size_t index_at = good.find("{\"format\"");
+  ASSERT_NE(index_at, std::string::npos);
+  std::mt19937 rng(12345);
+  const char* numbers[] = {"0", "-1", "4294967296", "18446744073709551615", "99999999999999999999", "65536", "1e308"};
+  for (int i = 0; i < 400; ++i) {
+    std::string bytes = good;
+    switch (i % 4) {
+      case 0:  // one random byte of the index
+        bytes[index_at + rng() % (bytes.size() - 16 - index_at)] = char(rng() % 256);
+        break;
+      case 1: {  // a digit run replaced by an extreme number
+        size_t at = index_at + rng() % (bytes.size() - 16 - index_at);
+        while (at < bytes.size() && !std::isdigit(static_cast<unsigned char>(bytes[at]))) ++at;
+        size_t end = at;
+        while (end < bytes.size() && std::isdigit(static_cast<unsigned char>(bytes[end]))) ++end;
+        if (end > at) bytes.replace(at, end - at, numbers[rng() % 7]);
+        break;
+      }
+      case 2:  // a byte anywhere (header, data, length, tail)
+        bytes[rng() % bytes.size()] = char(rng() % 256);
+        break;
+      default:  // cut
+        bytes.resize(rng() % bytes.size());
+        break;
+    }
+    const std::string name = "m" + std::to_string(i) + ".ctc";
+    write_bytes(d / name, bytes);
+    try {
+      open_and_read_all(d / name);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
     }
   }
 }

@@ -81,7 +81,7 @@ void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image
       auto res = engine.run(range, {Anchor{0, anchorMask}}, sink, onProgress, [this] { return m_cancel.load(); });
       cancelled = res.cancelled;
     } catch (const std::exception& e) {
-      error = QString::fromStdString(e.what());
+      error = QString::fromStdString(error_message(e));
     }
     Q_EMIT finished(cancelled, error);
   });
@@ -114,7 +114,7 @@ void FeatureJob::start(const Image& frameA, int64_t a, const Image& frameB, int6
       pair->b = a == b ? pair->a : features->extract(at_scale(frameB));
       Q_EMIT ready(pair);
     } catch (const std::exception& e) {
-      Q_EMIT failed(QString::fromStdString(e.what()));
+      Q_EMIT failed(QString::fromStdString(error_message(e)));
     }
   });
 }

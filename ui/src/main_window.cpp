@@ -219,7 +219,7 @@ bool MainWindow::attempt(const std::function<void()>& action) {
     action();
     return true;
   } catch (const std::exception& e) {
-    showMessage(QString::fromStdString(e.what()), true);
+    showMessage(QString::fromStdString(error_message(e)), true);
     return false;
   }
 }

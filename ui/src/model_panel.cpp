@@ -117,7 +117,7 @@ void ModelPanel::applyRecommendedSettings() {
   try {
     c = propagation_config_resolve(PropagationConfig(), {}, model_hints(choice().spec()));
   } catch (const std::exception& e) {
-    Q_EMIT message(QString::fromStdString(e.what()), true);
+    Q_EMIT message(QString::fromStdString(error_message(e)), true);
   }
   m_scale->setValue(c.scale);
   m_context->setValue(c.context);
@@ -133,7 +133,7 @@ bool ModelPanel::useCheckpoint(const QString& path, QString* error) {
     makeFeatures(ModelChoice{"default", path, {}});  // loads it once: a broken file is reported now
     m_info->setText(describeCheckpoint(path));
   } catch (const std::exception& e) {
-    if (error) *error = QString::fromStdString(e.what());
+    if (error) *error = QString::fromStdString(error_message(e));
     return false;
   }
   m_checkpoint = path;
@@ -152,7 +152,7 @@ void ModelPanel::useBaseline(const QString& features) {
     try {
       m_info->setText(describeCheckpoint(QString::fromStdString(default_model_path())));
     } catch (const std::exception& e) {
-      m_info->setText(QString::fromStdString(e.what()));
+      m_info->setText(QString::fromStdString(error_message(e)));
     }
   } else {
     m_info->setText(features == "pixels" ? tr("Lab colour, parameter-free") : tr("randomly initialised ResNet-18 (res3)"));

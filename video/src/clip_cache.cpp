@@ -154,8 +154,11 @@ ClipCache::ClipCache(const std::string& path) : m_path(path) {
       if (v.frames <= 0 || v.width <= 0 || v.height <= 0 || v.width > 65536 || v.height > 65536) {
         throw bad("video '" + v.name + "' has an invalid size");
       }
-      const uint64_t bytes = uint64_t(v.frames) * uint64_t(v.width) * uint64_t(v.height) * 3u;
-      if (v.offset > data_bytes || bytes > data_bytes - v.offset) throw bad("video '" + v.name + "' lies outside the file");
+      // Every field is hostile: compare by division so that no product can wrap around.
+      const uint64_t frame_bytes = uint64_t(v.width) * uint64_t(v.height) * 3u;   // <= 3 * 2^32
+      if (v.offset > data_bytes || uint64_t(v.frames) > (data_bytes - v.offset) / frame_bytes) {
+        throw bad("video '" + v.name + "' lies outside the file");
+      }
     }
     if (m_videos.empty()) throw Error("cache '" + path + "' holds no videos");
   } catch (...) {

@@ -101,6 +101,8 @@ std::unique_ptr<FrameSource> frame_source_open(const std::string& path, const Fr
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error("'" + path + "' does not exist");
   if (fs::is_directory(path, ec)) return image_folder_source_open(path, opts);
+  // A pipe or device would block the decoder forever (a pipe has no end to seek to).
+  if (!fs::is_regular_file(path, ec)) throw Error("'" + path + "' is not a regular file or a folder of frames");
   if (fs::file_size(path, ec) == 0) throw Error("'" + path + "' is an empty file, not a video");
   return video_file_source_open(path, opts);
 }

@@ -128,6 +128,10 @@ void png_write_file(const std::string& path, const Image& img, int color_type) {
 }  // namespace
 
 Image mask_read(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
+    throw Error("mask '" + path + "' is not a regular file");  // a pipe would block the reader
+  }
   FILE* fp = std::fopen(path.c_str(), "rb");
   if (!fp) throw Error("cannot open mask '" + path + "': " + std::strerror(errno));
   PngRaw raw;

@@ -2,6 +2,7 @@
 #include "corrtrack/checkpoint_info.h"
 
 #include <cstdio>
+#include <sstream>
 #include <filesystem>
 
 namespace corrtrack {
@@ -35,14 +36,16 @@ void checkpoint_save(const std::string& path, torch::nn::Module& module, const s
   archive.write(kModelKey, model);
   archive.write(kMetaKey, c10::IValue(metadata_json));
   for (const auto& [key, extra] : extras) archive.write(key, *extra);
-  const std::string tmp = file_temp_sibling(path);
+  // Serialised in memory first: LibTorch's file writer reports a failed write (a full disk) from
+  // a destructor, which terminates the process. Our writer makes it an ordinary error, removes
+  // the temporary file and leaves the previous checkpoint as it was.
+  std::ostringstream bytes;
   try {
-    archive.save_to(tmp);
+    archive.save_to(bytes);
   } catch (const c10::Error& e) {
-    std::remove(tmp.c_str());
     throw Error("cannot write checkpoint '" + path + "': " + e.what_without_backtrace());
   }
-  file_commit(tmp, path);
+  file_write_atomic(path, bytes.str());
 }
 
 std::string checkpoint_metadata(const std::string& path) {

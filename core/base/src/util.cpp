@@ -20,6 +20,11 @@ namespace fs = std::filesystem;
 namespace corrtrack {
 
 namespace {
+// More compute threads than this per core only thrash (and thousands of threads exhaust memory).
+constexpr int kMaxThreadsPerCore = 4;
+}  // namespace
+
+namespace {
 std::mutex g_log_mutex;
 std::atomic<int> g_verbosity{1};
 
@@ -72,7 +77,13 @@ bool peak_rss_reset() {
 }
 
 void threads_set(int n) {
-  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n > kMaxThreadsPerCore * cores) {
+    throw SettingError("threads", "must be at most " + std::to_string(kMaxThreadsPerCore * cores) + " on this machine (" +
+                                      std::to_string(cores) + " cores), got " + std::to_string(n));
+  }
+  if (n < 0) throw SettingError("threads", "must be >= 0 (0 = all cores), got " + std::to_string(n));
+  if (n == 0) n = cores;
   torch::set_num_threads(n);
   // Denormal products (near-zero features) are very slow on x86; flushing them changes nothing visible.
   at::globalContext().setFlushDenormal(true);
@@ -124,8 +135,25 @@ void ProgressMeter::step(int64_t n) {
   }
 }
 
-std::string file_temp_sibling(const std::string& path) {
+std::string file_replace_target(const std::string& path) {
   fs::path p(path);
+  std::error_code ec;
+  // A symlink is kept: the file it points to is replaced (a dangling link's target is created).
+  for (int hops = 0; fs::is_symlink(fs::symlink_status(p, ec)); ++hops) {
+    if (hops >= 40) throw Error("cannot write '" + path + "': too many levels of symbolic links");
+    const fs::path target = fs::read_symlink(p, ec);
+    if (ec) throw Error("cannot write '" + path + "': unreadable symbolic link");
+    p = target.is_absolute() ? target : p.parent_path() / target;
+  }
+  const auto st = fs::status(p, ec);
+  if (fs::exists(st) && !fs::is_regular_file(st)) {
+    throw Error("cannot write '" + path + "': it is not a regular file (a device, pipe, socket or folder); give a file path");
+  }
+  return p.string();
+}
+
+std::string file_temp_sibling(const std::string& path) {
+  fs::path p(file_replace_target(path));
   std::ostringstream name;
   name << "." << p.filename().string() << ".tmp-" << ::getpid();
   return (p.parent_path() / name.str()).string();
@@ -133,7 +161,14 @@ std::string file_temp_sibling(const std::string& path) {
 
 void file_commit(const std::string& tmp, const std::string& path) {
   std::error_code ec;
-  fs::rename(tmp, path, ec);
+  std::string target;
+  try {
+    target = file_replace_target(path);  // checked again: the path may have changed meanwhile
+  } catch (const Error&) {
+    fs::remove(tmp, ec);
+    throw;
+  }
+  fs::rename(tmp, target, ec);
   if (ec) {
     fs::remove(tmp, ec);
     throw Error("cannot write '" + path + "': rename from temporary file failed");
@@ -142,16 +177,19 @@ void file_commit(const std::string& tmp, const std::string& path) {
 
 void file_write_atomic(const std::string& path, const std::string& bytes) {
   const std::string tmp = file_temp_sibling(path);
+  auto fail = [&](const std::string& why) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw Error("cannot write '" + path + "': " + why);
+  };
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error("cannot write '" + path + "': " + std::strerror(errno));
+    if (!f) fail(std::strerror(errno));
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     f.flush();
-    if (!f) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw Error("cannot write '" + path + "': write failed (disk full?)");
-    }
+    if (!f) fail("write failed (disk full?)");
+    f.close();
+    if (f.fail()) fail("write failed (disk full?)");
   }
   file_commit(tmp, path);
 }
@@ -204,6 +242,16 @@ torch::Device device_parse(const std::string& name) {
   }
   if (name == "auto") return device_parse(torch::cuda::is_available() ? "cuda" : "cpu");
   throw Error("unknown device '" + name + "': use cpu, cuda or auto");
+}
+
+std::string error_message(const std::exception& e) {
+  std::string m;
+  if (const auto* c10e = dynamic_cast<const c10::Error*>(&e)) m = c10e->what_without_backtrace();
+  else if (dynamic_cast<const std::bad_alloc*>(&e)) m = "out of memory: the input or the settings ask for more than this machine has";
+  else m = e.what();
+  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+  for (auto& c : m) if (c == '\n' || c == '\r') c = ' ';
+  return m;
 }
 
 }  // namespace corrtrack

@@ -38,6 +38,10 @@ class SettingError : public Error {
   std::string m_setting;
 };
 
+// The message of any exception as one line: LibTorch errors without their backtrace, newlines
+// folded, allocation failures said in words. What the command prints and the Studio shows.
+std::string error_message(const std::exception& e);
+
 // Logger of one module ("core", "video", "tracking", "app"), created on first use.
 std::shared_ptr<spdlog::logger> log_get(const std::string& module);
 // Sets the level of every module logger: 0 quiet (errors only), 1 normal, 2 verbose (debug).
@@ -54,7 +58,8 @@ int64_t peak_rss_bytes();
 int64_t current_rss_bytes();
 // Resets the peak RSS counter (Linux: writes 5 to /proc/self/clear_refs); returns false if not possible.
 bool peak_rss_reset();
-// Sets intra-op threads for LibTorch; n <= 0 means all hardware threads.
+// Sets intra-op threads for LibTorch; n <= 0 means all hardware threads; more than 4 per core is
+// refused (SettingError "threads").
 void threads_set(int n);
 // "cpu" | "cuda" | "auto" (CUDA when this build and machine have it) -> device; throws Error for
 // another name or for cuda without a CUDA device. On CUDA, cuDNN may pick its fastest kernels.
@@ -120,7 +125,11 @@ class ProgressMeter {
 // Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that
 // readers never see a half-written file. Throws Error naming the path on failure.
 void file_write_atomic(const std::string& path, const std::string& bytes);
-// Temporary sibling name used for atomic writes ("dir/.name.tmp-PID").
+// The file an atomic write of `path` replaces: `path` itself, or the file a symlink at `path`
+// points to (the link is kept). Throws Error naming `path` when that is not a regular file
+// (device, pipe, socket, folder): those are never replaced.
+std::string file_replace_target(const std::string& path);
+// Temporary sibling name used for atomic writes ("dir/.name.tmp-PID"), next to the file replaced.
 std::string file_temp_sibling(const std::string& path);
 // Renames tmp over path; throws Error naming both on failure.
 void file_commit(const std::string& tmp, const std::string& path);
