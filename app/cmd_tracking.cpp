@@ -87,8 +87,9 @@ std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a) {
 FrameSourceOptions source_options(const PropagateArgs& a) {
   FrameSourceOptions o;
   if (!a.size.empty()) {
-    int w = 0, h = 0;
-    if (std::sscanf(a.size.c_str(), "%dx%d", &w, &h) != 2 || w <= 0 || h <= 0) {
+    int w = 0, h = 0, used = 0;
+    if (std::sscanf(a.size.c_str(), "%dx%d%n", &w, &h, &used) != 2 || used != int(a.size.size()) || w <= 0 || h <= 0 ||
+        w > 16384 || h > 16384) {
       throw Error("--size must look like 854x480, got '" + a.size + "'");
     }
     o.width = w;
@@ -155,14 +156,24 @@ void run_propagate(PropagateArgs& a) {
   if (!a.davis.empty()) {
     if (!a.video.empty() || !a.frames.empty() || !a.mask.empty()) throw Error("--davis cannot be combined with --video/--frames/--mask");
     const auto seqs = a.sequences.empty() ? davis_sequences(a.davis) : split_list(a.sequences);
-    dir_ensure_writable(a.out);
+    // Every sequence is opened and its first annotation read before any is propagated, so a bad
+    // name or a missing annotation fails before results are written.
+    struct Job {
+      std::string seq;
+      std::unique_ptr<FrameSource> src;
+      std::vector<Anchor> anchors;
+    };
+    std::vector<Job> jobs;
     for (const auto& seq : seqs) {
       auto src = frame_source_open(davis_sequence_dir(a.davis, "JPEGImages", seq), source_options(a));
-      const std::string ann = davis_sequence_dir(a.davis, "Annotations", seq);
-      const std::string first_mask = ann + "/" + src->frame_name(0) + ".png";
+      const std::string first_mask = davis_sequence_dir(a.davis, "Annotations", seq) + "/" + src->frame_name(0) + ".png";
       std::vector<Anchor> anchors{Anchor{0, anchor_mask_read(first_mask, *src, 0)}};
-      const auto r = propagate_to_files(*src, anchors, *feats, a.cfg, PropagationOutput{a.out + "/" + seq, "", "", mode});
-      log_get("app")->info("{}: {} frames in {:.1f} s ({:.2f} fps)", seq, r.frames, r.seconds, r.frames / r.seconds);
+      jobs.push_back(Job{seq, std::move(src), std::move(anchors)});
+    }
+    dir_ensure_writable(a.out);
+    for (auto& job : jobs) {
+      const auto r = propagate_to_files(*job.src, job.anchors, *feats, a.cfg, PropagationOutput{a.out + "/" + job.seq, "", "", mode});
+      log_get("app")->info("{}: {} frames in {:.1f} s ({:.2f} fps)", job.seq, r.frames, r.seconds, r.frames / r.seconds);
     }
     log_get("app")->info("masks written to {}", a.out);
     return;

@@ -114,10 +114,9 @@ void add_train_command(CLI::App& app) {
   train->callback([args, train] {
     auto& a = *args;
     const TrainingSetup setup = training_setup(a, train);
-    if (a.run.checkpoint_every < 1 || a.run.log_every < 1) throw Error("--checkpoint-every and --log-every must be >= 1");
     a.run.device = device_parse(a.device);
     a.run.out_dir = a.out;
-    train_out_check(a.run);  // before any data is loaded or a cache built into the run folder
+    train_check(a.opt, make_schedule(a), a.run);  // before any data is loaded or a cache built into the run folder
     auto method = training_method_create(setup);
     a.run.command_json = command_json(a);
     const auto s = train_run(*method, a.opt, make_schedule(a), a.run);

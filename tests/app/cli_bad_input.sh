@@ -82,6 +82,27 @@ expect_error parse-unknown-option "--frobnicate" -- propagate --video "$VIDEO" -
 expect_error parse-missing-out "--out" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels
 expect_error threads-absurd "--threads" -- --threads 100000 inspect video "$VIDEO"
 expect_error threads-negative "--threads" -- --threads -1 inspect video "$VIDEO"
+# Nonsense settings are refused before any work (they used to run with exit 0 or crash).
+for bad in "--scale 0.0001" "--radius -1" "--radius nan" "--temperature inf" "--context 100000000" "--tile 100000"; do
+  opt="${bad%% *}"
+  # shellcheck disable=SC2086
+  expect_error "setting $bad" "${opt#--}" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels $bad --out "$TMP/out"
+done
+expect_error size-junk "--size" -- propagate --video "$VIDEO" --size 160x90junk --mask "$MASK" --features pixels --out "$TMP/out"
+for bad in "--clip-grad -1" "--warmup -1" "--min-scale 2" "--jitter nan" "--time-budget -1"; do
+  opt="${bad%% *}"
+  # shellcheck disable=SC2086
+  expect_error "train $bad" "$opt" -- train --method mast --data "$TMP/short" $bad --crop 32 --steps 2 --out "$TMP/run-bad"
+done
+
+# A multi-sequence run checks every sequence first: nothing is written when one is missing.
+mkdir -p "$TMP/davis/JPEGImages/seqA" "$TMP/davis/Annotations/seqA"
+for k in 00000 00001 00002; do cp "$MASK" "$TMP/davis/JPEGImages/seqA/$k.png"; done
+cp "$MASK" "$TMP/davis/Annotations/seqA/00000.png"
+expect_error davis-missing-sequence "nosuchseq" -- propagate --davis "$TMP/davis" --sequences seqA,nosuchseq --features pixels --out "$TMP/dout"
+if [ -e "$TMP/dout/seqA" ]; then echo "FAIL davis-nothing-written: seqA was written"; fails=$((fails + 1));
+else echo "ok   davis-nothing-written: no sequence landed"; passes=$((passes + 1)); fi
+
 # Special files: a pipe as input is refused (it used to block forever); outputs onto a pipe are
 # refused and the pipe stays a pipe (the atomic rename used to replace it with a regular file).
 mkfifo "$TMP/pipe.mp4" "$TMP/pipe.ckpt"

@@ -106,6 +106,8 @@ TEST(CheckpointInfo, BadKeysNameFileAndKey) {
   EXPECT_NE(err(R"({"method":"mast","input":{"colour":"rgb","mean":"x","std":[1]}})").find("key 'input.mean'"), std::string::npos);
   EXPECT_NE(err(R"({"method":"mast","propagation":{"scale":"half"}})").find("key 'propagation.scale'"), std::string::npos);
   EXPECT_NE(err(R"({"method":"mast","weights":"int8"})").find("key 'weights'"), std::string::npos);
+  EXPECT_NE(err(R"({"method":"mast","input":{"colour":"rgb","mean":[0,0,0],"std":[0,0,0]}})").find("key 'input.std' must hold positive"),
+            std::string::npos) << "std 0 would divide every input by zero";
   EXPECT_EQ(err("not json"), "checkpoint 'bad.ckpt': metadata is not valid JSON");
   EXPECT_EQ(err("[1,2]"), "checkpoint 'bad.ckpt': metadata is not a JSON object");
 }
@@ -242,4 +244,23 @@ TEST(Resources, ThreadCountIsBounded) {
   EXPECT_THROW(threads_set(-1), SettingError);
   threads_set(1);
   EXPECT_EQ(torch::get_num_threads(), 1);
+}
+
+// Property: temporaries a killed process left (a staging folder, a .tmp file) are removed by the
+// next write of the same output; those of a live process are not touched.
+TEST(AtomicFiles, StaleTemporariesOfDeadProcessesAreCleaned) {
+  test::TempDir d;
+  const std::string dead = "2147483646";  // above any pid_max: no such process
+  fs::create_directories(d / (".out.partial-" + dead));
+  std::ofstream(d / (".out.partial-" + dead + "/00000.png")) << "x";
+  std::ofstream(d / (".a.txt.tmp-" + dead)) << "half";
+  std::ofstream(d / ".a.txt.tmp-1") << "init is alive";
+  {
+    StagedFolder s(d / "out");
+    s.commit();
+  }
+  file_write_atomic(d / "a.txt", "whole\n");
+  EXPECT_FALSE(fs::exists(d / (".out.partial-" + dead)));
+  EXPECT_FALSE(fs::exists(d / (".a.txt.tmp-" + dead)));
+  EXPECT_TRUE(fs::exists(d / ".a.txt.tmp-1")) << "a live process's temporary is left alone";
 }

@@ -85,6 +85,7 @@ TEST(PropagationSettings, ValidationNamesTheSetting) {
     propagation_config_validate(c);
     FAIL() << "top-k 0 accepted";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "top-k must be >= 1");
+    EXPECT_EQ(std::string(e.what()).rfind("top-k must be >= 1", 0), 0u) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("--"), std::string::npos) << "no command-line flag: " << e.what();
   }
 }

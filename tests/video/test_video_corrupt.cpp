@@ -226,3 +226,46 @@ TEST(BadInput, CacheFuzzedMutations) {
     }
   }
 }
+
+namespace {
+
+uint32_t crc32_of(const std::string& bytes) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (unsigned char b : bytes) {
+    c ^= b;
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+  }
+  return c ^ 0xFFFFFFFFu;
+}
+
+void put_be32(std::string& s, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) s[at + size_t(i)] = char((v >> (24 - 8 * i)) & 0xFF);
+}
+
+}  // namespace
+
+// Property: a small PNG whose (valid, CRC-correct) header declares 100000 x 100000 pixels is
+// refused from its header, before 10 GB are allocated, with the size in the message.
+TEST(BadInput, PngHeaderDeclaringAHugeImage) {
+  TempDir d;
+  mask_write(d / "small.png", Image(4, 4, 1, 1));
+  std::string png = read_bytes(d / "small.png");
+  ASSERT_EQ(png.substr(12, 4), "IHDR");
+  put_be32(png, 16, 100000);
+  put_be32(png, 20, 100000);
+  put_be32(png, 29, crc32_of(png.substr(12, 17)));   // the chunk type and its 13 data bytes
+  write_bytes(d / "huge.png", png);
+  try {
+    mask_read(d / "huge.png");
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("huge.png"), std::string::npos) << m;
+    EXPECT_NE(m.find("100000x100000"), std::string::npos) << m;
+  }
+  put_be32(png, 16, 3000);
+  put_be32(png, 20, 3000);
+  put_be32(png, 29, crc32_of(png.substr(12, 17)));
+  write_bytes(d / "big.png", png);
+  expect_error_naming([&] { mask_read(d / "big.png"); }, "big.png");   // 9 Mpx cannot fit in ~80 bytes
+}

@@ -13,6 +13,11 @@
 
 namespace corrtrack {
 
+namespace {
+constexpr int kMaxContext = 1000;  // frames held in memory by the CRW context
+constexpr int kMaxTopK = 10000;
+}  // namespace
+
 PropagationMode propagation_mode_parse(const std::string& name) {
   if (name == "crw") return PropagationMode::Crw;
   if (name == "mast") return PropagationMode::Mast;
@@ -22,11 +27,13 @@ PropagationMode propagation_mode_parse(const std::string& name) {
 std::string propagation_mode_name(PropagationMode mode) { return mode == PropagationMode::Mast ? "mast" : "crw"; }
 
 void propagation_config_validate(const PropagationConfig& c) {
-  if (c.context < 0) throw Error("context must be >= 0 frames");
-  if (c.topk < 1) throw Error("top-k must be >= 1");
-  if (!(c.temperature > 0)) throw Error("temperature must be > 0");
-  if (c.tile < 1) throw Error("tile must be >= 1");
-  if (!(c.scale > 0) || c.scale > 4) throw Error("scale must be in (0, 4]");
+  if (c.context < 0 || c.context > kMaxContext) throw Error("context must be in [0, " + std::to_string(kMaxContext) + "] frames");
+  if (c.topk < 1 || c.topk > kMaxTopK) throw Error("top-k must be >= 1 and at most " + std::to_string(kMaxTopK));
+  if (!(c.temperature > 0) || !std::isfinite(c.temperature)) throw Error("temperature must be a positive number");
+  if (!(c.radius >= 0) || !std::isfinite(c.radius)) throw Error("radius must be >= 0 cells (0 = no window)");
+  if (c.tile < 1 || c.tile > 64) throw Error("tile must be in [1, 64]");
+  // Below 0.05 a 480p frame shrinks to a few feature cells and every pixel gets one label.
+  if (!(c.scale >= 0.05) || c.scale > 4) throw Error("scale must be in [0.05, 4]");
   if (c.mode == PropagationMode::Mast && (c.radius < 1 || c.radius > 64)) throw Error("radius must be in [1, 64] in mast mode");
   if (c.roi_gap < 1) throw Error("ROI gap must be >= 1 frame");
 }

@@ -29,7 +29,9 @@ constexpr double kCycleWeight = 0.1;  // CorrFlow's forward-backward term
 
 ClipSampler::ClipSampler(std::shared_ptr<const ClipCache> cache, ClipSamplerConfig cfg)
     : m_cache(std::move(cache)), m_cfg(cfg) {
-  if (m_cfg.crop < 16) throw SettingError("crop", "must be at least 16 pixels");
+  if (m_cfg.crop < 16 || m_cfg.crop > 4096) throw SettingError("crop", "must be in [16, 4096] pixels");
+  if (!(m_cfg.min_scale > 0.0 && m_cfg.min_scale <= 1.0)) throw SettingError("min-scale", "must be in (0, 1]");
+  if (!(m_cfg.jitter >= 0.0 && m_cfg.jitter <= 1.0)) throw SettingError("jitter", "must be in [0, 1]");
 }
 
 torch::Tensor ClipSampler::sample(const std::vector<int>& offsets, torch::Generator& gen, torch::Device device) const {

@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+
+#include <sys/stat.h>
 #include <map>
 
 namespace corrtrack {
@@ -33,6 +35,8 @@ void png_error_fn(png_structp png, png_const_charp msg) {
 }
 
 void png_warning_fn(png_structp, png_const_charp) {}
+
+constexpr uint64_t kMaxPngPixels = uint64_t(1) << 27;   // 134 megapixels (16384 x 8192)
 
 // Reads any PNG into 8-bit samples without expanding palettes. Returns false with raw->error.
 bool png_decode(FILE* fp, PngRaw* raw) {
@@ -57,6 +61,17 @@ bool png_decode(FILE* fp, PngRaw* raw) {
   raw->height = static_cast<int>(png_get_image_height(png, info));
   raw->channels = static_cast<int>(png_get_channels(png, info));
   const size_t rowbytes = png_get_rowbytes(png, info);
+  // The header's size is checked before anything is allocated: a tiny file may declare a huge
+  // image (deflate packs at most ~1032 bytes into one, so the file must be big enough).
+  struct stat st {};
+  const uint64_t file_bytes = ::fstat(fileno(fp), &st) == 0 ? uint64_t(st.st_size) : 0;
+  const uint64_t pixels = uint64_t(raw->width) * uint64_t(raw->height);
+  if (pixels > kMaxPngPixels || uint64_t(rowbytes) * raw->height > file_bytes * 1100 + (1u << 20)) {
+    std::snprintf(raw->error, sizeof(raw->error), "its header declares %dx%d pixels, which %s", raw->width, raw->height,
+                  pixels > kMaxPngPixels ? "is more than CorrTrack reads (134 megapixels)" : "a file of this size cannot hold");
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
   if (rowbytes != size_t(raw->width) * raw->channels) {
     std::snprintf(raw->error, sizeof(raw->error), "unsupported PNG layout");
     png_destroy_read_struct(&png, &info, nullptr);

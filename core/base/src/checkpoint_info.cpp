@@ -2,6 +2,8 @@
 // error form for a missing or malformed key ("checkpoint 'F': key 'K' ...").
 #include "corrtrack/checkpoint_info.h"
 
+#include <cmath>
+
 namespace corrtrack {
 
 namespace {
@@ -84,6 +86,8 @@ InputConvention input_from_json(const KeyReader& r, bool image_method) {
   in.std = r.required<std::vector<double>>("std");
   in.size = r.optional<int>("size").value_or(0);
   if (in.mean.size() != in.std.size()) r.fail("std", "has another length than 'mean'");
+  for (double m : in.mean) if (!std::isfinite(m)) r.fail("mean", "holds a value that is not a finite number");
+  for (double s : in.std) if (!(s > 0) || !std::isfinite(s)) r.fail("std", "must hold positive numbers");
   return in;
 }
 

@@ -10,9 +10,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <csignal>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -135,6 +137,25 @@ void ProgressMeter::step(int64_t n) {
   }
 }
 
+namespace {
+
+// Removes the temporaries `<dir>/<prefix><PID>` of processes that no longer exist (a killed run
+// leaves them; a rerun of the same output cleans them). Those of live processes stay.
+void stale_temps_remove(const fs::path& dir, const std::string& prefix) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir.empty() ? fs::path(".") : dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 10) continue;
+    const long long id = std::stoll(pid);
+    if (id <= 0 || id > std::numeric_limits<pid_t>::max()) continue;
+    if (::kill(static_cast<pid_t>(id), 0) == -1 && errno == ESRCH) fs::remove_all(e.path(), ec);
+  }
+}
+
+}  // namespace
+
 std::string file_replace_target(const std::string& path) {
   fs::path p(path);
   std::error_code ec;
@@ -154,6 +175,7 @@ std::string file_replace_target(const std::string& path) {
 
 std::string file_temp_sibling(const std::string& path) {
   fs::path p(file_replace_target(path));
+  stale_temps_remove(p.parent_path(), "." + p.filename().string() + ".tmp-");
   std::ostringstream name;
   name << "." << p.filename().string() << ".tmp-" << ::getpid();
   return (p.parent_path() / name.str()).string();
@@ -209,7 +231,9 @@ StagedFolder::StagedFolder(const std::string& final_dir) : m_final(final_dir) {
   dir_ensure_writable(final_dir);
   fs::path f = fs::absolute(final_dir).lexically_normal();
   if (f.filename().empty()) f = f.parent_path();
-  m_stage = (f.parent_path() / ("." + f.filename().string() + ".partial-" + std::to_string(::getpid()))).string();
+  const std::string prefix = "." + f.filename().string() + ".partial-";
+  stale_temps_remove(f.parent_path(), prefix);
+  m_stage = (f.parent_path() / (prefix + std::to_string(::getpid()))).string();
   std::error_code ec;
   fs::remove_all(m_stage, ec);
   fs::create_directories(m_stage, ec);

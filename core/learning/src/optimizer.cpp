@@ -16,8 +16,13 @@ std::string optimizer_config_to_json(const OptimizerConfig& c) {
       .dump();
 }
 
+void optimizer_config_validate(const OptimizerConfig& c) {
+  if (!(c.lr > 0.0) || !std::isfinite(c.lr)) throw SettingError("lr", "must be a positive number, got " + std::to_string(c.lr));
+  if (c.name != "adam" && c.name != "sgd" && c.name != "lars") throw SettingError("optimizer", "must be sgd, adam or lars, got '" + c.name + "'");
+}
+
 Optimizer::Optimizer(std::vector<torch::Tensor> params, const OptimizerConfig& cfg) : m_cfg(cfg), m_params(params) {
-  if (!(cfg.lr > 0.0) || !std::isfinite(cfg.lr)) throw SettingError("lr", "must be a positive number, got " + std::to_string(cfg.lr));
+  optimizer_config_validate(cfg);
   if (cfg.name == "adam") {
     m_impl = std::make_unique<torch::optim::Adam>(
         params, torch::optim::AdamOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).weight_decay(cfg.weight_decay));
@@ -75,6 +80,9 @@ void Optimizer::load(torch::serialize::InputArchive& archive) {
 }
 
 double LrSchedule::lr_at(double base_lr, int64_t step, int64_t total_steps) const {
+  if (warmup_steps < 0) throw SettingError("warmup", "must be >= 0 steps");
+  for (int64_t m : milestones) if (m < 0) throw SettingError("milestones", "must be >= 0 steps");
+  if (!(gamma > 0.0) || !std::isfinite(gamma)) throw SettingError("gamma", "must be a positive number");
   if (warmup_steps > 0 && step < warmup_steps) return base_lr * double(step + 1) / double(warmup_steps);
   if (kind == "constant") return base_lr;
   if (kind == "cosine") {

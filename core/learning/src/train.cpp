@@ -83,17 +83,14 @@ class TrainingRun {
  public:
   TrainingRun(TrainableMethod& method, const OptimizerConfig& opt_cfg, const LrSchedule& schedule, const TrainOptions& o)
       : m_method(method), m_opt_cfg(opt_cfg), m_schedule(schedule), m_o(o), m_log(log_get("core")) {
-    if (o.steps <= 0) throw Error("steps must be positive");
-    if (o.out_dir.empty()) throw Error("the run needs an output folder");
+    train_check(opt_cfg, schedule, o);
     dir_ensure_writable(o.out_dir);
     m_ckpt = (fs::path(o.out_dir) / "last.ckpt").string();
     m_metrics = (fs::path(o.out_dir) / "metrics.jsonl").string();
     m_command = parse_object(o.command_json, "training command");
-    schedule.lr_at(opt_cfg.lr, 0, o.steps);  // validates the schedule kind before any work
   }
 
   TrainSummary run() {
-    train_out_check(m_o);
     m_start = m_o.resume ? resume_model() : fresh_start();
     m_method.set_device(m_o.device);
     m_params = m_method.trainable_parameters();
@@ -293,7 +290,15 @@ class TrainingRun {
 
 }  // namespace
 
-void train_out_check(const TrainOptions& o) {
+void train_check(const OptimizerConfig& opt, const LrSchedule& schedule, const TrainOptions& o) {
+  if (o.steps <= 0) throw SettingError("steps", "must be positive");
+  if (o.out_dir.empty()) throw Error("the run needs an output folder");
+  if (!(o.clip_grad_norm >= 0.0) || !std::isfinite(o.clip_grad_norm)) throw SettingError("clip-grad", "must be >= 0 (0 = off)");
+  if (!(o.time_budget_s >= 0.0) || !std::isfinite(o.time_budget_s)) throw SettingError("time-budget", "must be >= 0 seconds (0 = off)");
+  if (o.checkpoint_every < 1) throw SettingError("checkpoint-every", "must be >= 1 step");
+  if (o.log_every < 1) throw SettingError("log-every", "must be >= 1 step");
+  schedule.lr_at(opt.lr, 0, o.steps);  // the schedule's kind and values
+  optimizer_config_validate(opt);
   const std::string ckpt = (fs::path(o.out_dir) / "last.ckpt").string();
   if (o.resume && !fs::exists(ckpt)) throw SettingError("resume", ": '" + ckpt + "' does not exist; start the run without resuming");
   if (!o.resume && fs::exists(ckpt)) {

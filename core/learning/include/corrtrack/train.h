@@ -29,6 +29,8 @@ struct OptimizerConfig {
   double lars_eta = 0.001;     // LARS trust coefficient
 };
 std::string optimizer_config_to_json(const OptimizerConfig& c);
+// Throws SettingError for an unknown optimiser or a learning rate that is not a positive number.
+void optimizer_config_validate(const OptimizerConfig& c);
 
 // One optimiser behind a small interface. LARS is SGD with momentum on gradients rescaled per
 // tensor by eta * |w| / (|g| + wd * |w|) (You et al. 2017); biases and 1-d tensors are not rescaled.
@@ -124,9 +126,10 @@ struct TrainSummary {
   std::string checkpoint;
 };
 
-// Refuses (Error naming the folder) a fresh run where RUN/last.ckpt exists, and --resume where
-// it does not. train_run checks this itself; callers that prepare data first check it earlier.
-void train_out_check(const TrainOptions& options);
+// Everything train_run would refuse, checked without any work: settings out of range
+// (SettingError), a fresh run where RUN/last.ckpt exists, a resume where it does not. train_run
+// checks this itself; callers that load data or build a cache first call it before that.
+void train_check(const OptimizerConfig& opt, const LrSchedule& schedule, const TrainOptions& options);
 
 // Runs the loop: per step a generator seeded from (seed, step) so that a resumed run draws the
 // same batches, warm-up/schedule, non-finite losses skipped (the run stops with an Error after
