@@ -264,3 +264,31 @@ TEST(AtomicFiles, StaleTemporariesOfDeadProcessesAreCleaned) {
   EXPECT_FALSE(fs::exists(d / (".a.txt.tmp-" + dead)));
   EXPECT_TRUE(fs::exists(d / ".a.txt.tmp-1")) << "a live process's temporary is left alone";
 }
+
+// Property: a checkpoint whose weight bytes were changed after saving (one float flipped in the
+// file) is refused as damaged instead of loading silently; an intact one loads, whole or by child.
+TEST(CheckpointInfo, DamagedWeightsAreDetected) {
+  test::TempDir d;
+  torch::nn::Sequential net(torch::nn::Linear(64, 64), torch::nn::Linear(64, 8));
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : net->parameters()) p.fill_(0.5f);
+  }
+  CheckpointInfo info;
+  info.method = "toy";
+  checkpoint_save(d / "ok.ckpt", *net, info);
+  const auto digests = checkpoint_info_read(d / "ok.ckpt").digests;
+  EXPECT_EQ(digests.size(), 3u) << "the whole model and its two children";
+  torch::nn::Sequential again(torch::nn::Linear(64, 64), torch::nn::Linear(64, 8));
+  EXPECT_NO_THROW(checkpoint_load(d / "ok.ckpt", *again));
+  torch::nn::Linear child(64, 8);
+  EXPECT_NO_THROW(checkpoint_load(d / "ok.ckpt", *child, "1"));
+  std::ifstream in(d / "ok.ckpt", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string half_float("\x00\x00\x00\x3f\x00\x00\x00\x3f", 8);   // two 0.5f, little endian
+  const size_t at = bytes.find(half_float);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 3] = '\x40';   // 0.5f -> 2.0f
+  std::ofstream(d / "bad.ckpt", std::ios::binary) << bytes;
+  EXPECT_NE(message_of([&] { checkpoint_load(d / "bad.ckpt", *again); }).find("bad.ckpt' is damaged"), std::string::npos);
+}

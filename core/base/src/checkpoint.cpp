@@ -73,8 +73,9 @@ void checkpoint_load(const std::string& path, torch::nn::Module& module, const s
   // Exported models may store float16 weights: Module::load copies storage without converting,
   // so the module is put in float16 first and brought back to float32 after loading.
   c10::IValue meta;
-  const bool half = archive.try_read(kMetaKey, meta) && meta.isString() &&
-                    checkpoint_info_from_json(meta.toStringRef(), path).weights == "float16";
+  CheckpointInfo info;
+  if (archive.try_read(kMetaKey, meta) && meta.isString()) info = checkpoint_info_from_json(meta.toStringRef(), path);
+  const bool half = info.weights == "float16";
   auto convert = [&module](torch::ScalarType from, torch::ScalarType to) {
     torch::NoGradGuard ng;
     for (auto& p : module.parameters()) if (p.scalar_type() == from) p.set_data(p.to(to));
@@ -85,6 +86,11 @@ void checkpoint_load(const std::string& path, torch::nn::Module& module, const s
     module.load(submodule.empty() ? model : child);
   } catch (const c10::Error& e) {
     throw Error("checkpoint '" + path + "' does not match the model architecture: " + e.what_without_backtrace());
+  }
+  // Verified on the weights as stored (before float16 comes back to float32).
+  const auto digest = info.digests.find(submodule);
+  if (digest != info.digests.end() && digest->second != module_digest(module)) {
+    throw Error("checkpoint '" + path + "' is damaged: its weights do not match the checksum in its metadata");
   }
   if (half) convert(torch::kHalf, torch::kFloat);
 }

@@ -2,7 +2,9 @@
 // error form for a missing or malformed key ("checkpoint 'F': key 'K' ...").
 #include "corrtrack/checkpoint_info.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace corrtrack {
 
@@ -132,7 +134,16 @@ ClusterHead cluster_head_from_json(const json& j, const KeyReader& r) {
 
 // Keys that CheckpointInfo types; every other key is kept in `record` as it is.
 const std::vector<std::string> kTypedKeys{"format", "method", "kind", "encoder", "image_encoder", "encoder_module",
-                                          "input", "step", "weights", "exported_from", "propagation", "cluster_head"};
+                                          "input", "step", "weights", "exported_from", "propagation", "cluster_head",
+                                          "weights_digest"};
+
+void fnv1a(uint64_t& h, const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+}
 
 }  // namespace
 
@@ -154,6 +165,7 @@ std::string checkpoint_info_to_json(const CheckpointInfo& info) {
   if (info.exported_from_step) j["exported_from"] = {{"step", *info.exported_from_step}};
   if (!info.propagation.empty()) j["propagation"] = hints_to_json(info.propagation);
   if (info.cluster_head) j["cluster_head"] = {{"module", info.cluster_head->module}, {"classes", info.cluster_head->classes}};
+  if (!info.digests.empty()) j["weights_digest"] = info.digests;
   return j.dump();
 }
 
@@ -174,6 +186,7 @@ CheckpointInfo checkpoint_info_from_json(const std::string& text, const std::str
   if (r.has("exported_from")) info.exported_from_step = r.child("exported_from").optional<int64_t>("step").value_or(0);
   if (r.has("propagation")) info.propagation = hints_from_json(r.child("propagation"));
   if (r.has("cluster_head")) info.cluster_head = cluster_head_from_json(j, r);
+  info.digests = r.optional<std::map<std::string, std::string>>("weights_digest").value_or(std::map<std::string, std::string>());
   info.record = j;
   for (const auto& key : kTypedKeys) info.record.erase(key);
   return info;
@@ -189,9 +202,31 @@ CheckpointInfo checkpoint_info_read(const std::string& path) {
   return checkpoint_info_from_json(checkpoint_metadata(path), path);
 }
 
+std::string module_digest(torch::nn::Module& module) {
+  std::vector<std::pair<std::string, torch::Tensor>> state;
+  for (const auto& p : module.named_parameters()) state.emplace_back(p.key(), p.value());
+  for (const auto& b : module.named_buffers()) state.emplace_back(b.key(), b.value());
+  std::sort(state.begin(), state.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const auto& [name, t] : state) {
+    const auto c = t.detach().to(torch::kCPU).contiguous();
+    const int64_t type = int64_t(c.scalar_type());
+    fnv1a(h, name.data(), name.size());
+    fnv1a(h, &type, sizeof(type));
+    for (int64_t s : c.sizes()) fnv1a(h, &s, sizeof(s));
+    fnv1a(h, c.data_ptr(), size_t(c.numel()) * c.element_size());
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
 void checkpoint_save(const std::string& path, torch::nn::Module& module, const CheckpointInfo& info,
                      const std::vector<std::pair<std::string, torch::serialize::OutputArchive*>>& extras) {
-  checkpoint_save(path, module, checkpoint_info_to_json(info), extras);
+  CheckpointInfo with = info;
+  with.digests = {{"", module_digest(module)}};
+  for (const auto& child : module.named_children()) with.digests[child.key()] = module_digest(*child.value());
+  checkpoint_save(path, module, checkpoint_info_to_json(with), extras);
 }
 
 }  // namespace corrtrack

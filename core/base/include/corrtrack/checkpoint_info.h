@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +51,9 @@ struct CheckpointInfo {
   std::optional<int64_t> exported_from_step;  // exported models: the step of the run they come from
   PropagationHints propagation;
   std::optional<ClusterHead> cluster_head;
+  // Checksums of the saved weights: "" for the whole model and one per direct child module
+  // (checkpoint_save fills them; checkpoint_load verifies the one of what it loads).
+  std::map<std::string, std::string> digests;
   // Recorded for people, never read back by the code: the method's training settings ("train"),
   // the command, optimiser, schedule, seed, total steps, device.
   nlohmann::json record = nlohmann::json::object();
@@ -63,7 +67,10 @@ CheckpointInfo checkpoint_info_from_json(const std::string& text, const std::str
 PropagationHints propagation_hints_from_json(const std::string& text, const std::string& what);
 // The metadata of the checkpoint at `path`; throws Error naming the file (and key) on failure.
 CheckpointInfo checkpoint_info_read(const std::string& path);
-// Saves `module` with `info` as its metadata (atomic), optionally with extra sub-archives.
+// Checksum (FNV-1a, hex) of a module's parameters and buffers: names, types, shapes and bytes.
+std::string module_digest(torch::nn::Module& module);
+// Saves `module` with `info` as its metadata (atomic), optionally with extra sub-archives; the
+// weights' digests are computed here.
 void checkpoint_save(const std::string& path, torch::nn::Module& module, const CheckpointInfo& info,
                      const std::vector<std::pair<std::string, torch::serialize::OutputArchive*>>& extras = {});
 
