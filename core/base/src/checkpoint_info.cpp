@@ -71,6 +71,20 @@ ResNetConfig resnet_from_json(const KeyReader& r) {
   c.reflect_pad = r.required<bool>("reflect_pad");
   c.head_channels = r.optional<int>("head_channels").value_or(0);
   c.head_kernel = r.optional<int>("head_kernel").value_or(3);  // checkpoints before TimeCycle had only 3x3 heads
+  // Every value is hostile: a width of 2e9 would allocate without end, 0 crash a convolution.
+  auto in = [](int v, int lo, int hi) { return v >= lo && v <= hi; };
+  auto all_in = [&](const std::vector<int>& v, int lo, int hi) {
+    return v.size() == 4 && std::all_of(v.begin(), v.end(), [&](int x) { return in(x, lo, hi); });
+  };
+  if (c.depth != 18 && c.depth != 50) r.fail("depth", "must be 18 or 50");
+  if (!in(c.in_channels, 1, 64)) r.fail("in_channels", "must be in [1, 64]");
+  if (!in(c.stem_stride, 1, 2)) r.fail("stem_stride", "must be 1 or 2");
+  if (!all_in(c.strides, 1, 2)) r.fail("strides", "must be 4 values of 1 or 2");
+  if (!all_in(c.dilations, 1, 8)) r.fail("dilations", "must be 4 values in [1, 8]");
+  if (!all_in(c.widths, 1, 1024)) r.fail("widths", "must be 4 values in [1, 1024]");
+  if (!in(c.num_stages, 1, 4)) r.fail("num_stages", "must be in [1, 4]");
+  if (!in(c.head_channels, 0, 2048)) r.fail("head_channels", "must be in [0, 2048]");
+  if (c.head_kernel != 1 && c.head_kernel != 3) r.fail("head_kernel", "must be 1 or 3");
   return c;
 }
 
