@@ -57,23 +57,13 @@ void add_engine_options(CLI::App* c, PropagateArgs& a) {
   c->add_option("--size", a.size, "Resize frames on decode, WxH (e.g. 854x480)");
 }
 
-// Runs `f`, prefixing a library error with the option it came from.
-template <class F>
-auto for_option(const char* flag, F f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const Error& e) {
-    throw Error(std::string(flag) + ": " + e.what());
-  }
-}
-
 // The feature extractor, and the engine settings resolved from the model's recommendation, the
 // --protocol preset and the options given (propagation_settings.h says the order).
 std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a) {
   a.cfg.local_window = !a.dense;
-  a.cfg.mode = for_option("--mode", [&] { return propagation_mode_parse(a.mode); });
+  a.cfg.mode = propagation_mode_parse(a.mode);
   std::optional<PropagationProtocol> protocol;
-  if (!a.protocol.empty()) protocol = for_option("--protocol", [&] { return propagation_protocol_parse(a.protocol); });
+  if (!a.protocol.empty()) protocol = propagation_protocol_parse(a.protocol);
   std::set<PropagationSetting> given;
   for (const auto& [setting, opt] : a.engine_opts) if (opt->count() > 0) given.insert(setting);
   auto features = feature_extractor_open(a.model);

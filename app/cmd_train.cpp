@@ -91,16 +91,13 @@ LrSchedule make_schedule(const TrainArgs& a) {
   return s;
 }
 
-std::string command_json(const TrainArgs& a) {
-  json j = {{"method", a.setup.method}, {"data", a.setup.data}, {"batch", a.batch}, {"crop", a.setup.video.sampler.crop},
+// How the run was started, for the checkpoint's record (the batch as the run uses it).
+std::string command_json(const TrainArgs& a, const TrainingSetup& s) {
+  json j = {{"method", s.method}, {"data", s.data}, {"batch", s.batch.value_or(s.video.batch)}, {"crop", s.video.sampler.crop},
             {"steps", a.run.steps}, {"optimizer", a.opt.name}, {"lr", a.opt.lr}, {"schedule", a.schedule},
             {"seed", a.run.seed}};
   return j.dump();
 }
-
-}  // namespace
-
-namespace {
 
 void add_train_command(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
@@ -116,17 +113,17 @@ void add_train_command(CLI::App& app) {
     const TrainingSetup setup = training_setup(a, train);
     a.run.device = device_parse(a.device);
     a.run.out_dir = a.out;
-    train_check(a.opt, make_schedule(a), a.run);  // before any data is loaded or a cache built into the run folder
+    const LrSchedule schedule = make_schedule(a);
+    train_check(a.opt, schedule, a.run);  // before any data is loaded or a cache built into the run folder
     auto method = training_method_create(setup);
-    a.run.command_json = command_json(a);
-    const auto s = train_run(*method, a.opt, make_schedule(a), a.run);
+    a.run.command_json = command_json(a, setup);
+    const auto s = train_run(*method, a.opt, schedule, a.run);
     json out = {{"method", setup.method}, {"checkpoint", s.checkpoint}, {"first_step", s.first_step}, {"last_step", s.last_step},
                 {"skipped_steps", s.skipped_steps}, {"seconds", s.seconds}, {"ms_per_step", s.ms_per_step},
                 {method_is_image(setup.method) ? "images_per_s" : "clips_per_s", s.samples_per_s}, {"final_loss", s.final_loss},
                 {"cancelled", s.cancelled}, {"budget_reached", s.budget_reached}, {"device", a.run.device.str()}};
     json_emit(out);
   });
-
 }
 
 void add_export_command(CLI::App& app) {

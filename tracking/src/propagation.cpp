@@ -21,7 +21,7 @@ constexpr int kMaxTopK = 10000;
 PropagationMode propagation_mode_parse(const std::string& name) {
   if (name == "crw") return PropagationMode::Crw;
   if (name == "mast") return PropagationMode::Mast;
-  throw Error("unknown propagation mode '" + name + "': use crw or mast");
+  throw SettingError("mode", "must be crw or mast, got '" + name + "'");
 }
 
 std::string propagation_mode_name(PropagationMode mode) { return mode == PropagationMode::Mast ? "mast" : "crw"; }

@@ -5,26 +5,35 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
-#include <map>
 
 namespace corrtrack {
 
 namespace {
 
-using Setter = std::function<void(PropagationConfig&)>;
+// Sets every setting the hints hold; an invalid mode throws.
+void apply(const PropagationHints& h, PropagationConfig& c) {
+  if (h.context) c.context = *h.context;
+  if (h.topk) c.topk = *h.topk;
+  if (h.radius) c.radius = *h.radius;
+  if (h.temperature) c.temperature = *h.temperature;
+  if (h.mode) c.mode = propagation_mode_parse(*h.mode);
+  if (h.roi_gap) c.roi_gap = *h.roi_gap;
+  if (h.scale) c.scale = *h.scale;
+}
 
-// What a model's hints set, per setting.
-std::map<PropagationSetting, Setter> hint_setters(const PropagationHints& h) {
-  std::map<PropagationSetting, Setter> s;
-  if (h.context) s[PropagationSetting::Context] = [v = *h.context](PropagationConfig& c) { c.context = v; };
-  if (h.topk) s[PropagationSetting::TopK] = [v = *h.topk](PropagationConfig& c) { c.topk = v; };
-  if (h.radius) s[PropagationSetting::Radius] = [v = *h.radius](PropagationConfig& c) { c.radius = v; };
-  if (h.temperature) s[PropagationSetting::Temperature] = [v = *h.temperature](PropagationConfig& c) { c.temperature = v; };
-  if (h.mode) s[PropagationSetting::Mode] = [v = propagation_mode_parse(*h.mode)](PropagationConfig& c) { c.mode = v; };
-  if (h.roi_gap) s[PropagationSetting::RoiGap] = [v = *h.roi_gap](PropagationConfig& c) { c.roi_gap = v; };
-  if (h.scale) s[PropagationSetting::Scale] = [v = *h.scale](PropagationConfig& c) { c.scale = v; };
-  return s;
+// The user's values of the settings in `given`, as hints.
+PropagationHints given_settings(const PropagationConfig& u, const std::set<PropagationSetting>& given) {
+  using S = PropagationSetting;
+  auto has = [&](S s) { return given.count(s) > 0; };
+  PropagationHints h;
+  if (has(S::Context)) h.context = u.context;
+  if (has(S::TopK)) h.topk = u.topk;
+  if (has(S::Radius)) h.radius = u.radius;
+  if (has(S::Temperature)) h.temperature = u.temperature;
+  if (has(S::Mode)) h.mode = propagation_mode_name(u.mode);
+  if (has(S::RoiGap)) h.roi_gap = u.roi_gap;
+  if (has(S::Scale)) h.scale = u.scale;
+  return h;
 }
 
 // A published protocol's settings, as hints.
@@ -50,11 +59,6 @@ PropagationHints preset(PropagationProtocol p) {
   }
   return h;
 }
-
-const std::vector<PropagationSetting> kAllSettings{PropagationSetting::Context, PropagationSetting::TopK,
-                                                   PropagationSetting::Radius, PropagationSetting::Temperature,
-                                                   PropagationSetting::Mode, PropagationSetting::RoiGap,
-                                                   PropagationSetting::Scale};
 
 }  // namespace
 
@@ -94,26 +98,17 @@ PropagationProtocol propagation_protocol_parse(const std::string& name) {
   if (name == "crw") return PropagationProtocol::Crw;
   if (name == "timecycle") return PropagationProtocol::TimeCycle;
   if (name == "mast") return PropagationProtocol::Mast;
-  throw Error("unknown protocol '" + name + "': use crw, timecycle or mast");
+  throw SettingError("protocol", "must be crw, timecycle or mast, got '" + name + "'");
 }
 
 PropagationConfig propagation_config_resolve(const PropagationConfig& user, const std::set<PropagationSetting>& given,
                                              const PropagationHints& model, std::optional<PropagationProtocol> protocol) {
-  const auto from_user = hint_setters(PropagationHints{user.context, user.topk, user.roi_gap, user.radius, user.temperature,
-                                                       user.scale, propagation_mode_name(user.mode)});
-  const auto from_model = hint_setters(model);
-  const auto from_preset = protocol ? hint_setters(preset(*protocol)) : std::map<PropagationSetting, Setter>();
-  PropagationConfig c;
+  PropagationConfig c;  // the defaults, overwritten in order of precedence
   c.local_window = user.local_window;
   c.tile = user.tile;
-  for (PropagationSetting s : kAllSettings) {
-    // The highest-precedence source that has this setting decides it.
-    for (const auto* source : {&from_model, &from_preset}) {
-      auto it = source->find(s);
-      if (it != source->end()) it->second(c);
-    }
-    if (given.count(s)) from_user.at(s)(c);
-  }
+  apply(model, c);
+  if (protocol) apply(preset(*protocol), c);
+  apply(given_settings(user, given), c);
   return c;
 }
 

@@ -12,10 +12,6 @@ namespace F = torch::nn::functional;
 
 namespace corrtrack::ui {
 
-std::unique_ptr<FeatureExtractor> makeFeatures(const ModelChoice& choice) {
-  return feature_extractor_open(choice.spec());
-}
-
 QString describeCheckpoint(const QString& path) {
   const CheckpointInfo info = checkpoint_info_read(path.toStdString());
   QString s = QString::fromStdString(info.method);
@@ -68,7 +64,7 @@ void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image
     bool cancelled = false;
     QString error;
     try {
-      auto features = makeFeatures(model);
+      auto features = feature_extractor_open(model.spec);
       FrameRangeSource range(frame_source_open(videoPath.toStdString()), anchor, last);
       LabelPropagator engine(*features, model.config);
       auto sink = [&](int64_t k, const Image& mask, const Image&) {
@@ -100,7 +96,7 @@ void FeatureJob::start(const Image& frameA, int64_t a, const Image& frameB, int6
   launch([this, frameA, a, frameB, b, model] {
     try {
       torch::NoGradGuard ng;
-      auto features = makeFeatures(model);
+      auto features = feature_extractor_open(model.spec);
       auto pair = std::make_shared<FeaturePair>();
       pair->frameA = a;
       pair->frameB = b;

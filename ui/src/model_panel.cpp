@@ -100,8 +100,8 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
 ModelChoice ModelPanel::choice() const {
   ModelChoice c;
   const int i = m_model->currentIndex();
-  c.features = i == kPixels ? "pixels" : i == kRandom ? "random" : "default";
-  c.checkpoint = i == kCheckpoint ? m_checkpoint : QString();
+  c.spec.features = i == kPixels ? "pixels" : i == kRandom ? "random" : "default";
+  if (i == kCheckpoint) c.spec.checkpoint = m_checkpoint.toStdString();
   c.config.scale = m_scale->value();
   c.config.context = m_context->value();
   c.config.topk = m_topk->value();
@@ -115,7 +115,7 @@ ModelChoice ModelPanel::choice() const {
 void ModelPanel::applyRecommendedSettings() {
   PropagationConfig c;
   try {
-    c = propagation_config_resolve(PropagationConfig(), {}, model_hints(choice().spec()));
+    c = propagation_config_resolve(PropagationConfig(), {}, model_hints(choice().spec));
   } catch (const std::exception& e) {
     Q_EMIT message(QString::fromStdString(error_message(e)), true);
   }
@@ -130,7 +130,7 @@ void ModelPanel::applyRecommendedSettings() {
 
 bool ModelPanel::useCheckpoint(const QString& path, QString* error) {
   try {
-    makeFeatures(ModelChoice{"default", path, {}});  // loads it once: a broken file is reported now
+    feature_extractor_open(ModelSpec{"default", path.toStdString(), 0});  // loads it once: a broken file is reported now
     m_info->setText(describeCheckpoint(path));
   } catch (const std::exception& e) {
     if (error) *error = QString::fromStdString(error_message(e));

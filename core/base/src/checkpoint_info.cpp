@@ -216,30 +216,52 @@ CheckpointInfo checkpoint_info_read(const std::string& path) {
   return checkpoint_info_from_json(checkpoint_metadata(path), path);
 }
 
-std::string module_digest(torch::nn::Module& module) {
-  std::vector<std::pair<std::string, torch::Tensor>> state;
-  for (const auto& p : module.named_parameters()) state.emplace_back(p.key(), p.value());
-  for (const auto& b : module.named_buffers()) state.emplace_back(b.key(), b.value());
-  std::sort(state.begin(), state.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (const auto& [name, t] : state) {
+namespace {
+
+constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
+
+// Each parameter and buffer of a module, by name (sorted), with the hash of its type, shape and
+// bytes. The digests of the module and of its children fold these, so every tensor is read once.
+std::vector<std::pair<std::string, uint64_t>> tensor_hashes(torch::nn::Module& module) {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  auto add = [&out](const std::string& name, const torch::Tensor& t) {
     const auto c = t.detach().to(torch::kCPU).contiguous();
     const int64_t type = int64_t(c.scalar_type());
-    fnv1a(h, name.data(), name.size());
+    uint64_t h = kFnvOffset;
     fnv1a(h, &type, sizeof(type));
     for (int64_t s : c.sizes()) fnv1a(h, &s, sizeof(s));
     fnv1a(h, c.data_ptr(), size_t(c.numel()) * c.element_size());
+    out.emplace_back(name, h);
+  };
+  for (const auto& p : module.named_parameters()) add(p.key(), p.value());
+  for (const auto& b : module.named_buffers()) add(b.key(), b.value());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Hex digest of the tensors whose names start with `prefix`, named without it.
+std::string digest_fold(const std::vector<std::pair<std::string, uint64_t>>& hashes, const std::string& prefix) {
+  uint64_t h = kFnvOffset;
+  for (const auto& [name, th] : hashes) {
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    fnv1a(h, name.data() + prefix.size(), name.size() - prefix.size());
+    fnv1a(h, &th, sizeof(th));
   }
   char hex[17];
   std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
   return hex;
 }
 
+}  // namespace
+
+std::string module_digest(torch::nn::Module& module) { return digest_fold(tensor_hashes(module), ""); }
+
 void checkpoint_save(const std::string& path, torch::nn::Module& module, const CheckpointInfo& info,
                      const std::vector<std::pair<std::string, torch::serialize::OutputArchive*>>& extras) {
   CheckpointInfo with = info;
-  with.digests = {{"", module_digest(module)}};
-  for (const auto& child : module.named_children()) with.digests[child.key()] = module_digest(*child.value());
+  const auto hashes = tensor_hashes(module);
+  with.digests = {{"", digest_fold(hashes, "")}};
+  for (const auto& child : module.named_children()) with.digests[child.key()] = digest_fold(hashes, child.key() + ".");
   checkpoint_save(path, module, checkpoint_info_to_json(with), extras);
 }
 

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <limits>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <csignal>
@@ -139,19 +140,31 @@ void ProgressMeter::step(int64_t n) {
 
 namespace {
 
-// Removes the temporaries `<dir>/<prefix><PID>` of processes that no longer exist (a killed run
-// leaves them; a rerun of the same output cleans them). Those of live processes stay.
-void stale_temps_remove(const fs::path& dir, const std::string& prefix) {
+// Removes the temporaries `<dir>/<prefix>[...]<marker><PID>` of processes that no longer exist
+// (a killed run leaves them; the next write there cleans them). Those of live processes stay.
+void stale_temps_remove(const fs::path& dir, const std::string& prefix, const std::string& marker) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir.empty() ? fs::path(".") : dir, ec)) {
     const std::string name = e.path().filename().string();
-    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
-    const std::string pid = name.substr(prefix.size());
-    if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 10) continue;
+    const size_t at = name.rfind(marker);
+    if (name.compare(0, prefix.size(), prefix) != 0 || at == std::string::npos || at < prefix.size()) continue;
+    const std::string pid = name.substr(at + marker.size());
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 10) continue;
     const long long id = std::stoll(pid);
     if (id <= 0 || id > std::numeric_limits<pid_t>::max()) continue;
     if (::kill(static_cast<pid_t>(id), 0) == -1 && errno == ESRCH) fs::remove_all(e.path(), ec);
   }
+}
+
+// The `.NAME.tmp-PID` files of dead processes in `dir`, removed once per folder and process: an
+// atomic write happens per mask, and scanning a folder of thousands of masks each time would
+// make writing them quadratic.
+void stale_temp_files_remove_once(const fs::path& dir) {
+  static std::mutex mutex;
+  static std::set<std::string> done;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!done.insert(dir.string()).second) return;
+  stale_temps_remove(dir, ".", ".tmp-");
 }
 
 }  // namespace
@@ -175,7 +188,7 @@ std::string file_replace_target(const std::string& path) {
 
 std::string file_temp_sibling(const std::string& path) {
   fs::path p(file_replace_target(path));
-  stale_temps_remove(p.parent_path(), "." + p.filename().string() + ".tmp-");
+  stale_temp_files_remove_once(p.parent_path());
   std::ostringstream name;
   name << "." << p.filename().string() << ".tmp-" << ::getpid();
   return (p.parent_path() / name.str()).string();
@@ -231,9 +244,9 @@ StagedFolder::StagedFolder(const std::string& final_dir) : m_final(final_dir) {
   dir_ensure_writable(final_dir);
   fs::path f = fs::absolute(final_dir).lexically_normal();
   if (f.filename().empty()) f = f.parent_path();
-  const std::string prefix = "." + f.filename().string() + ".partial-";
-  stale_temps_remove(f.parent_path(), prefix);
-  m_stage = (f.parent_path() / (prefix + std::to_string(::getpid()))).string();
+  const std::string name = "." + f.filename().string();
+  stale_temps_remove(f.parent_path(), name, ".partial-");
+  m_stage = (f.parent_path() / (name + ".partial-" + std::to_string(::getpid()))).string();
   std::error_code ec;
   fs::remove_all(m_stage, ec);
   fs::create_directories(m_stage, ec);

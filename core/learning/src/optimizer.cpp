@@ -29,11 +29,9 @@ Optimizer::Optimizer(std::vector<torch::Tensor> params, const OptimizerConfig& c
   } else if (cfg.name == "sgd") {
     m_impl = std::make_unique<torch::optim::SGD>(
         params, torch::optim::SGDOptions(cfg.lr).momentum(cfg.momentum).weight_decay(cfg.weight_decay));
-  } else if (cfg.name == "lars") {
+  } else {  // lars (optimizer_config_validate allows no other name)
     // Weight decay is folded into the rescaled gradient in step().
     m_impl = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(cfg.lr).momentum(cfg.momentum));
-  } else {
-    throw Error("unknown optimiser '" + cfg.name + "': use sgd, adam or lars");
   }
 }
 

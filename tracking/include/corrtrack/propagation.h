@@ -25,7 +25,7 @@ enum class PropagationMode {
   Crw,   // the anchor and `context` recent frames; top-k affinities over all of them (CRW's protocol)
   Mast,  // MAST's memory: long-term {0, 5} and short-term {t-1, t-3, t-5}, square windows, ROI for far ones
 };
-// "crw" | "mast" <-> the mode; parse throws Error("unknown propagation mode 'x': use crw or mast").
+// "crw" | "mast" <-> the mode; parse throws SettingError("mode", "must be crw or mast, got 'x'").
 PropagationMode propagation_mode_parse(const std::string& name);
 std::string propagation_mode_name(PropagationMode mode);
 

@@ -46,7 +46,7 @@ enum class PropagationProtocol {
   TimeCycle,  // 8 recent frames, top-5
   Mast,       // MAST's memory mode
 };
-// "crw" | "timecycle" | "mast"; throws Error("unknown protocol 'x': use crw, timecycle or mast").
+// "crw" | "timecycle" | "mast"; throws SettingError("protocol", "must be crw, timecycle or mast, got 'x'").
 PropagationProtocol propagation_protocol_parse(const std::string& name);
 
 // The engine settings a user can set, a model can recommend and a preset can fill.

@@ -16,15 +16,12 @@
 
 namespace corrtrack::ui {
 
-// Which features a job uses: "default" (the bundled model), "pixels", "random", or a checkpoint.
+// Which features a job uses (the bundled model, pixels, random or a checkpoint) and the engine
+// settings (scale = internal resolution).
 struct ModelChoice {
-  QString features = "default";
-  QString checkpoint;             // non-empty: overrides features
-  PropagationConfig config;       // engine settings (scale = internal resolution)
-  ModelSpec spec() const { return ModelSpec{features.toStdString(), checkpoint.toStdString(), 0}; }
+  ModelSpec spec;
+  PropagationConfig config;
 };
-// Builds the feature extractor of a choice; throws Error naming the checkpoint when it fails.
-std::unique_ptr<FeatureExtractor> makeFeatures(const ModelChoice& choice);
 // One line describing a checkpoint's metadata (method, encoder, step) for the model panel.
 QString describeCheckpoint(const QString& path);
 
