@@ -19,41 +19,39 @@ void CrwContextMemory::reset(const torch::Tensor& features, const torch::Tensor&
   m_recent.assign(size_t(m_config.context), m_anchor);
 }
 
-torch::Tensor CrwContextMemory::gather(const Reference& r, const torch::Tensor& idx) const {
-  const int64_t L = r.labels_t.size(1);
-  return r.labels_t.index_select(0, idx.reshape({-1})).view({idx.size(0), idx.size(1), L});
-}
-
-// The running top-k over the anchor and every recent frame.
-Candidates CrwContextMemory::candidates(const torch::Tensor& q) const {
-  const int k = m_config.topk;
-  Candidates cand;
-  auto [v, i] = affinity_topk(q, m_anchor.features, k, 0.0, false);
-  cand.merge(v, gather(m_anchor, i), k);
+// The running top-k over the anchor (reference 0) and every distinct recent frame (1, 2, ...):
+// values [Q, k] and the soft labels of those keys [Q, k, L].
+std::pair<torch::Tensor, torch::Tensor> CrwContextMemory::candidates(const torch::Tensor& q) const {
+  const int64_t Q = q.size(1) * q.size(2);
+  RunningTopK acc(Q, m_config.topk, Q);
+  dense_accumulate(q, m_anchor.features, 0.0, acc, 0);
+  std::vector<torch::Tensor> labels{m_anchor.labels_t};
   const torch::Tensor q_tiles = m_windowed ? m_window->query_tiles(q) : torch::Tensor();
   // Identical references (the padding copies) are scored once and counted m times.
   for (size_t r = 0; r < m_recent.size();) {
     size_t m = 1;
     while (r + m < m_recent.size() && m_recent[r + m].labels_t.is_same(m_recent[r].labels_t)) ++m;
-    auto [rv, ri] = m_windowed ? m_window->topk(q_tiles, m_recent[r].key_layout, k)
-                               : affinity_topk(q, m_recent[r].features, k, m_config.radius, false);
-    auto rl = gather(m_recent[r], ri);
-    const int64_t copies = std::min<int64_t>(static_cast<int64_t>(m), k);
-    cand.merge(rv.repeat({1, copies}), rl.repeat({1, copies, 1}), k);
+    const int copies = static_cast<int>(std::min<size_t>(m, size_t(m_config.topk)));
+    const auto reference = static_cast<int64_t>(labels.size());
+    if (m_windowed) m_window->accumulate(q_tiles, m_recent[r].key_layout, acc, reference, copies);
+    else dense_accumulate(q, m_recent[r].features, m_config.radius, acc, reference, copies);
+    labels.push_back(m_recent[r].labels_t);
     r += m;
   }
-  return cand;
+  const int64_t L = m_anchor.labels_t.size(1);
+  auto table = torch::cat(labels, 0);   // [references * Q, L]
+  return {acc.values(), table.index_select(0, acc.codes().reshape({-1})).view({Q, m_config.topk, L})};
 }
 
 torch::Tensor CrwContextMemory::predict(const torch::Tensor& q) {
-  Candidates cand;
+  std::pair<torch::Tensor, torch::Tensor> cand;
   {
     StageScope s(m_stages, "affinity");
     cand = candidates(q);
   }
   StageScope s(m_stages, "labels");
-  auto weights = torch::softmax(cand.values / m_config.temperature, 1);
-  auto labels = (weights.unsqueeze(-1) * cand.labels).sum(1);   // [Q, L]
+  auto weights = torch::softmax(cand.first / m_config.temperature, 1);
+  auto labels = (weights.unsqueeze(-1) * cand.second).sum(1);   // [Q, L]
   return labels.t().reshape({labels.size(1), q.size(1), q.size(2)});
 }
 

@@ -43,8 +43,7 @@ class CrwContextMemory : public PropagationMemory {
     torch::Tensor key_layout;  // the window's layout of the features (windowed affinity)
     torch::Tensor labels_t;    // [h*w, L]
   };
-  Candidates candidates(const torch::Tensor& query) const;
-  torch::Tensor gather(const Reference& r, const torch::Tensor& idx) const;
+  std::pair<torch::Tensor, torch::Tensor> candidates(const torch::Tensor& query) const;
   PropagationConfig m_config;
   StageTimer* m_stages;
   bool m_windowed;

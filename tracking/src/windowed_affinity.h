@@ -1,9 +1,12 @@
 // Top-k affinities between feature maps: inside a circular window, tile by tile (the queries of
 // a T x T tile share one key window, so each tile is one matrix product), or dense all-pairs then
-// masked (kept for comparison); and the running top-k over several reference frames.
+// masked (kept for comparison). Both feed a RunningTopK, which keeps the top-k over several
+// reference frames.
 #pragma once
 
 #include "corrtrack/core.h"
+
+#include "running_topk.h"
 
 #include <algorithm>
 #include <cmath>
@@ -39,7 +42,12 @@ class WindowedAffinity {
     auto idx_map = F::pad(torch::arange(h * w, torch::kFloat).view({1, 1, h, w}),
                           F::PadFuncOptions({m_pad, m_pad + m_wp - w, m_pad, m_pad + m_hp - h}).value(-1.0));
     auto ic = F::unfold(idx_map, F::UnfoldFuncOptions({m_win, m_win}).stride(tile)).view({win2, n}).t().unsqueeze(1);
-    m_key_index = ic.to(torch::kLong).contiguous();                                   // [n, 1, W*W]
+    m_key_index = ic.squeeze(1).to(torch::kLong).contiguous();                        // [n, W*W]
+    // Flat query index at every tile position (-1 in the padding past the frame).
+    auto iq = F::pad(torch::arange(h * w, torch::kFloat).view({1, 1, h, w}),
+                     F::PadFuncOptions({0, m_wp - w, 0, m_hp - h}).value(-1.0));
+    m_query_index = iq.view({m_ht, tile, m_wt, tile}).permute({0, 2, 1, 3}).reshape({n, tile * tile})
+                        .to(torch::kLong).contiguous();                                 // [n, T*T]
     // Outside the circle, or outside the frame.
     auto inside = torch::zeros({tile * tile, win2}, torch::kBool);
     auto a = inside.accessor<bool, 2>();
@@ -52,7 +60,7 @@ class WindowedAffinity {
             a[qy * tile + qx][ky * m_win + kx] = dy * dy + dx * dx < r2;
           }
     // Additive bias, 0 inside and -inf outside: the product is written once with the mask applied.
-    auto excluded = inside.unsqueeze(0).logical_and(m_key_index >= 0).logical_not();
+    auto excluded = inside.unsqueeze(0).logical_and(m_key_index.unsqueeze(1) >= 0).logical_not();
     m_bias = torch::zeros(excluded.sizes()).masked_fill_(excluded, kNegInf).contiguous();   // [n, T*T, W*W]
   }
 
@@ -69,56 +77,47 @@ class WindowedAffinity {
         .squeeze(0).permute({1, 2, 0}).contiguous();
   }
 
-  // Values [h*w, min(k, h*w)] and key indices of the top-k dot products inside the window.
-  std::pair<torch::Tensor, torch::Tensor> topk(const torch::Tensor& qt, const torch::Tensor& kl, int k) const {
-    const int64_t n = m_ht * m_wt, win2 = int64_t(m_win) * m_win, T2 = int64_t(m_tile) * m_tile;
-    const int64_t Wk = kl.size(1);
-    const int kk = static_cast<int>(std::min<int64_t>(k, win2));
+  // Offers the dot products of every query with the keys inside its window to `acc` as
+  // `reference` (each counted `copies` times). qt from query_tiles, kl from key_layout.
+  void accumulate(const torch::Tensor& qt, const torch::Tensor& kl, RunningTopK& acc, int64_t reference,
+                  int copies = 1) const {
+    const int64_t win2 = int64_t(m_win) * m_win, T2 = int64_t(m_tile) * m_tile, Wk = kl.size(1);
     // Every tile's window as a [W*W, C] matrix without copying the padded map.
     auto windows = kl.as_strided({m_ht, m_wt, m_win, m_win, m_C}, {m_tile * Wk * m_C, m_tile * m_C, Wk * m_C, m_C, 1});
-    auto out_v = torch::empty({n, T2, kk});
-    auto out_i = torch::empty({n, T2, kk}, torch::kLong);
     const int64_t bytes_per_row = m_wt * (m_C * win2 + T2 * win2) * 4;
     const int64_t rows_per_chunk = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(1, bytes_per_row));
     for (int64_t r0 = 0; r0 < m_ht; r0 += rows_per_chunk) {
       const int64_t r1 = std::min(m_ht, r0 + rows_per_chunk), nc = (r1 - r0) * m_wt, t0 = r0 * m_wt;
       auto keys = windows.narrow(0, r0, r1 - r0).reshape({nc, win2, m_C});          // one gather copy
       auto scores = torch::baddbmm(m_bias.narrow(0, t0, nc), qt.narrow(0, t0, nc), keys.transpose(1, 2));  // [nc, T*T, W*W]
-      auto top = scores.topk(kk, -1);
-      out_v.narrow(0, t0, nc).copy_(std::get<0>(top));
-      out_i.narrow(0, t0, nc).copy_(m_key_index.narrow(0, t0, nc).expand({nc, T2, win2}).gather(-1, std::get<1>(top)));
+      acc.add_windowed(scores, t0, m_key_index, m_query_index, reference, copies);
     }
-    auto back = [&](const torch::Tensor& t) {
-      return t.view({m_ht, m_wt, m_tile, m_tile, kk}).permute({0, 2, 1, 3, 4}).reshape({m_hp, m_wp, kk})
-          .narrow(0, 0, m_h).narrow(1, 0, m_w).reshape({m_h * m_w, kk});
-    };
-    auto values = back(out_v), indices = back(out_i).clamp_min(0);
-    // Same width as the dense version, min(k, keys): a window smaller than k pads with -inf.
-    const int64_t want = std::min<int64_t>(k, m_h * m_w);
-    if (want > kk) {
-      values = torch::cat({values, torch::full({m_h * m_w, want - kk}, kNegInf)}, 1);
-      indices = torch::cat({indices, torch::zeros({m_h * m_w, want - kk}, torch::kLong)}, 1);
-    }
-    return {values, indices};
+  }
+
+  // Values [h*w, min(k, h*w)] (largest first, -inf where the window holds fewer keys) and key
+  // indices of the top-k dot products inside the window.
+  std::pair<torch::Tensor, torch::Tensor> topk(const torch::Tensor& qt, const torch::Tensor& kl, int k) const {
+    RunningTopK acc(m_h * m_w, static_cast<int>(std::min<int64_t>(k, m_h * m_w)), m_h * m_w);
+    accumulate(qt, kl, acc, 0);
+    return {acc.values(), acc.codes()};
   }
 
  private:
   int64_t m_C, m_h, m_w;
   int m_tile, m_pad, m_win = 0;
   int64_t m_ht = 0, m_wt = 0, m_hp = 0, m_wp = 0;
-  torch::Tensor m_key_index, m_bias;
+  torch::Tensor m_key_index, m_query_index, m_bias;
 };
 
-inline std::pair<torch::Tensor, torch::Tensor> dense_topk(const torch::Tensor& query, const torch::Tensor& key, int k,
-                                                   double radius) {
+// Offers the dot products of every query with every key (at distance < radius when radius > 0)
+// to `acc` as `reference`, in chunks of queries.
+inline void dense_accumulate(const torch::Tensor& query, const torch::Tensor& key, double radius, RunningTopK& acc,
+                             int64_t reference, int copies = 1) {
   const int64_t C = query.size(0), h = query.size(1), w = query.size(2), Q = h * w;
-  const int kk = static_cast<int>(std::min<int64_t>(k, Q));
   auto qf = query.reshape({C, Q}).t();
   auto kf = key.reshape({C, Q});
   auto ys = torch::arange(h, torch::kFloat).view({h, 1}).expand({h, w}).reshape({Q});
   auto xs = torch::arange(w, torch::kFloat).view({1, w}).expand({h, w}).reshape({Q});
-  auto out_v = torch::empty({Q, kk});
-  auto out_i = torch::empty({Q, kk}, torch::kLong);
   const int64_t chunk = std::max<int64_t>(1, kChunkBytes / (Q * 4 * 2));
   for (int64_t q0 = 0; q0 < Q; q0 += chunk) {
     const int64_t n = std::min(chunk, Q - q0);
@@ -128,33 +127,16 @@ inline std::pair<torch::Tensor, torch::Tensor> dense_topk(const torch::Tensor& q
       auto dx = xs.narrow(0, q0, n).unsqueeze(1) - xs.unsqueeze(0);
       s.masked_fill_((dy * dy + dx * dx) >= radius * radius, kNegInf);
     }
-    auto top = s.topk(kk, 1);
-    out_v.narrow(0, q0, n).copy_(std::get<0>(top));
-    out_i.narrow(0, q0, n).copy_(std::get<1>(top));
+    acc.add_dense(s, q0, reference, copies);
   }
-  return {out_v, out_i};
 }
 
-// One reference in the context: features [C,h,w] (the anchor) or their windowed key layout
-// (recent frames), and soft labels as [h*w, L].
-// Candidates of the running top-k over the context: values [Q, k], labels [Q, k, L].
-struct Candidates {
-  torch::Tensor values, labels;
-
-  void merge(const torch::Tensor& v, const torch::Tensor& lab, int k) {
-    if (!values.defined()) {
-      values = v;
-      labels = lab;
-    } else {
-      values = torch::cat({values, v}, 1);
-      labels = torch::cat({labels, lab}, 1);
-    }
-    if (values.size(1) > k) {
-      auto top = values.topk(k, 1);
-      values = std::get<0>(top);
-      labels = labels.gather(1, std::get<1>(top).unsqueeze(-1).expand({-1, -1, labels.size(2)}));
-    }
-  }
-};
+inline std::pair<torch::Tensor, torch::Tensor> dense_topk(const torch::Tensor& query, const torch::Tensor& key, int k,
+                                                          double radius) {
+  const int64_t Q = query.size(1) * query.size(2);
+  RunningTopK acc(Q, static_cast<int>(std::min<int64_t>(k, Q)), Q);
+  dense_accumulate(query, key, radius, acc, 0);
+  return {acc.values(), acc.codes()};
+}
 
 }  // namespace corrtrack::detail

@@ -67,13 +67,20 @@ torch::Tensor embed(EvalModel& m, const torch::Tensor& images, const ImageEvalOp
   return torch::cat(out);
 }
 
-// Linear probe on standardised frozen features: Adam, cross-entropy, o.linear_epochs epochs.
+// Linear probe on standardised frozen features: Adam, cross-entropy, o.linear_epochs epochs. The layer
+// starts at zero (the problem is convex, so nothing is lost) and the batch order comes from g, so the
+// result depends on --seed alone, not on the process's global generator.
 double linear_probe(const torch::Tensor& ftr, const torch::Tensor& train_labels, const torch::Tensor& fte,
                     const torch::Tensor& test_labels, int64_t num_classes, int epochs, torch::Generator& g) {
   torch::AutoGradMode grad(true);
   auto mu = ftr.mean({0}, true), sd = ftr.std({0}, true, true).clamp_min(1e-6);
   auto xtr = (ftr - mu) / sd, xte = (fte - mu) / sd;
   nn::Linear lin(ftr.size(1), num_classes);
+  {
+    torch::NoGradGuard zero;
+    lin->weight.zero_();
+    lin->bias.zero_();
+  }
   torch::optim::Adam opt(lin->parameters(), torch::optim::AdamOptions(1e-3).weight_decay(1e-5));
   for (int e = 0; e < epochs; ++e) {
     auto perm = at::randperm(xtr.size(0), g, torch::TensorOptions().dtype(torch::kLong));
