@@ -28,7 +28,7 @@ namespace {
 // Options shared by `propagate` and `bench propagate`.
 struct PropagateArgs {
   std::string video, frames, mask, davis, out, overlay, overlay_frames, overlay_mode = "blend", json;
-  std::string sequences, size, protocol, mode = "crw";
+  std::string sequences, size, protocol, mode = "crw", device = "auto";
   ModelSpec model;
   // Engine options as parsed, to tell given values from defaults (a model's recommended settings
   // and a protocol preset fill in the ones not given).
@@ -44,6 +44,7 @@ void add_engine_options(CLI::App* c, PropagateArgs& a) {
   c->add_option("--features", a.model.features, "default (the bundled trained model) | pixels | random")->capture_default_str();
   c->add_option("--checkpoint", a.model.checkpoint, "Trained encoder checkpoint (overrides --features)");
   c->add_option("--seed", a.model.seed, "Seed of the random encoder")->capture_default_str();
+  c->add_option("--device", a.device, "cpu | cuda | auto (CUDA when this build and machine have it)")->capture_default_str();
   a.engine_opts[S::Context] = c->add_option("--context", a.cfg.context, "Recent frames in the context")->capture_default_str();
   a.engine_opts[S::TopK] = c->add_option("--topk", a.cfg.topk, "Affinities kept per pixel")->capture_default_str();
   a.engine_opts[S::Radius] = c->add_option("--radius", a.cfg.radius, "Window radius on recent frames, feature cells (0 = none)")->capture_default_str();
@@ -66,11 +67,12 @@ std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a) {
   if (!a.protocol.empty()) protocol = propagation_protocol_parse(a.protocol);
   std::set<PropagationSetting> given;
   for (const auto& [setting, opt] : a.engine_opts) if (opt->count() > 0) given.insert(setting);
-  auto features = feature_extractor_open(a.model);
+  auto features = feature_extractor_open(a.model, device_parse(a.device));
   a.cfg = propagation_config_resolve(a.cfg, given, model_hints(a.model), protocol);
   propagation_config_validate(a.cfg);
-  log_get("app")->info("features: {}, mode {}, scale {}, radius {}, top-k {}, T {}", features->name(), propagation_mode_name(a.cfg.mode),
-                       a.cfg.scale, a.cfg.radius, a.cfg.topk, a.cfg.temperature);
+  log_get("app")->info("features: {} on {}, mode {}, scale {}, radius {}, top-k {}, T {}", features->name(),
+                       features->device().str(), propagation_mode_name(a.cfg.mode), a.cfg.scale, a.cfg.radius, a.cfg.topk,
+                       a.cfg.temperature);
   return features;
 }
 

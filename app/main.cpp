@@ -30,6 +30,7 @@ int fail(std::string message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  corrtrack::openmp_passive_wait_ensure(argv);
   CLI::App app{"corrtrack: self-supervised video correspondence, mask propagation and DAVIS evaluation"};
   app.require_subcommand(1);
   bool verbose = false, quiet = false;

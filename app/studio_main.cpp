@@ -36,6 +36,7 @@ int fail(const QString& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  corrtrack::openmp_passive_wait_ensure(argv);
   QApplication app(argc, argv);
   QApplication::setApplicationName("CorrTrack Studio");
   // One core stays free for the window while a propagation or feature job runs.

@@ -23,6 +23,12 @@ frames=$("$BIN" -q inspect video "$TMP/overlay.mp4" --json | grep '"frame_count"
 check "overlay video has 40 frames" test "$frames" = "40"
 check "no staging folders left" test -z "$(find "$TMP" -maxdepth 1 -name '.*partial*' -print -quit)"
 
+# OpenMP waits passively unless the user chose a policy (libgomp reads it before main: re-exec).
+policy=$(env -u OMP_WAIT_POLICY "$BIN" -q bench affinity --channels 4 --height 8 --width 8 --radius 2 | grep omp_wait_policy)
+check "OpenMP waits passively by default" test "$(echo "$policy" | tr -dc 'A-Z')" = "PASSIVE"
+policy=$(OMP_WAIT_POLICY=ACTIVE "$BIN" -q bench affinity --channels 4 --height 8 --width 8 --radius 2 | grep omp_wait_policy)
+check "a policy set by the user is kept" test "$(echo "$policy" | tr -dc 'A-Z')" = "ACTIVE"
+
 if [ -d "$DATA/labelme-street-2obj" ]; then
   "$BIN" -q propagate --davis "$DATA/labelme-street-2obj" --features pixels --context 4 --out "$TMP/davis"
   check "propagate --davis exits 0" test $? -eq 0

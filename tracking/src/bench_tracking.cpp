@@ -27,7 +27,7 @@ nlohmann::json bench_affinity(const AffinityBenchConfig& a) {
   };
   const auto [local_s, local_v] = best_of(true);
   nlohmann::json j = {{"benchmark", "affinity"}, {"channels", a.channels}, {"height", a.height}, {"width", a.width},
-                      {"topk", a.topk}, {"radius", a.radius}, {"tile", a.tile}, {"threads", torch::get_num_threads()},
+                      {"topk", a.topk}, {"radius", a.radius}, {"tile", a.tile}, {"threads", torch::get_num_threads()}, {"omp_wait_policy", omp_wait_policy()},
                       {"local_ms", local_s * 1000.0}};
   if (a.dense) {
     const auto [dense_s, dense_v] = best_of(false);
@@ -61,6 +61,7 @@ nlohmann::json bench_propagate(FrameSource& src, const std::vector<Anchor>& anch
   return {{"benchmark", "propagate"},
           {"source", src.path()},
           {"features", features.name()},
+          {"device", features.device().str()},
           {"width", f0.width},
           {"height", f0.height},
           {"frames", r.frames},
@@ -69,6 +70,7 @@ nlohmann::json bench_propagate(FrameSource& src, const std::vector<Anchor>& anch
           {"peak_rss_mb", peak_rss_bytes() / 1048576.0},
           {"rss_before_mb", rss_before / 1048576.0},
           {"threads", torch::get_num_threads()},
+          {"omp_wait_policy", omp_wait_policy()},
           {"config", {{"mode", propagation_mode_name(cfg.mode)}, {"context", cfg.context}, {"topk", cfg.topk},
                       {"radius", cfg.radius}, {"temperature", cfg.temperature}, {"local_window", cfg.local_window},
                       {"tile", cfg.tile}, {"scale", cfg.scale}}},

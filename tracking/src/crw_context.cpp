@@ -12,7 +12,7 @@ void CrwContextMemory::reset(const torch::Tensor& features, const torch::Tensor&
   m_anchor = Reference{features, torch::Tensor(), labels.reshape({L, -1}).t().contiguous()};
   if (m_windowed) {
     m_window = std::make_unique<WindowedAffinity>(features.size(0), features.size(1), features.size(2), m_config.tile,
-                                                  m_config.radius);
+                                                  m_config.radius, features.device());
     m_anchor.key_layout = m_window->key_layout(features);
   }
   // At the start the context is padded with copies of the anchor (as CRW pads).
@@ -23,7 +23,7 @@ void CrwContextMemory::reset(const torch::Tensor& features, const torch::Tensor&
 // values [Q, k] and the soft labels of those keys [Q, k, L].
 std::pair<torch::Tensor, torch::Tensor> CrwContextMemory::candidates(const torch::Tensor& q) const {
   const int64_t Q = q.size(1) * q.size(2);
-  RunningTopK acc(Q, m_config.topk, Q);
+  RunningTopK acc(Q, m_config.topk, Q, q.device());
   dense_accumulate(q, m_anchor.features, 0.0, acc, 0);
   std::vector<torch::Tensor> labels{m_anchor.labels_t};
   const torch::Tensor q_tiles = m_windowed ? m_window->query_tiles(q) : torch::Tensor();

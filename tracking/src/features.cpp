@@ -17,6 +17,7 @@ namespace {
 // 2x2 sub-cells (12 values: L-50, a, b scaled by 1/50), L2-normalised.
 class PixelFeatures : public FeatureExtractor {
  public:
+  explicit PixelFeatures(torch::Device device) : m_device(device) {}
   torch::Tensor extract(const Image& frame) override {
     torch::NoGradGuard ng;
     auto lab = rgb_to_lab(image_to_tensor(frame));
@@ -25,10 +26,14 @@ class PixelFeatures : public FeatureExtractor {
     const int64_t h4 = pooled.size(2), w4 = pooled.size(3);
     pooled = F::pad(pooled, F::PadFuncOptions({0, w4 % 2, 0, h4 % 2}).mode(torch::kReplicate));
     auto cells = torch::pixel_unshuffle(pooled, 2).squeeze(0);
-    return l2_normalise(cells, 0).contiguous();
+    return l2_normalise(cells, 0).contiguous().to(m_device);
   }
+  torch::Device device() const override { return m_device; }
   int stride() const override { return 8; }
   std::string name() const override { return "pixels"; }
+
+ private:
+  torch::Device m_device;
 };
 
 // A ResNet encoder with its input convention (RGB + mean/std, or Lab).
@@ -48,8 +53,9 @@ class ResNetFeatures : public FeatureExtractor {
     if (m_colour == "lab") x = rgb_to_lab(x);
     x = standardise_channels(x, m_mean, m_std).unsqueeze(0).to(m_device);
     auto f = m_net->forward(x).squeeze(0);
-    return l2_normalise(f, 0).to(torch::kCPU).contiguous();
+    return l2_normalise(f, 0).contiguous();
   }
+  torch::Device device() const override { return m_device; }
   int stride() const override { return m_net->config().output_stride(); }
   std::string name() const override { return m_name; }
 
@@ -69,7 +75,7 @@ ResNet random_resnet(uint64_t seed) {
 }  // namespace
 
 std::unique_ptr<FeatureExtractor> feature_extractor_create(const std::string& kind, uint64_t seed, torch::Device device) {
-  if (kind == "pixels") return std::make_unique<PixelFeatures>();
+  if (kind == "pixels") return std::make_unique<PixelFeatures>(device);
   if (kind == "random") {
     return std::make_unique<ResNetFeatures>(random_resnet(seed), "random", "rgb", kImageNetMean, kImageNetStd, device);
   }

@@ -18,10 +18,10 @@ struct LabelGrid {
   int64_t h = 0, w = 0;     // feature map size
   int stride = 8;
 
-  // Object-index mask -> soft labels [L, h, w]: one-hot, resized to the internal size, padded to
-  // whole feature cells, then bilinearly resized to the feature grid (cell centres).
-  torch::Tensor labels_from_mask(const Image& mask, int64_t L) const {
-    auto idx = torch::from_blob(const_cast<uint8_t*>(mask.data.data()), {H, W}, torch::kUInt8).to(torch::kLong);
+  // Object-index mask -> soft labels [L, h, w] on `device`: one-hot, resized to the internal size,
+  // padded to whole feature cells, then bilinearly resized to the feature grid (cell centres).
+  torch::Tensor labels_from_mask(const Image& mask, int64_t L, torch::Device device = torch::kCPU) const {
+    auto idx = torch::from_blob(const_cast<uint8_t*>(mask.data.data()), {H, W}, torch::kUInt8).to(device).to(torch::kLong);
     idx = torch::where(idx == 255, torch::zeros_like(idx), idx);
     auto onehot = F::one_hot(idx, L).permute({2, 0, 1}).to(torch::kFloat).unsqueeze(0);
     if (Hs != H || Ws != W) onehot = resize(onehot, Hs, Ws);
@@ -29,11 +29,12 @@ struct LabelGrid {
     return resize(onehot, h, w).squeeze(0);
   }
 
-  // Soft labels [L, h, w] -> object-index mask at frame size.
+  // Soft labels [L, h, w] (on any device) -> object-index mask at frame size; only the mask
+  // leaves the device.
   Image mask_from_labels(const torch::Tensor& labels) const {
     auto up = resize(labels.unsqueeze(0), h * stride, w * stride).narrow(2, 0, Hs).narrow(3, 0, Ws);
     if (Hs != H || Ws != W) up = resize(up, H, W);
-    auto arg = up.squeeze(0).argmax(0).to(torch::kUInt8).contiguous();
+    auto arg = up.squeeze(0).argmax(0).to(torch::kUInt8).to(torch::kCPU).contiguous();
     Image m(static_cast<int>(W), static_cast<int>(H), 1);
     std::memcpy(m.data.data(), arg.data_ptr<uint8_t>(), m.data.size());
     return m;

@@ -40,13 +40,13 @@ std::pair<torch::Tensor, torch::Tensor> MastMemory::roi_scores(const torch::Tens
   const int64_t h = q.size(2), w = q.size(3);
   const int d = static_cast<int>(std::min<int64_t>(4, gap / m_config.roi_gap + 1));
   auto p = torch::softmax(local_window_scores(q, ref.feat, R, inv_t, d), 1);  // [1, K2, h, w]
-  auto offs = torch::arange(-R, R + 1, torch::kFloat) * double(d);
+  auto offs = torch::arange(-R, R + 1, q.options()) * double(d);
   const int64_t k = 2 * R + 1;
   auto oy = offs.view({k, 1}).expand({k, k}).reshape({1, k * k, 1, 1});
   auto ox = offs.view({1, k}).expand({k, k}).reshape({1, k * k, 1, 1});
   auto cy = (p * oy).sum(1).squeeze(0), cx = (p * ox).sum(1).squeeze(0);  // [h, w]
-  auto ys = torch::arange(h, torch::kFloat).view({h, 1}) + cy;
-  auto xs = torch::arange(w, torch::kFloat).view({1, w}) + cx;
+  auto ys = torch::arange(h, q.options()).view({h, 1}) + cy;
+  auto xs = torch::arange(w, q.options()).view({1, w}) + cx;
   const auto opts = F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(true);
   std::vector<torch::Tensor> sc, lw;
   for (int dy = -R; dy <= R; ++dy) {

@@ -129,7 +129,7 @@ class PropagationRun {
   void segment(const Anchor& anchor, const Image& anchor_frame, const std::vector<int64_t>& frames) {
     if (frames.empty()) return;
     auto f = features_of(anchor_frame);
-    m_memory->reset(f, m_grid.labels_from_mask(anchor.mask, m_labels));
+    m_memory->reset(f, m_grid.labels_from_mask(anchor.mask, m_labels, f.device()));
     for (int64_t t : frames) {
       if (cancelled()) return;
       const Image frame = read(t);

@@ -30,7 +30,8 @@ inline int window_pad(double radius) { return std::max(0, static_cast<int>(std::
 // however many frames they are compared with.
 class WindowedAffinity {
  public:
-  WindowedAffinity(int64_t C, int64_t h, int64_t w, int tile, double radius)
+  // Geometry tensors are built on the CPU and kept on `device` (where the features are).
+  WindowedAffinity(int64_t C, int64_t h, int64_t w, int tile, double radius, torch::Device device = torch::kCPU)
       : m_C(C), m_h(h), m_w(w), m_tile(tile), m_pad(window_pad(radius)) {
     m_win = tile + 2 * m_pad;
     m_ht = (h + tile - 1) / tile;
@@ -61,7 +62,12 @@ class WindowedAffinity {
           }
     // Additive bias, 0 inside and -inf outside: the product is written once with the mask applied.
     auto excluded = inside.unsqueeze(0).logical_and(m_key_index.unsqueeze(1) >= 0).logical_not();
-    m_bias = torch::zeros(excluded.sizes()).masked_fill_(excluded, kNegInf).contiguous();   // [n, T*T, W*W]
+    m_bias = torch::zeros(excluded.sizes()).masked_fill_(excluded, kNegInf).to(device).contiguous();  // [n, T*T, W*W]
+    // The CPU scan reads the maps on the CPU; the generic (CUDA) path indexes with them on the device.
+    if (!device.is_cpu()) {
+      m_key_index = m_key_index.to(device);
+      m_query_index = m_query_index.to(device);
+    }
   }
 
   // [C, h, w] -> [tiles, T*T, C].
@@ -97,7 +103,7 @@ class WindowedAffinity {
   // Values [h*w, min(k, h*w)] (largest first, -inf where the window holds fewer keys) and key
   // indices of the top-k dot products inside the window.
   std::pair<torch::Tensor, torch::Tensor> topk(const torch::Tensor& qt, const torch::Tensor& kl, int k) const {
-    RunningTopK acc(m_h * m_w, static_cast<int>(std::min<int64_t>(k, m_h * m_w)), m_h * m_w);
+    RunningTopK acc(m_h * m_w, static_cast<int>(std::min<int64_t>(k, m_h * m_w)), m_h * m_w, qt.device());
     accumulate(qt, kl, acc, 0);
     return {acc.values(), acc.codes()};
   }
@@ -116,8 +122,8 @@ inline void dense_accumulate(const torch::Tensor& query, const torch::Tensor& ke
   const int64_t C = query.size(0), h = query.size(1), w = query.size(2), Q = h * w;
   auto qf = query.reshape({C, Q}).t();
   auto kf = key.reshape({C, Q});
-  auto ys = torch::arange(h, torch::kFloat).view({h, 1}).expand({h, w}).reshape({Q});
-  auto xs = torch::arange(w, torch::kFloat).view({1, w}).expand({h, w}).reshape({Q});
+  auto ys = torch::arange(h, query.options()).view({h, 1}).expand({h, w}).reshape({Q});
+  auto xs = torch::arange(w, query.options()).view({1, w}).expand({h, w}).reshape({Q});
   const int64_t chunk = std::max<int64_t>(1, kChunkBytes / (Q * 4 * 2));
   for (int64_t q0 = 0; q0 < Q; q0 += chunk) {
     const int64_t n = std::min(chunk, Q - q0);
@@ -134,7 +140,7 @@ inline void dense_accumulate(const torch::Tensor& query, const torch::Tensor& ke
 inline std::pair<torch::Tensor, torch::Tensor> dense_topk(const torch::Tensor& query, const torch::Tensor& key, int k,
                                                           double radius) {
   const int64_t Q = query.size(1) * query.size(2);
-  RunningTopK acc(Q, static_cast<int>(std::min<int64_t>(k, Q)), Q);
+  RunningTopK acc(Q, static_cast<int>(std::min<int64_t>(k, Q)), Q, query.device());
   dense_accumulate(query, key, radius, acc, 0);
   return {acc.values(), acc.codes()};
 }

@@ -106,8 +106,9 @@ void FeatureJob::start(const Image& frameA, int64_t a, const Image& frameB, int6
         if (pair->scale == 1.0) return f;
         return image_resize(f, std::max(1, int(std::lround(f.width * pair->scale))), std::max(1, int(std::lround(f.height * pair->scale))));
       };
-      pair->a = features->extract(at_scale(frameA));
-      pair->b = a == b ? pair->a : features->extract(at_scale(frameB));
+      // The similarity maps are drawn on the CPU: only the two feature maps come back.
+      pair->a = features->extract(at_scale(frameA)).to(torch::kCPU);
+      pair->b = a == b ? pair->a : features->extract(at_scale(frameB)).to(torch::kCPU);
       Q_EMIT ready(pair);
     } catch (const std::exception& e) {
       Q_EMIT failed(QString::fromStdString(error_message(e)));

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -77,6 +78,18 @@ bool peak_rss_reset() {
   if (!f) return false;
   f << "5";
   return static_cast<bool>(f);
+}
+
+void openmp_passive_wait_ensure(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  if (::setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
+  // No /proc (or exec refused): go on with the default policy; the variable still reaches children.
+}
+
+std::string omp_wait_policy() {
+  const char* v = std::getenv("OMP_WAIT_POLICY");
+  return v ? v : "default";
 }
 
 void threads_set(int n) {

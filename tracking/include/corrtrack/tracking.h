@@ -29,7 +29,10 @@ extern const std::vector<double> kImageNetStd;
 class FeatureExtractor {
  public:
   virtual ~FeatureExtractor() = default;
+  // L2-normalised features [C, h, w] of an RGB frame, on device().
   virtual torch::Tensor extract(const Image& frame) = 0;
+  // Where extract computes and leaves its features (the propagation runs there too).
+  virtual torch::Device device() const = 0;
   virtual int stride() const = 0;
   virtual std::string name() const = 0;
 };

@@ -58,6 +58,13 @@ int64_t peak_rss_bytes();
 int64_t current_rss_bytes();
 // Resets the peak RSS counter (Linux: writes 5 to /proc/self/clear_refs); returns false if not possible.
 bool peak_rss_reset();
+// Call first in main(): OpenMP's idle threads wait passively (sleep) unless OMP_WAIT_POLICY is
+// already set. libgomp reads the policy when it loads, before main, so the process re-executes
+// itself once with the variable set. Spinning waiters made two jobs side by side each ~4.7x slower
+// on 2 cores (passive: ~1.8x, one job alone unchanged). Returns only when no re-exec happened.
+void openmp_passive_wait_ensure(char** argv);
+// OMP_WAIT_POLICY as this process sees it ("default" when unset); benchmarks report it.
+std::string omp_wait_policy();
 // Sets intra-op threads for LibTorch; n <= 0 means all hardware threads; more than 4 per core is
 // refused (SettingError "threads").
 void threads_set(int n);
