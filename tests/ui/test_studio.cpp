@@ -5,9 +5,11 @@
 
 #include "corrtrack/tracking.h"
 #include "corrtrack/ui/main_window.h"
+#include "corrtrack/ui/model_panel.h"
 #include "corrtrack/ui/session.h"
 #include "qt_support.h"
 
+#include <QComboBox>
 #include <QElapsedTimer>
 #include <QTemporaryDir>
 #include <QTimer>
@@ -65,6 +67,21 @@ class StudioTest : public QObject {
     QCOMPARE(points[0], QPointF(5, 2.5));
     QCOMPARE(points[1], QPointF(10, 1.25));
     QVERIFY(corrtrack::ui::readLossCurve(tmp.path() + "/missing.jsonl").isEmpty());
+  }
+
+  // The model panel's device: auto and cpu, cuda only where there is one; auto resolves to the
+  // device this machine has, and the choice reaches the jobs.
+  void modelPanelDevice() {
+    corrtrack::ui::ModelPanel p;
+    const bool cuda = torch::cuda::is_available();
+    QCOMPARE(p.choice().device.is_cuda(), cuda);
+    QComboBox* device = nullptr;
+    for (auto* c : p.findChildren<QComboBox*>()) if (c->findData("cpu") >= 0) device = c;
+    QVERIFY(device != nullptr);
+    QCOMPARE(device->count(), cuda ? 3 : 2);
+    QCOMPARE(device->itemText(0), QString(cuda ? "auto (cuda)" : "auto (cpu)"));
+    device->setCurrentIndex(device->findData("cpu"));
+    QVERIFY(p.choice().device.is_cpu());
   }
 
   // The Session alone, no window: strokes make anchors, undo/redo restore exact masks, the

@@ -7,6 +7,10 @@
 
 #include <limits>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace corrtrack::detail {
 
 namespace {
@@ -21,6 +25,20 @@ inline void insert_sorted(float* vals, int64_t* codes, int k, float v, int64_t c
   }
   vals[j] = v;
   codes[j] = code;
+}
+
+// True when one of s[0..15] is greater than t (NaN never is, as in the scalar comparison).
+inline bool any_above16(const float* s, float t) {
+#if defined(__SSE2__)
+  const __m128 tv = _mm_set1_ps(t);
+  const __m128 a = _mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(s), tv), _mm_cmpgt_ps(_mm_loadu_ps(s + 4), tv));
+  const __m128 b = _mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(s + 8), tv), _mm_cmpgt_ps(_mm_loadu_ps(s + 12), tv));
+  return _mm_movemask_ps(_mm_or_ps(a, b)) != 0;
+#else
+  bool any = false;
+  for (int i = 0; i < 16; ++i) any |= s[i] > t;
+  return any;
+#endif
 }
 
 }  // namespace
@@ -48,13 +66,21 @@ void RunningTopK::scan(int64_t q, const float* s, int64_t n, const int64_t* key,
   float* vals = m_values.data_ptr<float>() + q * m_k;
   int64_t* codes = m_codes.data_ptr<int64_t>() + q * m_k;
   float kth = vals[m_k - 1];
-  for (int64_t j = 0; j < n; ++j) {
+  auto offer = [&](int64_t j) {
     const float v = s[j];
-    if (!(v > kth)) continue;
+    if (!(v > kth)) return;
     const int64_t code = base + (key ? key[j] : j);
     for (int c = 0; c < copies && v > vals[m_k - 1]; ++c) insert_sorted(vals, codes, m_k, v, code);
     kth = vals[m_k - 1];
+  };
+  // Blocks of 16 with nothing above the k-th value (nearly all, once the slots are full) cost
+  // four vector comparisons; the others are offered one by one, in order.
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    if (!any_above16(s + j, kth)) continue;
+    for (int64_t i = j; i < j + 16; ++i) offer(i);
   }
+  for (; j < n; ++j) offer(j);
 }
 
 void RunningTopK::add_dense(const torch::Tensor& scores, int64_t q0, int64_t reference, int copies) {

@@ -64,7 +64,7 @@ void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image
     bool cancelled = false;
     QString error;
     try {
-      auto features = feature_extractor_open(model.spec);
+      auto features = feature_extractor_open(model.spec, model.device);
       FrameRangeSource range(frame_source_open(videoPath.toStdString()), anchor, last);
       LabelPropagator engine(*features, model.config);
       auto sink = [&](int64_t k, const Image& mask, const Image&) {
@@ -96,7 +96,7 @@ void FeatureJob::start(const Image& frameA, int64_t a, const Image& frameB, int6
   launch([this, frameA, a, frameB, b, model] {
     try {
       torch::NoGradGuard ng;
-      auto features = feature_extractor_open(model.spec);
+      auto features = feature_extractor_open(model.spec, model.device);
       auto pair = std::make_shared<FeaturePair>();
       pair->frameA = a;
       pair->frameB = b;

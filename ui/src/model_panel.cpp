@@ -45,6 +45,15 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   m_info = new QLabel(this);
   m_info->setWordWrap(true);
   form->addRow(m_info);
+  // "auto" names the device it resolves to; cuda is offered only where there is one.
+  m_device = new QComboBox(this);
+  const bool cuda = torch::cuda::is_available();
+  m_device->addItem(tr("auto (%1)").arg(cuda ? "cuda" : "cpu"), "auto");
+  m_device->addItem("cpu", "cpu");
+  if (cuda) m_device->addItem("cuda", "cuda");
+  else m_device->setToolTip(tr("No CUDA device: this build or machine has none"));
+  form->addRow(tr("Device"), m_device);
+  connect(m_device, &QComboBox::activated, this, [this] { Q_EMIT modelChanged(); });
   m_scale = doubleSpin(this, 0.1, 2.0, 0.05);
   form->addRow(tr("Internal resolution"), m_scale);
   m_context = intSpin(this, 1, 100);
@@ -109,6 +118,7 @@ ModelChoice ModelPanel::choice() const {
   c.config.temperature = m_temperature->value();
   c.config.mode = m_mode->currentIndex() == 1 ? PropagationMode::Mast : PropagationMode::Crw;
   c.config.roi_gap = m_roiGap;
+  c.device = device_parse(m_device->currentData().toString().toStdString());
   return c;
 }
 

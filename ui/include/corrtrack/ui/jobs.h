@@ -21,6 +21,7 @@ namespace corrtrack::ui {
 struct ModelChoice {
   ModelSpec spec;
   PropagationConfig config;
+  torch::Device device = torch::kCPU;   // where features and propagation run
 };
 // One line describing a checkpoint's metadata (method, encoder, step) for the model panel.
 QString describeCheckpoint(const QString& path);

@@ -1,5 +1,5 @@
 // The "Model and propagation" dock: which features (bundled model, baselines, a checkpoint), the
-// engine settings (filled with what the model recommends, by the command's rule), the propagate
+// device they run on (auto, cpu, and cuda when this build and machine have it), the engine settings (filled with what the model recommends, by the command's rule), the propagate
 // buttons and the progress of a running propagation.
 #pragma once
 
@@ -39,6 +39,7 @@ class ModelPanel : public QWidget {
   // Engine settings: the defaults with what the chosen model recommends over them.
   void applyRecommendedSettings();
   QComboBox* m_model = nullptr;
+  QComboBox* m_device = nullptr;
   QLabel* m_info = nullptr;
   QDoubleSpinBox* m_scale = nullptr;
   QSpinBox* m_context = nullptr;
