@@ -8,6 +8,7 @@
 #include "corrtrack/tracking_bench.h"
 #include "corrtrack/video.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -37,6 +38,7 @@ struct PropagateArgs {
   PropagationConfig cfg;
   bool dense = false;
   int64_t max_frames = 0;
+  int objects = 1;   // bench propagate without --mask
 };
 
 void add_engine_options(CLI::App* c, PropagateArgs& a) {
@@ -117,12 +119,18 @@ std::vector<Anchor> collect_anchors(const PropagateArgs& a, FrameSource& src) {
   return anchors;
 }
 
-// A box over the middle third of the frame, object 1 (bench propagate without --mask).
-Image centre_box_mask(const Image& f0) {
-  Image box(f0.width, f0.height, 1, 0);
-  for (int y = f0.height / 3; y < 2 * f0.height / 3; ++y)
-    for (int x = f0.width / 3; x < 2 * f0.width / 3; ++x) box.px(x, y)[0] = 1;
-  return box;
+// Objects 1..n as boxes tiling the middle third of the frame in a near-square grid (bench
+// propagate without --mask; n = 1 is one box over the whole middle third).
+Image box_grid_mask(const Image& f0, int n) {
+  Image m(f0.width, f0.height, 1, 0);
+  const int cols = static_cast<int>(std::ceil(std::sqrt(double(n)))), rows = (n + cols - 1) / cols;
+  const int x0 = f0.width / 3, x1 = 2 * f0.width / 3, y0 = f0.height / 3, y1 = 2 * f0.height / 3;
+  for (int i = 0; i < n; ++i) {
+    const int cx = i % cols, cy = i / cols;
+    for (int y = y0 + (y1 - y0) * cy / rows; y < y0 + (y1 - y0) * (cy + 1) / rows; ++y)
+      for (int x = x0 + (x1 - x0) * cx / cols; x < x0 + (x1 - x0) * (cx + 1) / cols; ++x) m.px(x, y)[0] = uint8_t(i + 1);
+  }
+  return m;
 }
 
 OverlayMode overlay_mode(const std::string& s) {
@@ -251,19 +259,22 @@ void register_tracking_commands(CLI::App& app) {
     auto* c = bench->add_subcommand("propagate", "Propagation fps, peak RSS and time per stage (JSON)");
     c->add_option("--video", a->video, "Video file");
     c->add_option("--frames", a->frames, "Folder of frames");
-    c->add_option("--mask", a->mask, "Palette PNG for frame 0 (default: a box in the centre)");
+    c->add_option("--mask", a->mask, "Palette PNG for frame 0 (default: boxes in the centre, see --objects)");
+    c->add_option("--objects", a->objects, "Without --mask: this many box objects (1-254) tiling the middle third")->capture_default_str();
     c->add_option("--max-frames", a->max_frames, "Only the first N frames");
     c->add_option("--json", a->json, "Write the JSON here instead of stdout");
     add_engine_options(c, *a);
     c->callback([a] {
       if (a->video.empty() == a->frames.empty()) throw Error("give exactly one of --video FILE or --frames DIR");
+      if (a->objects < 1 || a->objects > 254) throw Error("--objects must be in [1, 254], got " + std::to_string(a->objects));
+      if (!a->mask.empty() && a->objects != 1) throw Error("--objects makes synthetic masks: give it without --mask");
       std::unique_ptr<FrameSource> src = frame_source_open(a->video.empty() ? a->frames : a->video, source_options(*a));
       if (a->max_frames > 0) {
         const int64_t n = std::min(a->max_frames, src->size());
         src = std::make_unique<FrameRangeSource>(std::move(src), 0, n - 1);
       }
       auto feats = make_features(*a);
-      std::vector<Anchor> anchors{Anchor{0, a->mask.empty() ? centre_box_mask(src->frame(0)) : anchor_mask_read(a->mask, *src, 0)}};
+      std::vector<Anchor> anchors{Anchor{0, a->mask.empty() ? box_grid_mask(src->frame(0), a->objects) : anchor_mask_read(a->mask, *src, 0)}};
       json_emit(bench_propagate(*src, anchors, *feats, a->cfg), a->json);
     });
   }

@@ -108,6 +108,9 @@ else echo "ok   davis-nothing-written: no sequence landed"; passes=$((passes + 1
 mkfifo "$TMP/pipe.mp4" "$TMP/pipe.ckpt"
 expect_error fifo-video "pipe.mp4" -- propagate --video "$TMP/pipe.mp4" --mask "$MASK" --features pixels --out "$TMP/out"
 expect_error fifo-export "pipe.ckpt" -- export --checkpoint "$SRC/assets/models/default.ckpt" --out "$TMP/pipe.ckpt"
+expect_error unknown-device "gpu" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --device gpu --out "$TMP/out"
+expect_error bench-objects-zero "--objects" -- bench propagate --video "$VIDEO" --features pixels --objects 0
+expect_error bench-objects-with-mask "--objects" -- bench propagate --video "$VIDEO" --mask "$MASK" --features pixels --objects 5
 if [ -p "$TMP/pipe.ckpt" ]; then echo "ok   fifo-export-kept: still a pipe"; passes=$((passes + 1));
 else echo "FAIL fifo-export-kept: the pipe was replaced"; fails=$((fails + 1)); fi
 for rc_case in "--topk nan" "--frobnicate"; do

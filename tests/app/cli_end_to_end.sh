@@ -29,6 +29,10 @@ check "OpenMP waits passively by default" test "$(echo "$policy" | tr -dc 'A-Z')
 policy=$(OMP_WAIT_POLICY=ACTIVE "$BIN" -q bench affinity --channels 4 --height 8 --width 8 --radius 2 | grep omp_wait_policy)
 check "a policy set by the user is kept" test "$(echo "$policy" | tr -dc 'A-Z')" = "ACTIVE"
 
+# Synthetic objects for the cost-versus-objects benchmark: 5 boxes, all tracked.
+objects=$("$BIN" -q bench propagate --video "$SRC/assets/sample/city.mp4" --features pixels --objects 5 --max-frames 3 | grep '"objects"' | tr -dc '0-9')
+check "bench propagate --objects 5 propagates 5 objects" test "$objects" = "5"
+
 if [ -d "$DATA/labelme-street-2obj" ]; then
   "$BIN" -q propagate --davis "$DATA/labelme-street-2obj" --features pixels --context 4 --out "$TMP/davis"
   check "propagate --davis exits 0" test $? -eq 0

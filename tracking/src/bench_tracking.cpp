@@ -65,6 +65,7 @@ nlohmann::json bench_propagate(FrameSource& src, const std::vector<Anchor>& anch
           {"width", f0.width},
           {"height", f0.height},
           {"frames", r.frames},
+          {"objects", anchors.empty() ? 0 : mask_num_objects(anchors.front().mask)},
           {"seconds", r.seconds},
           {"fps", r.frames / r.seconds},
           {"peak_rss_mb", peak_rss_bytes() / 1048576.0},
