@@ -27,8 +27,8 @@ nlohmann::json bench_affinity(const AffinityBenchConfig& a) {
   };
   const auto [local_s, local_v] = best_of(true);
   nlohmann::json j = {{"benchmark", "affinity"}, {"channels", a.channels}, {"height", a.height}, {"width", a.width},
-                      {"topk", a.topk}, {"radius", a.radius}, {"tile", a.tile}, {"threads", torch::get_num_threads()}, {"omp_wait_policy", omp_wait_policy()},
-                      {"local_ms", local_s * 1000.0}};
+                      {"topk", a.topk}, {"radius", a.radius}, {"tile", a.tile}, {"threads", torch::get_num_threads()},
+                      {"omp_wait_policy", omp_wait_policy()}, {"local_ms", local_s * 1000.0}};
   if (a.dense) {
     const auto [dense_s, dense_v] = best_of(false);
     j["dense_ms"] = dense_s * 1000.0;

@@ -19,9 +19,8 @@ void CrwContextMemory::reset(const torch::Tensor& features, const torch::Tensor&
   m_recent.assign(size_t(m_config.context), m_anchor);
 }
 
-// The running top-k over the anchor (reference 0) and every distinct recent frame (1, 2, ...):
-// values [Q, k] and the soft labels of those keys [Q, k, L].
-std::pair<torch::Tensor, torch::Tensor> CrwContextMemory::candidates(const torch::Tensor& q) const {
+// The running top-k over the anchor (reference 0) and every distinct recent frame (1, 2, ...).
+CrwContextMemory::Candidates CrwContextMemory::candidates(const torch::Tensor& q) const {
   const int64_t Q = q.size(1) * q.size(2);
   RunningTopK acc(Q, m_config.topk, Q, q.device());
   dense_accumulate(q, m_anchor.features, 0.0, acc, 0);
@@ -44,14 +43,14 @@ std::pair<torch::Tensor, torch::Tensor> CrwContextMemory::candidates(const torch
 }
 
 torch::Tensor CrwContextMemory::predict(const torch::Tensor& q) {
-  std::pair<torch::Tensor, torch::Tensor> cand;
+  Candidates cand;
   {
     StageScope s(m_stages, "affinity");
     cand = candidates(q);
   }
   StageScope s(m_stages, "labels");
-  auto weights = torch::softmax(cand.first / m_config.temperature, 1);
-  auto labels = (weights.unsqueeze(-1) * cand.second).sum(1);   // [Q, L]
+  auto weights = torch::softmax(cand.values / m_config.temperature, 1);
+  auto labels = (weights.unsqueeze(-1) * cand.labels).sum(1);   // [Q, L]
   return labels.t().reshape({labels.size(1), q.size(1), q.size(2)});
 }
 

@@ -43,7 +43,11 @@ class CrwContextMemory : public PropagationMemory {
     torch::Tensor key_layout;  // the window's layout of the features (windowed affinity)
     torch::Tensor labels_t;    // [h*w, L]
   };
-  std::pair<torch::Tensor, torch::Tensor> candidates(const torch::Tensor& query) const;
+  // The context's top-k for every query: values [Q, k] and the soft labels of those keys [Q, k, L].
+  struct Candidates {
+    torch::Tensor values, labels;
+  };
+  Candidates candidates(const torch::Tensor& query) const;
   PropagationConfig m_config;
   StageTimer* m_stages;
   bool m_windowed;

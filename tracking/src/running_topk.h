@@ -33,7 +33,6 @@ class RunningTopK {
 
   const torch::Tensor& values() const { return m_values; }  // [Q, k] float, largest first
   const torch::Tensor& codes() const { return m_codes; }    // [Q, k] int64
-  int64_t keys_per_reference() const { return m_keys; }
 
  private:
   // Offers n scores to query q; the code of score j is base + key[j] (base + j without a key map).

@@ -122,8 +122,11 @@ inline void dense_accumulate(const torch::Tensor& query, const torch::Tensor& ke
   const int64_t C = query.size(0), h = query.size(1), w = query.size(2), Q = h * w;
   auto qf = query.reshape({C, Q}).t();
   auto kf = key.reshape({C, Q});
-  auto ys = torch::arange(h, query.options()).view({h, 1}).expand({h, w}).reshape({Q});
-  auto xs = torch::arange(w, query.options()).view({1, w}).expand({h, w}).reshape({Q});
+  torch::Tensor ys, xs;   // cell coordinates, needed only to mask by radius
+  if (radius > 0) {
+    ys = torch::arange(h, query.options()).view({h, 1}).expand({h, w}).reshape({Q});
+    xs = torch::arange(w, query.options()).view({1, w}).expand({h, w}).reshape({Q});
+  }
   const int64_t chunk = std::max<int64_t>(1, kChunkBytes / (Q * 4 * 2));
   for (int64_t q0 = 0; q0 < Q; q0 += chunk) {
     const int64_t n = std::min(chunk, Q - q0);

@@ -84,7 +84,9 @@ void openmp_passive_wait_ensure(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
   if (::setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
   ::execv("/proc/self/exe", argv);
-  // No /proc (or exec refused): go on with the default policy; the variable still reaches children.
+  // No /proc (or exec refused): go on with the default policy, and say so (benchmarks report the
+  // variable, which this process's OpenMP never read).
+  ::unsetenv("OMP_WAIT_POLICY");
 }
 
 std::string omp_wait_policy() {

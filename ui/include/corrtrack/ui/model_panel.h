@@ -1,6 +1,7 @@
 // The "Model and propagation" dock: which features (bundled model, baselines, a checkpoint), the
-// device they run on (auto, cpu, and cuda when this build and machine have it), the engine settings (filled with what the model recommends, by the command's rule), the propagate
-// buttons and the progress of a running propagation.
+// device they run on (auto, cpu, and cuda when this build and machine have it), the engine
+// settings (filled with what the model recommends, by the command's rule), the propagate buttons
+// and the progress of a running propagation.
 #pragma once
 
 #include "corrtrack/ui/jobs.h"
