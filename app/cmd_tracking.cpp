@@ -29,7 +29,8 @@ namespace {
 // Options shared by `propagate` and `bench propagate`.
 struct PropagateArgs {
   std::string video, frames, mask, davis, out, overlay, overlay_frames, overlay_mode = "blend", json;
-  std::string sequences, size, protocol, mode = "crw", device = "auto";
+  std::string sequences, size, protocol, mode = "crw", device = "auto", feedback = "auto";
+  std::string long_term = "0,5", short_term = "1,3,5";
   ModelSpec model;
   // Engine options as parsed, to tell given values from defaults (a model's recommended settings
   // and a protocol preset fill in the ones not given).
@@ -48,16 +49,40 @@ void add_engine_options(CLI::App* c, PropagateArgs& a) {
   c->add_option("--seed", a.model.seed, "Seed of the random encoder")->capture_default_str();
   c->add_option("--device", a.device, "cpu | cuda | auto (CUDA when this build and machine have it)")->capture_default_str();
   a.engine_opts[S::Context] = c->add_option("--context", a.cfg.context, "Recent frames in the context")->capture_default_str();
-  a.engine_opts[S::TopK] = c->add_option("--topk", a.cfg.topk, "Affinities kept per pixel")->capture_default_str();
+  a.engine_opts[S::TopK] = c->add_option("--topk", a.cfg.topk, "Affinities kept per pixel over every reference (mast: 0 = all keys, MAST's full softmax)")->capture_default_str();
   a.engine_opts[S::Radius] = c->add_option("--radius", a.cfg.radius, "Window radius on recent frames, feature cells (0 = none)")->capture_default_str();
   a.engine_opts[S::Temperature] = c->add_option("--temperature", a.cfg.temperature, "Softmax temperature")->capture_default_str();
   a.engine_opts[S::Mode] = c->add_option("--mode", a.mode, "crw (context + top-k) | mast (long/short-term memory, ROI)")->capture_default_str();
   a.engine_opts[S::RoiGap] = c->add_option("--roi-gap", a.cfg.roi_gap, "mast: references farther than this many frames get ROI localisation")->capture_default_str();
   a.engine_opts[S::Scale] = c->add_option("--scale", a.cfg.scale, "Internal resolution factor")->capture_default_str();
-  c->add_option("--protocol", a.protocol, "Engine preset: crw (20 recent frames, top-10, radius 12) | timecycle (8 recent frames, top-5) | mast (memory + ROI); explicit options win");
+  c->add_option("--long-term", a.long_term, "mast: long-term references, positions in the segment (0 = the anchor); 'none' for none")->capture_default_str();
+  c->add_option("--short-term", a.short_term, "mast: short-term references, frames back from the predicted one; 'none' for none")->capture_default_str();
+  c->add_option("--feedback", a.feedback, "What predicted frames remember: soft labels (CRW) | hard one-hot argmax (MAST's code) | auto (soft in crw mode, hard in mast mode)")->capture_default_str();
+  c->add_option("--protocol", a.protocol, "Engine preset: crw (20 recent frames, top-10, radius 12) | timecycle (8 recent frames, top-5) | mast (MAST's memory + ROI, top-10, hard labels; 1.4 J&F below crw on DAVIS-2016 val-dev, see README); explicit options win");
   c->add_option("--tile", a.cfg.tile, "Query tile side of the local-window affinity")->capture_default_str();
   c->add_flag("--dense", a.dense, "Dense all-pairs affinity, then masked (slow; for comparison)");
   c->add_option("--size", a.size, "Resize frames on decode, WxH (e.g. 854x480)");
+}
+
+// "1,3,5" -> {1, 3, 5}; "none" or "" -> {}; throws SettingError naming the option otherwise.
+std::vector<int> int_list_parse(const std::string& text, const std::string& option) {
+  std::vector<int> out;
+  if (text.empty() || text == "none") return out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    size_t used = 0;
+    int v = 0;
+    try {
+      v = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size()) {
+      throw SettingError(option, "must be comma-separated integers or 'none', got '" + text + "'");
+    }
+    out.push_back(v);
+  }
+  return out;
 }
 
 // The feature extractor, and the engine settings resolved from the model's recommendation, the
@@ -65,6 +90,9 @@ void add_engine_options(CLI::App* c, PropagateArgs& a) {
 std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a) {
   a.cfg.local_window = !a.dense;
   a.cfg.mode = propagation_mode_parse(a.mode);
+  a.cfg.feedback = label_feedback_parse(a.feedback);
+  a.cfg.long_term = int_list_parse(a.long_term, "long-term");
+  a.cfg.short_term = int_list_parse(a.short_term, "short-term");
   std::optional<PropagationProtocol> protocol;
   if (!a.protocol.empty()) protocol = propagation_protocol_parse(a.protocol);
   std::set<PropagationSetting> given;
@@ -72,9 +100,9 @@ std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a) {
   auto features = feature_extractor_open(a.model, device_parse(a.device));
   a.cfg = propagation_config_resolve(a.cfg, given, model_hints(a.model), protocol);
   propagation_config_validate(a.cfg);
-  log_get("app")->info("features: {} on {}, mode {}, scale {}, radius {}, top-k {}, T {}", features->name(),
+  log_get("app")->info("features: {} on {}, mode {}, scale {}, radius {}, top-k {}, T {}, feedback {}", features->name(),
                        features->device().str(), propagation_mode_name(a.cfg.mode), a.cfg.scale, a.cfg.radius, a.cfg.topk,
-                       a.cfg.temperature);
+                       a.cfg.temperature, label_feedback_name(label_feedback_effective(a.cfg)));
   return features;
 }
 

@@ -109,6 +109,10 @@ mkfifo "$TMP/pipe.mp4" "$TMP/pipe.ckpt"
 expect_error fifo-video "pipe.mp4" -- propagate --video "$TMP/pipe.mp4" --mask "$MASK" --features pixels --out "$TMP/out"
 expect_error fifo-export "pipe.ckpt" -- export --checkpoint "$SRC/assets/models/default.ckpt" --out "$TMP/pipe.ckpt"
 expect_error unknown-device "gpu" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --device gpu --out "$TMP/out"
+expect_error unknown-feedback "--feedback" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --feedback argmax --out "$TMP/out"
+expect_error bad-long-term "--long-term" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --mode mast --long-term 0,five --out "$TMP/out"
+expect_error memory-without-first-reference "long-term 0" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --mode mast --long-term 5 --short-term 3 --out "$TMP/out"
+expect_error crw-topk-zero "top-k" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --topk 0 --out "$TMP/out"
 expect_error bench-objects-zero "--objects" -- bench propagate --video "$VIDEO" --features pixels --objects 0
 expect_error bench-objects-with-mask "--objects" -- bench propagate --video "$VIDEO" --mask "$MASK" --features pixels --objects 5
 if [ -p "$TMP/pipe.ckpt" ]; then echo "ok   fifo-export-kept: still a pipe"; passes=$((passes + 1));

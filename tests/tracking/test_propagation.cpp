@@ -4,6 +4,7 @@
 
 #include "corrtrack/tracking.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 
@@ -43,10 +44,12 @@ class SquaresSource : public FrameSource {
     // 40 px objects: 5 feature cells at stride 8, so stride quantisation stays small.
     // From frame jump_at on, both objects are `jump` pixels further along (a cut-like jump).
     const int extra = (m_jump_at >= 0 && k >= m_jump_at) ? m_jump : 0;
-    box(10 + 2 * static_cast<int>(k) + extra, 12, 40, 1);
+    if (k < m_hide_from || k >= m_hide_to) box(10 + 2 * static_cast<int>(k) + extra, 12, 40, 1);
     if (m_objects > 1) box(m_w - 56 - 2 * static_cast<int>(k) - extra, m_h - 52, 40, 2);
     return m;
   }
+  // Object 1 is hidden (not drawn, absent from the truth) in frames [from, to): an occlusion.
+  void hide(int from, int to) { m_hide_from = from; m_hide_to = to; }
   bool next(Image& out) override { if (m_pos >= m_n) return false; out = frame(m_pos++); return true; }
   std::vector<double> timestamps() override { return std::vector<double>(size_t(m_n), 0.0); }
   std::string frame_name(int64_t k) override { return std::to_string(k); }
@@ -54,6 +57,7 @@ class SquaresSource : public FrameSource {
   const std::string& path() const override { return m_path; }
  private:
   int m_n, m_w, m_h, m_objects, m_jump_at, m_jump;
+  int m_hide_from = -1, m_hide_to = -1;
   int64_t m_pos = 0;
   std::string m_path = "squares";
 };
@@ -139,6 +143,46 @@ TEST(Propagation, MastMemoryModeRoiFollowsAJump) {
   auto without = run(1000);
   EXPECT_LT(iou_of(without[23], src.truth(23), 1), 0.5);
   EXPECT_THROW(propagation_mode_parse("xmem"), Error);
+}
+
+// Property: long-term memory recovers an object after an occlusion that short-term memory alone
+// loses. The red square is hidden in frames 8..19; while hidden every short-term reference learns
+// "background" where it was, so from frame 20 on only the anchor (long-term, ROI-localised at gap
+// > 15) still holds its label.
+TEST(Propagation, MastLongTermMemoryRecoversAfterOcclusion) {
+  SquaresSource src(30, 160, 96, 1);
+  src.hide(8, 20);
+  auto feats = feature_extractor_create("pixels");
+  auto run = [&](std::vector<int> long_term, int topk, LabelFeedback feedback) {
+    PropagationConfig cfg;
+    cfg.mode = PropagationMode::Mast;
+    cfg.long_term = long_term;
+    cfg.topk = topk;
+    cfg.feedback = feedback;
+    LabelPropagator prop(*feats, cfg);
+    std::map<int64_t, Image> out;
+    prop.run(src, {Anchor{0, src.truth(0)}}, [&](int64_t k, const Image& m, const Image&) { out[k] = m; });
+    EXPECT_EQ(out.size(), 30u);
+    return out;
+  };
+  auto count = [](const Image& m) { return std::count(m.data.begin(), m.data.end(), 1); };
+  for (int topk : {0, 10}) {
+    for (auto feedback : {LabelFeedback::Soft, LabelFeedback::Hard}) {
+      const std::string what = "top-k " + std::to_string(topk) + ", " + label_feedback_name(feedback);
+      auto full = run({0, 5}, topk, feedback);
+      EXPECT_GT(iou_of(full[7], src.truth(7), 1), 0.7) << what;
+      EXPECT_LT(count(full[14]), 40 * 40 / 10) << what;   // hidden: (almost) nothing labelled
+      for (int64_t k : {21, 25, 29}) EXPECT_GT(iou_of(full[k], src.truth(k), 1), 0.7) << what << ", frame " << k;
+      auto short_only = run({}, topk, feedback);
+      EXPECT_GT(iou_of(short_only[7], src.truth(7), 1), 0.7) << what;
+      EXPECT_LT(iou_of(short_only[25], src.truth(25), 1), 0.1) << what;
+    }
+  }
+  PropagationConfig none;
+  none.mode = PropagationMode::Mast;
+  none.long_term = {5};
+  none.short_term = {3};
+  EXPECT_THROW(LabelPropagator(*feats, none), Error);   // the first frame would have no reference
 }
 
 TEST(Propagation, BackwardFromAMiddleAnchorAndSecondAnchor) {

@@ -74,7 +74,9 @@ nlohmann::json bench_propagate(FrameSource& src, const std::vector<Anchor>& anch
           {"omp_wait_policy", omp_wait_policy()},
           {"config", {{"mode", propagation_mode_name(cfg.mode)}, {"context", cfg.context}, {"topk", cfg.topk},
                       {"radius", cfg.radius}, {"temperature", cfg.temperature}, {"local_window", cfg.local_window},
-                      {"tile", cfg.tile}, {"scale", cfg.scale}}},
+                      {"tile", cfg.tile}, {"scale", cfg.scale},
+                      {"feedback", label_feedback_name(label_feedback_effective(cfg))}, {"roi_gap", cfg.roi_gap},
+                      {"long_term", cfg.long_term}, {"short_term", cfg.short_term}}},
           {"stages", stages}};
 }
 

@@ -26,9 +26,34 @@ PropagationMode propagation_mode_parse(const std::string& name) {
 
 std::string propagation_mode_name(PropagationMode mode) { return mode == PropagationMode::Mast ? "mast" : "crw"; }
 
+LabelFeedback label_feedback_parse(const std::string& name) {
+  if (name == "auto") return LabelFeedback::Auto;
+  if (name == "soft") return LabelFeedback::Soft;
+  if (name == "hard") return LabelFeedback::Hard;
+  throw SettingError("feedback", "must be auto, soft or hard, got '" + name + "'");
+}
+
+std::string label_feedback_name(LabelFeedback feedback) {
+  switch (feedback) {
+    case LabelFeedback::Soft: return "soft";
+    case LabelFeedback::Hard: return "hard";
+    case LabelFeedback::Auto: break;
+  }
+  return "auto";
+}
+
+LabelFeedback label_feedback_effective(const PropagationConfig& config) {
+  if (config.feedback != LabelFeedback::Auto) return config.feedback;
+  return config.mode == PropagationMode::Mast ? LabelFeedback::Hard : LabelFeedback::Soft;
+}
+
 void propagation_config_validate(const PropagationConfig& c) {
   if (c.context < 0 || c.context > kMaxContext) throw Error("context must be in [0, " + std::to_string(kMaxContext) + "] frames");
-  if (c.topk < 1 || c.topk > kMaxTopK) throw Error("top-k must be >= 1 and at most " + std::to_string(kMaxTopK));
+  const int min_topk = c.mode == PropagationMode::Mast ? 0 : 1;
+  if (c.topk < min_topk || c.topk > kMaxTopK) {
+    throw Error("top-k must be >= " + std::to_string(min_topk) + " and at most " + std::to_string(kMaxTopK) +
+                (min_topk == 0 ? " (0 = every key)" : ""));
+  }
   if (!(c.temperature > 0) || !std::isfinite(c.temperature)) throw Error("temperature must be a positive number");
   if (!(c.radius >= 0) || !std::isfinite(c.radius)) throw Error("radius must be >= 0 cells (0 = no window)");
   if (c.tile < 1 || c.tile > 64) throw Error("tile must be in [1, 64]");
@@ -36,6 +61,18 @@ void propagation_config_validate(const PropagationConfig& c) {
   if (!(c.scale >= 0.05) || c.scale > 4) throw Error("scale must be in [0.05, 4]");
   if (c.mode == PropagationMode::Mast && (c.radius < 1 || c.radius > 64)) throw Error("radius must be in [1, 64] in mast mode");
   if (c.roi_gap < 1) throw Error("ROI gap must be >= 1 frame");
+  const std::string most = std::to_string(kMaxContext);
+  for (int p : c.long_term) {
+    if (p < 0 || p > kMaxContext) throw Error("long-term references must be positions in [0, " + most + "]");
+  }
+  for (int g : c.short_term) {
+    if (g < 1 || g > kMaxContext) throw Error("short-term references must be frames back in [1, " + most + "]");
+  }
+  const auto has = [](const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); };
+  if (c.mode == PropagationMode::Mast && !has(c.long_term, 0) && !has(c.short_term, 1)) {
+    throw Error("the memory needs the anchor (long-term 0) or the previous frame (short-term 1): "
+                "otherwise the first frame has no reference");
+  }
 }
 
 std::pair<torch::Tensor, torch::Tensor> affinity_topk(const torch::Tensor& query, const torch::Tensor& key, int k,
@@ -99,6 +136,11 @@ Image without_void(Image m) {
   return m;
 }
 
+// One-hot [L, h, w] of the argmax over labels [L, h, w] (ties: the lowest label).
+torch::Tensor one_hot_argmax(const torch::Tensor& labels) {
+  return torch::zeros_like(labels).scatter_(0, labels.argmax(0, true), 1.0);
+}
+
 // from, from + step, ... up to `stop` (exclusive).
 std::vector<int64_t> frame_steps(int64_t from, int64_t stop, int step) {
   std::vector<int64_t> out;
@@ -114,7 +156,8 @@ class PropagationRun {
   PropagationRun(FeatureExtractor& features, const PropagationConfig& config, FrameSource& source, const MaskSink& sink,
                  const ProgressCallback& progress, const CancelCallback& cancel)
       : m_features(features), m_config(config), m_source(source), m_sink(sink), m_cancel(cancel),
-        m_meter(source.size(), "frames", progress), m_memory(propagation_memory_create(config, &m_result.stages)) {}
+        m_meter(source.size(), "frames", progress), m_memory(propagation_memory_create(config, &m_result.stages)),
+        m_feedback(label_feedback_effective(config)) {}
 
   void start(const Image& first, int64_t labels) {
     m_grid.H = first.height;
@@ -144,7 +187,7 @@ class PropagationRun {
         mask = m_grid.mask_from_labels(labels);
       }
       emit(t, mask, frame);
-      m_memory->remember(q, labels);
+      m_memory->remember(q, m_feedback == LabelFeedback::Hard ? one_hot_argmax(labels) : labels);
     }
   }
 
@@ -186,6 +229,7 @@ class PropagationRun {
   LabelGrid m_grid;
   int64_t m_labels = 0;
   std::unique_ptr<PropagationMemory> m_memory;
+  LabelFeedback m_feedback;
 };
 
 }  // namespace detail

@@ -11,6 +11,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 
 namespace corrtrack::detail {
 
@@ -56,8 +57,9 @@ class CrwContextMemory : public PropagationMemory {
   std::deque<Reference> m_recent;               // oldest first, at most `context`
 };
 
-// MAST's memory: references at segment positions {0, 5} and {p-1, p-3, p-5}; each contributes a
-// square window, far ones (gap > roi_gap) read around a per-pixel ROI offset; one joint softmax.
+// MAST's memory: long-term references (segment positions, default {0, 5}) and short-term ones
+// (frames back, default {p-1, p-3, p-5}); each offers the keys of a square window, far ones
+// (gap > roi_gap) around a per-query ROI offset; one softmax over all keys, or over the top-k.
 class MastMemory : public PropagationMemory {
  public:
   MastMemory(const PropagationConfig& config, StageTimer* stages);
@@ -67,17 +69,28 @@ class MastMemory : public PropagationMemory {
 
  private:
   struct Frame {
-    torch::Tensor feat;    // [1, C, h, w]
-    torch::Tensor labels;  // [1, L, h, w]
+    torch::Tensor features;      // [C, h, w]
+    torch::Tensor key_layout;    // the square window's layout of the features
+    torch::Tensor labels_t;      // [h*w, L]
+    torch::Tensor label_layout;  // the window's layout of the labels (full softmax only)
   };
-  // Scores [1, K2, h, w] of a reference; for ROI references also its labels window [K2, L, h, w].
-  std::pair<torch::Tensor, torch::Tensor> scores(const torch::Tensor& q, const Frame& ref, int64_t gap) const;
-  std::pair<torch::Tensor, torch::Tensor> roi_scores(const torch::Tensor& q, const Frame& ref, int64_t gap) const;
+  // Where a frame's keys go: the top-k, or the full softmax (topk 0).
+  struct Accumulators {
+    RunningTopK* topk = nullptr;
+    RunningSoftmax* softmax = nullptr;
+  };
+  // The square-window geometry of an h x w grid (the frame's, or a dilated ROI search's subgrid).
+  const WindowedAffinity& geometry(int64_t h, int64_t w) const;
   std::vector<int64_t> references() const;
+  torch::Tensor roi_offsets(const torch::Tensor& qs, const Frame& ref, int64_t d) const;
+  void offer_roi(const torch::Tensor& qs, const Frame& ref, int64_t gap, int64_t reference, Accumulators& acc) const;
   PropagationConfig m_config;
   StageTimer* m_stages;
+  int64_t m_C = 0, m_h = 0, m_w = 0;
+  torch::Device m_device = torch::kCPU;
   std::map<int64_t, Frame> m_frames;   // by position in the segment (0 = anchor)
-  int64_t m_pos = 0;                   // position of the last frame remembered
+  int64_t m_pos = -1;                  // position of the last frame remembered
+  mutable std::map<std::pair<int64_t, int64_t>, std::unique_ptr<WindowedAffinity>> m_geometries;
 };
 
 }  // namespace corrtrack::detail

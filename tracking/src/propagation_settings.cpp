@@ -106,6 +106,9 @@ PropagationConfig propagation_config_resolve(const PropagationConfig& user, cons
   PropagationConfig c;  // the defaults, overwritten in order of precedence
   c.local_window = user.local_window;
   c.tile = user.tile;
+  c.long_term = user.long_term;
+  c.short_term = user.short_term;
+  c.feedback = user.feedback;
   apply(model, c);
   if (protocol) apply(preset(*protocol), c);
   apply(given_settings(user, given), c);

@@ -100,6 +100,29 @@ void RunningTopK::add_dense(const torch::Tensor& scores, int64_t q0, int64_t ref
   });
 }
 
+void RunningTopK::add_indexed(const torch::Tensor& scores, const torch::Tensor& keys, const torch::Tensor& ids,
+                              int64_t reference) {
+  TORCH_CHECK(scores.dim() == 2 && scores.scalar_type() == torch::kFloat && keys.sizes() == scores.sizes() &&
+                  keys.scalar_type() == torch::kLong && ids.dim() == 1 && ids.size(0) == scores.size(0) &&
+                  ids.scalar_type() == torch::kLong,
+              "RunningTopK::add_indexed: scores (float) and keys (int64) must be [rows, n], ids (int64) [rows]");
+  const int64_t rows = scores.size(0), n = scores.size(1), base = reference * m_keys;
+  if (m_generic) {
+    auto top = scores.topk(std::min<int64_t>(m_k, n), 1);
+    merge(ids, std::get<0>(top), keys.gather(1, std::get<1>(top)) + base, 1);
+    return;
+  }
+  auto s = scores.contiguous();
+  auto k = keys.contiguous();
+  auto q = ids.contiguous();
+  const float* p = s.data_ptr<float>();
+  const int64_t* kp = k.data_ptr<int64_t>();
+  const int64_t* qp = q.data_ptr<int64_t>();
+  at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) scan(qp[r], p + r * n, n, kp + r * n, base, 1);
+  });
+}
+
 void RunningTopK::add_windowed(const torch::Tensor& scores, int64_t t0, const torch::Tensor& key_index,
                                const torch::Tensor& query_index, int64_t reference, int copies) {
   TORCH_CHECK(scores.dim() == 3 && scores.scalar_type() == torch::kFloat && key_index.size(1) == scores.size(2) &&

@@ -31,6 +31,10 @@ class RunningTopK {
   void add_windowed(const torch::Tensor& scores, int64_t t0, const torch::Tensor& key_index,
                     const torch::Tensor& query_index, int64_t reference, int copies = 1);
 
+  // scores [rows, n] of the queries ids [rows] (int64, distinct) against the keys keys [rows, n]
+  // (int64 key indices; a key with score -inf is never taken, whatever its index).
+  void add_indexed(const torch::Tensor& scores, const torch::Tensor& keys, const torch::Tensor& ids, int64_t reference);
+
   const torch::Tensor& values() const { return m_values; }  // [Q, k] float, largest first
   const torch::Tensor& codes() const { return m_codes; }    // [Q, k] int64
 

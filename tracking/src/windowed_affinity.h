@@ -1,11 +1,13 @@
-// Top-k affinities between feature maps: inside a circular window, tile by tile (the queries of
-// a T x T tile share one key window, so each tile is one matrix product), or dense all-pairs then
-// masked (kept for comparison). Both feed a RunningTopK, which keeps the top-k over several
-// reference frames.
+// Affinities between feature maps: inside a window (CRW's circle or MAST's square), tile by tile
+// (the queries of a T x T tile share one key window, so each tile is one matrix product), or dense
+// all-pairs then masked (kept for comparison). They feed a RunningTopK, which keeps the top-k over
+// several reference frames, or (windowed) a RunningSoftmax, which averages labels under a softmax
+// over every key offered.
 #pragma once
 
 #include "corrtrack/core.h"
 
+#include "running_softmax.h"
 #include "running_topk.h"
 
 #include <algorithm>
@@ -21,18 +23,25 @@ namespace F = torch::nn::functional;
 constexpr int64_t kChunkBytes = 48ll << 20;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Largest integer offset strictly inside the radius.
-inline int window_pad(double radius) { return std::max(0, static_cast<int>(std::ceil(radius)) - 1); }
+// Circle: keys at distance < radius (CRW). Square: keys with |dy|, |dx| <= radius (MAST).
+enum class WindowShape { Circle, Square };
 
-// Top-k affinities inside a circular window, computed tile by tile: the queries of a T x T tile
+// Largest integer offset inside the window.
+inline int window_pad(double radius, WindowShape shape) {
+  if (shape == WindowShape::Square) return std::max(0, static_cast<int>(std::floor(radius)));
+  return std::max(0, static_cast<int>(std::ceil(radius)) - 1);
+}
+
+// Affinities inside a window, computed tile by tile: the queries of a T x T tile
 // share one (T+2P)^2 key window, so each tile is one matrix product. Geometry-only tensors are
 // built once; a query frame is laid out once (tiles) and a key frame once (channels last, padded)
 // however many frames they are compared with.
 class WindowedAffinity {
  public:
   // Geometry tensors are built on the CPU and kept on `device` (where the features are).
-  WindowedAffinity(int64_t C, int64_t h, int64_t w, int tile, double radius, torch::Device device = torch::kCPU)
-      : m_C(C), m_h(h), m_w(w), m_tile(tile), m_pad(window_pad(radius)) {
+  WindowedAffinity(int64_t C, int64_t h, int64_t w, int tile, double radius, torch::Device device = torch::kCPU,
+                   WindowShape shape = WindowShape::Circle)
+      : m_C(C), m_h(h), m_w(w), m_tile(tile), m_pad(window_pad(radius, shape)) {
     m_win = tile + 2 * m_pad;
     m_ht = (h + tile - 1) / tile;
     m_wt = (w + tile - 1) / tile;
@@ -49,7 +58,7 @@ class WindowedAffinity {
                      F::PadFuncOptions({0, m_wp - w, 0, m_hp - h}).value(-1.0));
     m_query_index = iq.view({m_ht, tile, m_wt, tile}).permute({0, 2, 1, 3}).reshape({n, tile * tile})
                         .to(torch::kLong).contiguous();                                 // [n, T*T]
-    // Outside the circle, or outside the frame.
+    // Outside the window, or outside the frame.
     auto inside = torch::zeros({tile * tile, win2}, torch::kBool);
     auto a = inside.accessor<bool, 2>();
     const double r2 = radius * radius;
@@ -58,7 +67,9 @@ class WindowedAffinity {
         for (int ky = 0; ky < m_win; ++ky)
           for (int kx = 0; kx < m_win; ++kx) {
             const double dy = ky - m_pad - qy, dx = kx - m_pad - qx;
-            a[qy * tile + qx][ky * m_win + kx] = dy * dy + dx * dx < r2;
+            a[qy * tile + qx][ky * m_win + kx] = shape == WindowShape::Square
+                                                     ? std::abs(dy) <= radius && std::abs(dx) <= radius
+                                                     : dy * dy + dx * dx < r2;
           }
     // Additive bias, 0 inside and -inf outside: the product is written once with the mask applied.
     auto excluded = inside.unsqueeze(0).logical_and(m_key_index.unsqueeze(1) >= 0).logical_not();
@@ -77,7 +88,7 @@ class WindowedAffinity {
         .contiguous();
   }
 
-  // [C, h, w] -> zero-padded channels-last [hp + 2P, wp + 2P, C].
+  // [C, h, w] -> zero-padded channels-last [hp + 2P, wp + 2P, C] (any C: features or labels).
   torch::Tensor key_layout(const torch::Tensor& k) const {
     return F::pad(k.unsqueeze(0), F::PadFuncOptions({m_pad, m_pad + m_wp - m_w, m_pad, m_pad + m_hp - m_h}))
         .squeeze(0).permute({1, 2, 0}).contiguous();
@@ -87,17 +98,19 @@ class WindowedAffinity {
   // `reference` (each counted `copies` times). qt from query_tiles, kl from key_layout.
   void accumulate(const torch::Tensor& qt, const torch::Tensor& kl, RunningTopK& acc, int64_t reference,
                   int copies = 1) const {
-    const int64_t win2 = int64_t(m_win) * m_win, T2 = int64_t(m_tile) * m_tile, Wk = kl.size(1);
-    // Every tile's window as a [W*W, C] matrix without copying the padded map.
-    auto windows = kl.as_strided({m_ht, m_wt, m_win, m_win, m_C}, {m_tile * Wk * m_C, m_tile * m_C, Wk * m_C, m_C, 1});
-    const int64_t bytes_per_row = m_wt * (m_C * win2 + T2 * win2) * 4;
-    const int64_t rows_per_chunk = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(1, bytes_per_row));
-    for (int64_t r0 = 0; r0 < m_ht; r0 += rows_per_chunk) {
-      const int64_t r1 = std::min(m_ht, r0 + rows_per_chunk), nc = (r1 - r0) * m_wt, t0 = r0 * m_wt;
-      auto keys = windows.narrow(0, r0, r1 - r0).reshape({nc, win2, m_C});          // one gather copy
-      auto scores = torch::baddbmm(m_bias.narrow(0, t0, nc), qt.narrow(0, t0, nc), keys.transpose(1, 2));  // [nc, T*T, W*W]
+    for_each_chunk(qt, kl, 0, [&](const torch::Tensor& scores, int64_t, int64_t, int64_t t0) {
       acc.add_windowed(scores, t0, m_key_index, m_query_index, reference, copies);
-    }
+    });
+  }
+
+  // Offers the same dot products with the keys' labels to `acc`; ll = key_layout(labels [L, h, w]).
+  void accumulate(const torch::Tensor& qt, const torch::Tensor& kl, const torch::Tensor& ll, RunningSoftmax& acc) const {
+    const auto label_windows = windows(ll);
+    const int64_t win2 = int64_t(m_win) * m_win;
+    for_each_chunk(qt, kl, ll.size(2), [&](const torch::Tensor& scores, int64_t r0, int64_t r1, int64_t t0) {
+      auto labels = label_windows.narrow(0, r0, r1 - r0).reshape({scores.size(0), win2, ll.size(2)});
+      acc.add_windowed(scores, labels, t0, m_query_index);
+    });
   }
 
   // Values [h*w, min(k, h*w)] (largest first, -inf where the window holds fewer keys) and key
@@ -109,6 +122,27 @@ class WindowedAffinity {
   }
 
  private:
+  // Every tile's window of a layout as [tiles rows, tiles cols, W, W, channels], without a copy.
+  torch::Tensor windows(const torch::Tensor& layout) const {
+    const int64_t Wk = layout.size(1), ch = layout.size(2);
+    return layout.as_strided({m_ht, m_wt, m_win, m_win, ch}, {m_tile * Wk * ch, m_tile * ch, Wk * ch, ch, 1});
+  }
+
+  // Scores [tiles, T*T, W*W] (bias applied) of chunks of tile rows, chunked so that the score and
+  // key blocks (and `extra` channels per key) stay within kChunkBytes: fn(scores, r0, r1, t0).
+  template <class Fn>
+  void for_each_chunk(const torch::Tensor& qt, const torch::Tensor& kl, int64_t extra, Fn&& fn) const {
+    const int64_t win2 = int64_t(m_win) * m_win, T2 = int64_t(m_tile) * m_tile;
+    const auto key_windows = windows(kl);
+    const int64_t bytes_per_row = m_wt * ((m_C + extra) * win2 + T2 * win2) * 4;
+    const int64_t rows_per_chunk = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(1, bytes_per_row));
+    for (int64_t r0 = 0; r0 < m_ht; r0 += rows_per_chunk) {
+      const int64_t r1 = std::min(m_ht, r0 + rows_per_chunk), nc = (r1 - r0) * m_wt, t0 = r0 * m_wt;
+      auto keys = key_windows.narrow(0, r0, r1 - r0).reshape({nc, win2, m_C});          // one gather copy
+      fn(torch::baddbmm(m_bias.narrow(0, t0, nc), qt.narrow(0, t0, nc), keys.transpose(1, 2)), r0, r1, t0);
+    }
+  }
+
   int64_t m_C, m_h, m_w;
   int m_tile, m_pad, m_win = 0;
   int64_t m_ht = 0, m_wt = 0, m_hp = 0, m_wp = 0;

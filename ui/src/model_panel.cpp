@@ -58,7 +58,8 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   form->addRow(tr("Internal resolution"), m_scale);
   m_context = intSpin(this, 1, 100);
   form->addRow(tr("Context frames"), m_context);
-  m_topk = intSpin(this, 1, 1000);
+  m_topk = intSpin(this, 0, 1000);
+  m_topk->setSpecialValueText(tr("all keys (mast)"));   // 0: MAST's full softmax
   form->addRow(tr("Top-k"), m_topk);
   m_radius = doubleSpin(this, 0, 100, 1);
   form->addRow(tr("Radius (cells)"), m_radius);
@@ -67,6 +68,10 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   m_mode = new QComboBox(this);
   m_mode->addItems({"crw", "mast"});
   form->addRow(tr("Mode"), m_mode);
+  m_feedback = new QComboBox(this);
+  m_feedback->addItems({tr("auto (the mode's)"), tr("soft labels"), tr("hard (argmax)")});
+  m_feedback->setToolTip(tr("What predicted frames remember: soft labels (CRW's protocol) or their argmax (MAST's)"));
+  form->addRow(tr("Feedback"), m_feedback);
   m_memory = new QLabel(this);
   form->addRow(m_memory);
   v->addLayout(form);
@@ -118,6 +123,9 @@ ModelChoice ModelPanel::choice() const {
   c.config.temperature = m_temperature->value();
   c.config.mode = m_mode->currentIndex() == 1 ? PropagationMode::Mast : PropagationMode::Crw;
   c.config.roi_gap = m_roiGap;
+  static_assert(int(LabelFeedback::Auto) == 0 && int(LabelFeedback::Soft) == 1 && int(LabelFeedback::Hard) == 2,
+                "the feedback combo box lists the values in the enum's order");
+  c.config.feedback = static_cast<LabelFeedback>(m_feedback->currentIndex());
   c.device = device_parse(m_device->currentData().toString().toStdString());
   return c;
 }
@@ -136,6 +144,7 @@ void ModelPanel::applyRecommendedSettings() {
   m_temperature->setValue(c.temperature);
   m_mode->setCurrentIndex(c.mode == PropagationMode::Mast ? 1 : 0);
   m_roiGap = c.roi_gap;
+  m_feedback->setCurrentIndex(static_cast<int>(c.feedback));
 }
 
 bool ModelPanel::useCheckpoint(const QString& path, QString* error) {

@@ -29,11 +29,23 @@ enum class PropagationMode {
 PropagationMode propagation_mode_parse(const std::string& name);
 std::string propagation_mode_name(PropagationMode mode);
 
+// What a predicted frame leaves in memory for the frames after it.
+enum class LabelFeedback {
+  Auto,  // the mode's protocol: soft in crw mode, hard in mast mode
+  Soft,  // the soft labels as predicted (CRW's protocol)
+  Hard,  // one-hot of their argmax per cell (MAST's code feeds back its argmax masks)
+};
+// "auto" | "soft" | "hard" <-> the feedback; parse throws SettingError("feedback", "must be auto,
+// soft or hard, got 'x'").
+LabelFeedback label_feedback_parse(const std::string& name);
+std::string label_feedback_name(LabelFeedback feedback);
+
 // Defaults are CRW's protocol.
 struct PropagationConfig {
   PropagationMode mode = PropagationMode::Crw;
   int context = 20;            // crw: recent frames in the context, besides the anchor
-  int topk = 10;               // crw: affinities kept per query pixel over the whole context
+  int topk = 10;               // affinities kept per query pixel over every reference (mast: 0 =
+                               // all keys of all windows, MAST's full softmax)
   double radius = 12.0;        // feature cells; crw: keys of recent frames at distance < radius;
                                // mast: the (2*radius+1)^2 square window of every reference
   double temperature = 0.05;   // softmax temperature on the affinities
@@ -41,7 +53,12 @@ struct PropagationConfig {
   int tile = 8;                // crw: query tile side of the local-window computation
   double scale = 1.0;          // internal resolution: frames are resized by this before features
   int roi_gap = 15;            // mast: references more than this many frames away are localised first (ROI)
+  std::vector<int> long_term{0, 5};      // mast: long-term references, positions in the segment (0 = anchor)
+  std::vector<int> short_term{1, 3, 5};  // mast: short-term references, frames back from the predicted one
+  LabelFeedback feedback = LabelFeedback::Auto;
 };
+// Soft or Hard: what `config.feedback` means in `config.mode`.
+LabelFeedback label_feedback_effective(const PropagationConfig& config);
 // Throws Error naming the setting ("top-k must be >= 1") when a value is out of range.
 void propagation_config_validate(const PropagationConfig& config);
 

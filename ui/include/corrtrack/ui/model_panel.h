@@ -48,6 +48,7 @@ class ModelPanel : public QWidget {
   QDoubleSpinBox* m_radius = nullptr;
   QDoubleSpinBox* m_temperature = nullptr;
   QComboBox* m_mode = nullptr;
+  QComboBox* m_feedback = nullptr;   // items in LabelFeedback's order: auto, soft, hard
   QLabel* m_memory = nullptr;
   QPushButton* m_forward = nullptr;
   QPushButton* m_backward = nullptr;
