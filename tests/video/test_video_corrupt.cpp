@@ -269,3 +269,59 @@ TEST(BadInput, PngHeaderDeclaringAHugeImage) {
   write_bytes(d / "big.png", png);
   expect_error_naming([&] { mask_read(d / "big.png"); }, "big.png");   // 9 Mpx cannot fit in ~80 bytes
 }
+
+namespace {
+
+std::string be32(uint32_t v) {
+  std::string s(4, '\0');
+  put_be32(s, 0, v);
+  return s;
+}
+
+std::string png_chunk(const std::string& type, const std::string& data) {
+  return be32(uint32_t(data.size())) + type + data + be32(crc32_of(type + data));
+}
+
+// A 16-bit grey PNG of the given samples, written by hand (zlib stream with one stored block).
+std::string grey16_png(int w, int h, const std::vector<uint16_t>& samples) {
+  std::string raw;
+  for (int y = 0; y < h; ++y) {
+    raw += '\0';   // filter: none
+    for (int x = 0; x < w; ++x) {
+      const uint16_t v = samples[size_t(y) * w + x];
+      raw += char(v >> 8);
+      raw += char(v & 0xFF);
+    }
+  }
+  uint32_t a = 1, b = 0;
+  for (unsigned char c : raw) {
+    a = (a + c) % 65521;
+    b = (b + a) % 65521;
+  }
+  const auto n = uint16_t(raw.size());
+  std::string z = "\x78\x01";
+  z += '\x01';
+  z += char(n & 0xFF);
+  z += char(n >> 8);
+  z += char(~n & 0xFF);
+  z += char((~n >> 8) & 0xFF);
+  z += raw + be32((b << 16) | a);
+  std::string ihdr = be32(uint32_t(w)) + be32(uint32_t(h));
+  ihdr += std::string("\x10\x00\x00\x00\x00", 5);   // 16 bits, grey, deflate, no filter, no interlace
+  return std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) + png_chunk("IDAT", z) + png_chunk("IEND", "");
+}
+
+}  // namespace
+
+// Property: 16-bit grey masks read as their values when these are indices (< 256; stripping to
+// the high byte used to make them "no objects"), and by their high byte otherwise (a 0/65535
+// binary mask is object 1, as an 8-bit 0/255 one).
+TEST(BadInput, SixteenBitGreyMasks) {
+  TempDir d;
+  write_bytes(d / "index16.png", grey16_png(3, 2, {0, 1, 2, 2, 1, 0}));
+  const Image idx = mask_read(d / "index16.png");
+  EXPECT_EQ(idx.data, (std::vector<uint8_t>{0, 1, 2, 2, 1, 0}));
+  EXPECT_EQ(mask_num_objects(idx), 2);
+  write_bytes(d / "binary16.png", grey16_png(2, 2, {0, 65535, 65535, 0}));
+  EXPECT_EQ(mask_read(d / "binary16.png").data, (std::vector<uint8_t>{0, 1, 1, 0}));
+}

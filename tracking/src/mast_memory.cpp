@@ -18,7 +18,7 @@ namespace {
 
 bool contains(const std::vector<int>& v, int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
-// Cell coordinates [2, h, w] (y, x) as floats.
+// Cell coordinates [2, h, w] (y, x) in the dtype of `opts`.
 torch::Tensor cell_coordinates(int64_t h, int64_t w, const torch::TensorOptions& opts) {
   auto ys = torch::arange(h, opts).view({h, 1}).expand({h, w});
   auto xs = torch::arange(w, opts).view({1, w}).expand({h, w});

@@ -38,6 +38,17 @@ void png_warning_fn(png_structp, png_const_charp) {}
 
 constexpr uint64_t kMaxPngPixels = uint64_t(1) << 27;   // 134 megapixels (16384 x 8192)
 
+// 16-bit grey samples (big-endian) -> 8 bits: taken as they are when every value is below 256
+// (an index mask saved with 16-bit samples), else scaled by their high byte (a 0/65535 binary or
+// anti-aliased mask, as libpng's strip would).
+void narrow_grey16(PngRaw* raw) {
+  const size_t n = raw->pixels.size() / 2;
+  bool small = true;
+  for (size_t i = 0; i < n && small; ++i) small = raw->pixels[2 * i] == 0;
+  for (size_t i = 0; i < n; ++i) raw->pixels[i] = raw->pixels[2 * i + (small ? 1 : 0)];
+  raw->pixels.resize(n);
+}
+
 // Reads any PNG into 8-bit samples without expanding palettes. Returns false with raw->error.
 bool png_decode(FILE* fp, PngRaw* raw) {
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, raw, png_error_fn, png_warning_fn);
@@ -53,7 +64,10 @@ bool png_decode(FILE* fp, PngRaw* raw) {
   const int bit_depth = png_get_bit_depth(png, info);
   raw->color_type = png_get_color_type(png, info);
   if (bit_depth < 8) png_set_packing(png);                  // 1/2/4-bit indices or gray -> one byte each
-  if (bit_depth == 16) png_set_strip_16(png);
+  // 16-bit grey is kept whole and narrowed after reading (narrow_grey16): index masks saved with
+  // 16-bit samples hold small values that stripping to the high byte would zero.
+  const bool grey16 = bit_depth == 16 && (raw->color_type & PNG_COLOR_MASK_COLOR) == 0;
+  if (bit_depth == 16 && !grey16) png_set_strip_16(png);
   if (raw->color_type & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
   if (raw->color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   png_read_update_info(png, info);
@@ -72,7 +86,7 @@ bool png_decode(FILE* fp, PngRaw* raw) {
     png_destroy_read_struct(&png, &info, nullptr);
     return false;
   }
-  if (rowbytes != size_t(raw->width) * raw->channels) {
+  if (rowbytes != size_t(raw->width) * raw->channels * (grey16 ? 2 : 1)) {
     std::snprintf(raw->error, sizeof(raw->error), "unsupported PNG layout");
     png_destroy_read_struct(&png, &info, nullptr);
     return false;
@@ -83,6 +97,7 @@ bool png_decode(FILE* fp, PngRaw* raw) {
   png_read_image(png, raw->rows.data());
   png_read_end(png, nullptr);
   png_destroy_read_struct(&png, &info, nullptr);
+  if (grey16) narrow_grey16(raw);
   return true;
 }
 
