@@ -7,7 +7,7 @@ PKGS=(
   libtorch-dev libopenblas0-openmp
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
-  libpng-dev zlib1g-dev
+  libpng-dev libjpeg62-turbo-dev zlib1g-dev
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   qt6-base-dev qt6-charts-dev libqt6opengl6-dev libgl-dev xvfb xauth

@@ -5,8 +5,13 @@
 #include "corrtrack/core.h"
 
 #include <cctype>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <random>
+#include <sstream>
+
+#include <jpeglib.h>
 
 using namespace corrtrack;
 using corrtrack::test::TempDir;
@@ -324,4 +329,67 @@ TEST(BadInput, SixteenBitGreyMasks) {
   EXPECT_EQ(mask_num_objects(idx), 2);
   write_bytes(d / "binary16.png", grey16_png(2, 2, {0, 65535, 65535, 0}));
   EXPECT_EQ(mask_read(d / "binary16.png").data, (std::vector<uint8_t>{0, 1, 1, 0}));
+}
+
+namespace {
+
+// A w x h RGB JPEG (quality 90) of a smooth gradient, encoded by libjpeg.
+std::string jpeg_bytes(int w, int h) {
+  jpeg_compress_struct c;
+  jpeg_error_mgr err;
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  unsigned char* buf = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&c, &buf, &size);
+  c.image_width = JDIMENSION(w);
+  c.image_height = JDIMENSION(h);
+  c.input_components = 3;
+  c.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&c);
+  jpeg_set_quality(&c, 90, TRUE);
+  jpeg_start_compress(&c, TRUE);
+  std::vector<unsigned char> row(size_t(w) * 3);
+  while (c.next_scanline < c.image_height) {
+    for (int x = 0; x < w; ++x) {
+      row[size_t(x) * 3] = uint8_t(x * 4);
+      row[size_t(x) * 3 + 1] = uint8_t(c.next_scanline * 4);
+      row[size_t(x) * 3 + 2] = 128;
+    }
+    JSAMPROW r = row.data();
+    jpeg_write_scanlines(&c, &r, 1);
+  }
+  jpeg_finish_compress(&c);
+  jpeg_destroy_compress(&c);
+  std::string out(reinterpret_cast<char*>(buf), size);
+  std::free(buf);
+  return out;
+}
+
+}  // namespace
+
+// Property: a truncated JPEG frame decodes what it can, and libjpeg's complaint reaches stderr
+// only as our one log line naming the file (it used to print bare, even under -q); a JPEG with
+// no image is an error naming the file.
+TEST(BadInput, TruncatedJpegWarnsOnceNamingTheFile) {
+  TempDir d;
+  const std::string full = jpeg_bytes(256, 192);
+  write_bytes(d / "whole.jpg", full);
+  const Image whole = image_read(d / "whole.jpg");
+  EXPECT_EQ(whole.width, 256);
+  EXPECT_EQ(whole.height, 192);
+  write_bytes(d / "cut.jpg", full.substr(0, full.size() * 2 / 3));
+  testing::internal::CaptureStderr();
+  const Image cut = image_read(d / "cut.jpg");
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(cut.width, 256);
+  EXPECT_EQ(cut.height, 192);
+  EXPECT_TRUE(std::equal(whole.data.begin(), whole.data.begin() + 256 * 3 * 8, cut.data.begin()));  // the top rows survive
+  EXPECT_NE(err.find("cut.jpg"), std::string::npos) << "no warning: " << err;
+  std::istringstream lines(err);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty()) EXPECT_NE(line.find("cut.jpg"), std::string::npos) << "a line that names no file: " << line;
+  }
+  write_bytes(d / "empty.jpg", std::string("\xff\xd8\xff\xe0junk", 8));
+  expect_error_naming([&] { image_read(d / "empty.jpg"); }, "empty.jpg");
 }

@@ -1,7 +1,10 @@
-// PNG masks with palette indices kept bit for bit (libpng), and colour image reading (OpenCV).
+// PNG masks with palette indices kept bit for bit (libpng), and colour image reading (JPEG by
+// libjpeg, jpeg_io.cpp; everything else by OpenCV).
 // OpenCV's imread expands palettes to colours, so masks go through libpng directly.
 #include "corrtrack/core.h"
 #include "corrtrack/video.h"
+
+#include "jpeg_io.h"
 
 #include <png.h>
 #include <opencv2/imgcodecs.hpp>
@@ -214,6 +217,7 @@ void mask_write(const std::string& path, const Image& mask) {
 Image image_read(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw Error("image '" + path + "' does not exist");
+  if (detail::jpeg_file(path)) return detail::jpeg_read(path);
   cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
   if (bgr.empty()) throw Error("cannot decode image '" + path + "' (not a JPEG/PNG, or truncated)");
   Image img(bgr.cols, bgr.rows, 3);
