@@ -23,7 +23,8 @@ class FeatureExtractor;
 // Which references serve frame t, and how their labels are combined.
 enum class PropagationMode {
   Crw,   // the anchor and `context` recent frames; top-k affinities over all of them (CRW's protocol)
-  Mast,  // MAST's memory: long-term {0, 5} and short-term {t-1, t-3, t-5}, square windows, ROI for far ones
+  Mast,  // MAST's memory: long-term {0, 5} and short-term {t-1, t-3, t-5}, square windows, ROI for
+         // far ones; top-k over all windows (or MAST's full softmax), argmax labels fed back
 };
 // "crw" | "mast" <-> the mode; parse throws SettingError("mode", "must be crw or mast, got 'x'").
 PropagationMode propagation_mode_parse(const std::string& name);
@@ -50,7 +51,7 @@ struct PropagationConfig {
                                // mast: the (2*radius+1)^2 square window of every reference
   double temperature = 0.05;   // softmax temperature on the affinities
   bool local_window = true;    // crw: false computes the dense all-pairs affinity, then masks it (for comparison)
-  int tile = 8;                // crw: query tile side of the local-window computation
+  int tile = 8;                // query tile side of the local-window computation
   double scale = 1.0;          // internal resolution: frames are resized by this before features
   int roi_gap = 15;            // mast: references more than this many frames away are localised first (ROI)
   std::vector<int> long_term{0, 5};      // mast: long-term references, positions in the segment (0 = anchor)
