@@ -72,6 +72,15 @@ double iou_of(const Image& a, const Image& b, int id) {
   return uni ? double(inter) / uni : 1.0;
 }
 
+// Every mask of `src` propagated from its frame-0 truth with `cfg`, by frame (all frames expected).
+std::map<int64_t, Image> propagate_all(SquaresSource& src, FeatureExtractor& feats, const PropagationConfig& cfg) {
+  LabelPropagator prop(feats, cfg);
+  std::map<int64_t, Image> out;
+  prop.run(src, {Anchor{0, src.truth(0)}}, [&](int64_t k, const Image& m, const Image&) { out[k] = m; });
+  EXPECT_EQ(static_cast<int64_t>(out.size()), src.size());
+  return out;
+}
+
 }  // namespace
 
 TEST(Affinity, LocalWindowEqualsDenseMasked) {
@@ -129,11 +138,7 @@ TEST(Propagation, MastMemoryModeRoiFollowsAJump) {
     PropagationConfig cfg;
     cfg.mode = PropagationMode::Mast;
     cfg.roi_gap = roi_gap;
-    LabelPropagator prop(*feats, cfg);
-    std::map<int64_t, Image> out;
-    prop.run(src, {Anchor{0, src.truth(0)}}, [&](int64_t k, const Image& m, const Image&) { out[k] = m; });
-    EXPECT_EQ(out.size(), 24u);
-    return out;
+    return propagate_all(src, *feats, cfg);
   };
   auto with_roi = run(15);
   for (int64_t k : {1, 15, 16, 20, 23}) {
@@ -159,11 +164,7 @@ TEST(Propagation, MastLongTermMemoryRecoversAfterOcclusion) {
     cfg.long_term = long_term;
     cfg.topk = topk;
     cfg.feedback = feedback;
-    LabelPropagator prop(*feats, cfg);
-    std::map<int64_t, Image> out;
-    prop.run(src, {Anchor{0, src.truth(0)}}, [&](int64_t k, const Image& m, const Image&) { out[k] = m; });
-    EXPECT_EQ(out.size(), 30u);
-    return out;
+    return propagate_all(src, *feats, cfg);
   };
   auto count = [](const Image& m) { return std::count(m.data.begin(), m.data.end(), 1); };
   for (int topk : {0, 10}) {

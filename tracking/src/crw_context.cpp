@@ -37,9 +37,7 @@ CrwContextMemory::Candidates CrwContextMemory::candidates(const torch::Tensor& q
     labels.push_back(m_recent[r].labels_t);
     r += m;
   }
-  const int64_t L = m_anchor.labels_t.size(1);
-  auto table = torch::cat(labels, 0);   // [references * Q, L]
-  return {acc.values(), table.index_select(0, acc.codes().reshape({-1})).view({Q, m_config.topk, L})};
+  return {acc.values(), topk_labels(acc, labels)};
 }
 
 torch::Tensor CrwContextMemory::predict(const torch::Tensor& q) {

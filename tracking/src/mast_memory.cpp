@@ -16,8 +16,6 @@ namespace corrtrack::detail {
 
 namespace {
 
-bool contains(const std::vector<int>& v, int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
-
 // Cell coordinates [2, h, w] (y, x) in the dtype of `opts`.
 torch::Tensor cell_coordinates(int64_t h, int64_t w, const torch::TensorOptions& opts) {
   auto ys = torch::arange(h, opts).view({h, 1}).expand({h, w});
@@ -32,13 +30,17 @@ torch::Tensor residue_grid(const torch::Tensor& x, int64_t d, int64_t ry, int64_
 
 }  // namespace
 
-MastMemory::MastMemory(const PropagationConfig& config, StageTimer* stages) : m_config(config), m_stages(stages) {}
+MastMemory::MastMemory(const PropagationConfig& config, StageTimer* stages)
+    : m_config(config), m_stages(stages),
+      m_reach(config.short_term.empty() ? 0 : *std::max_element(config.short_term.begin(), config.short_term.end())) {}
 
 void MastMemory::reset(const torch::Tensor& features, const torch::Tensor& labels) {
   m_frames.clear();
   m_geometries.clear();
+  m_C = features.size(0);
   m_h = features.size(1);
   m_w = features.size(2);
+  m_device = features.device();
   m_pos = -1;
   remember(features, labels);
 }
@@ -165,16 +167,12 @@ torch::Tensor MastMemory::predict(const torch::Tensor& query) {
     labels = acc.softmax->result();
   } else {
     auto weights = torch::softmax(acc.topk->values(), 1);     // values already divided by T
-    auto table = torch::cat(tables, 0);
-    auto cand = table.index_select(0, acc.topk->codes().reshape({-1})).view({Q, m_config.topk, L});
-    labels = (weights.unsqueeze(-1) * cand).sum(1);
+    labels = (weights.unsqueeze(-1) * topk_labels(*acc.topk, tables)).sum(1);
   }
   return labels.t().reshape({L, m_h, m_w});
 }
 
 void MastMemory::remember(const torch::Tensor& features, const torch::Tensor& labels) {
-  m_C = features.size(0);
-  m_device = features.device();
   const int64_t L = labels.size(0);
   Frame f;
   f.features = features;
@@ -183,10 +181,9 @@ void MastMemory::remember(const torch::Tensor& features, const torch::Tensor& la
   if (m_config.topk == 0) f.label_layout = geometry(m_h, m_w).key_layout(labels);
   m_frames[++m_pos] = std::move(f);
   // Keep the long-term references and the frames a short-term reference can still reach.
-  const int64_t reach = m_config.short_term.empty() ? 0 : *std::max_element(m_config.short_term.begin(), m_config.short_term.end());
   for (auto it = m_frames.begin(); it != m_frames.end();) {
     const int64_t r = it->first;
-    if (contains(m_config.long_term, r) || r > m_pos - reach) ++it;
+    if (contains(m_config.long_term, r) || r > m_pos - m_reach) ++it;
     else it = m_frames.erase(it);
   }
 }

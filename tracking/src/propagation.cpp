@@ -68,8 +68,7 @@ void propagation_config_validate(const PropagationConfig& c) {
   for (int g : c.short_term) {
     if (g < 1 || g > kMaxContext) throw Error("short-term references must be frames back in [1, " + most + "]");
   }
-  const auto has = [](const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); };
-  if (c.mode == PropagationMode::Mast && !has(c.long_term, 0) && !has(c.short_term, 1)) {
+  if (c.mode == PropagationMode::Mast && !detail::contains(c.long_term, 0) && !detail::contains(c.short_term, 1)) {
     throw Error("the memory needs the anchor (long-term 0) or the previous frame (short-term 1): "
                 "otherwise the first frame has no reference");
   }

@@ -8,12 +8,23 @@
 
 #include "windowed_affinity.h"
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 
 namespace corrtrack::detail {
+
+// True when v holds x (the memory settings' small lists of frame positions and gaps).
+inline bool contains(const std::vector<int>& v, int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+// The soft labels [Q, k, L] of a running top-k's candidates; its codes index the references'
+// label tables [Q, L] concatenated in reference order.
+inline torch::Tensor topk_labels(const RunningTopK& acc, const std::vector<torch::Tensor>& tables) {
+  const auto& codes = acc.codes();
+  return torch::cat(tables, 0).index_select(0, codes.reshape({-1})).view({codes.size(0), codes.size(1), -1});
+}
 
 class PropagationMemory {
  public:
@@ -86,6 +97,7 @@ class MastMemory : public PropagationMemory {
   void offer_roi(const torch::Tensor& qs, const Frame& ref, int64_t gap, int64_t reference, Accumulators& acc) const;
   PropagationConfig m_config;
   StageTimer* m_stages;
+  int64_t m_reach;                     // frames back the farthest short-term reference lies
   int64_t m_C = 0, m_h = 0, m_w = 0;
   torch::Device m_device = torch::kCPU;
   std::map<int64_t, Frame> m_frames;   // by position in the segment (0 = anchor)
