@@ -12,6 +12,7 @@ namespace corrtrack::cli {
 void register_video_commands(CLI::App& app);
 void register_tracking_commands(CLI::App& app);
 void register_train_commands(CLI::App& app);
+void register_inspect_commands(CLI::App& app);
 
 // Prints JSON to stdout (pretty) or writes it atomically to a file when path is non-empty.
 void json_emit(const nlohmann::json& j, const std::string& path = "");

@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "cli_common.h"
+#include "engine_options.h"
 #include "corrtrack/core.h"
 #include "corrtrack/propagation_files.h"
 #include "corrtrack/tracking.h"
@@ -23,24 +24,6 @@
 namespace fs = std::filesystem;
 
 namespace corrtrack::cli {
-
-namespace {
-
-// Options shared by `propagate` and `bench propagate`.
-struct PropagateArgs {
-  std::string video, frames, mask, davis, out, overlay, overlay_frames, overlay_mode = "blend", json;
-  std::string sequences, size, protocol, mode = "crw", device = "auto", feedback = "auto";
-  std::string long_term = "0,5", short_term = "1,3,5";
-  ModelSpec model;
-  // Engine options as parsed, to tell given values from defaults (a model's recommended settings
-  // and a protocol preset fill in the ones not given).
-  std::map<PropagationSetting, CLI::Option*> engine_opts;
-  std::vector<std::string> anchors;
-  PropagationConfig cfg;
-  bool dense = false;
-  int64_t max_frames = 0;
-  int objects = 1;   // bench propagate without --mask
-};
 
 void add_engine_options(CLI::App* c, PropagateArgs& a) {
   using S = PropagationSetting;
@@ -120,6 +103,16 @@ FrameSourceOptions source_options(const PropagateArgs& a) {
   return o;
 }
 
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+namespace {
+
 std::vector<Anchor> collect_anchors(const PropagateArgs& a, FrameSource& src) {
   std::vector<std::pair<int64_t, std::string>> specs;
   if (!a.mask.empty()) specs.emplace_back(0, a.mask);
@@ -167,14 +160,6 @@ OverlayMode overlay_mode(const std::string& s) {
   if (s == "fade") return OverlayMode::FadeBackground;
   if (s == "mask") return OverlayMode::MaskOnly;
   throw Error("--overlay-mode must be blend, contour, fade or mask, got '" + s + "'");
-}
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) if (!item.empty()) out.push_back(item);
-  return out;
 }
 
 void run_propagate(PropagateArgs& a) {

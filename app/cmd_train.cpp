@@ -4,6 +4,7 @@
 #include "cli_common.h"
 #include "corrtrack/core.h"
 #include "corrtrack/image_methods.h"
+#include "corrtrack/inspection.h"
 #include "corrtrack/tracking.h"
 #include "corrtrack/train.h"
 #include "corrtrack/video.h"
@@ -11,6 +12,7 @@
 #include "corrtrack/video_methods.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <filesystem>
 #include <unistd.h>
 
@@ -101,7 +103,7 @@ std::string command_json(const TrainArgs& a, const TrainingSetup& s) {
 
 void add_train_command(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
-  auto* train = app.add_subcommand("train", "Train a correspondence method; writes RUN/last.ckpt and RUN/metrics.jsonl");
+  auto* train = app.add_subcommand("train", "Train a correspondence method; writes RUN/last.ckpt, RUN/metrics.jsonl and RUN/curves.png");
   add_train_options(train, *args);
   train->add_option("--out", args->out, "Run folder")->required();
   train->add_flag("--resume", args->run.resume, "Continue the run in --out from its last checkpoint");
@@ -117,6 +119,7 @@ void add_train_command(CLI::App& app) {
     train_check(a.opt, schedule, a.run);  // before any data is loaded or a cache built into the run folder
     auto method = training_method_create(setup);
     a.run.command_json = command_json(a, setup);
+    a.run.on_checkpoint = [run = a.out](int64_t) { training_curves_write({run}, (fs::path(run) / "curves.png").string()); };
     const auto s = train_run(*method, a.opt, schedule, a.run);
     json out = {{"method", setup.method}, {"checkpoint", s.checkpoint}, {"first_step", s.first_step}, {"last_step", s.last_step},
                 {"skipped_steps", s.skipped_steps}, {"seconds", s.seconds}, {"ms_per_step", s.ms_per_step},

@@ -43,11 +43,12 @@ int main(int argc, char** argv) {
     corrtrack::threads_set(threads);
   });
   // Commands with sub-commands of their own, filled by the registration functions.
-  app.add_subcommand("inspect", "Describe a video, frame folder or checkpoint")->require_subcommand(1);
+  app.add_subcommand("inspect", "Describe a video, frame folder or checkpoint; pictures of what a model learned")->require_subcommand(1);
   app.add_subcommand("bench", "Speed and memory benchmarks (JSON on stdout)")->require_subcommand(1);
   corrtrack::cli::register_video_commands(app);
   corrtrack::cli::register_tracking_commands(app);
   corrtrack::cli::register_train_commands(app);
+  corrtrack::cli::register_inspect_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

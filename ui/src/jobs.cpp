@@ -1,5 +1,5 @@
-// Worker-thread jobs of the Studio: propagation over a frame range, feature maps; and the
-// similarity, best-match, heat-map and PCA helpers the inspection view uses.
+// Worker-thread jobs of the Studio: propagation over a frame range, and the feature maps the
+// inspection view draws (with inspection.h).
 #include "corrtrack/ui/jobs.h"
 
 #include <QFileInfo>
@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdlib>
 
-namespace F = torch::nn::functional;
 
 namespace corrtrack::ui {
 
@@ -86,7 +85,7 @@ void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image
 // ---------------------------------------------------------------------------------------------
 
 FeatureJob::FeatureJob(QObject* parent) : WorkerJob(parent) {
-  qRegisterMetaType<std::shared_ptr<const corrtrack::ui::FeaturePair>>();
+  qRegisterMetaType<std::shared_ptr<const corrtrack::FeaturePair>>();
 }
 
 FeatureJob::~FeatureJob() { wait(); }
@@ -97,95 +96,13 @@ void FeatureJob::start(const Image& frameA, int64_t a, const Image& frameB, int6
     try {
       torch::NoGradGuard ng;
       auto features = feature_extractor_open(model.spec, model.device);
-      auto pair = std::make_shared<FeaturePair>();
-      pair->frameA = a;
-      pair->frameB = b;
-      pair->stride = features->stride();
-      pair->scale = model.config.scale;
-      auto at_scale = [&](const Image& f) {
-        if (pair->scale == 1.0) return f;
-        return image_resize(f, std::max(1, int(std::lround(f.width * pair->scale))), std::max(1, int(std::lround(f.height * pair->scale))));
-      };
       // The similarity maps are drawn on the CPU: only the two feature maps come back.
-      pair->a = features->extract(at_scale(frameA)).to(torch::kCPU);
-      pair->b = a == b ? pair->a : features->extract(at_scale(frameB)).to(torch::kCPU);
+      auto pair = std::make_shared<FeaturePair>(feature_pair_compute(*features, frameA, a, frameB, b, model.config.scale));
       Q_EMIT ready(pair);
     } catch (const std::exception& e) {
       Q_EMIT failed(QString::fromStdString(error_message(e)));
     }
   });
-}
-
-// ---------------------------------------------------------------------------------------------
-
-torch::Tensor similarityMap(const FeaturePair& f, bool onB, double x, double y, int width, int height) {
-  const auto& src = f.a;
-  const int64_t h = src.size(1), w = src.size(2);
-  // Pixel -> feature cell at the internal resolution.
-  const int64_t cx = std::clamp<int64_t>(int64_t(x * f.scale / f.stride), 0, w - 1);
-  const int64_t cy = std::clamp<int64_t>(int64_t(y * f.scale / f.stride), 0, h - 1);
-  auto q = src.index({torch::indexing::Slice(), cy, cx});                    // [C]
-  const auto& dst = onB ? f.b : f.a;
-  auto sim = torch::einsum("c,chw->hw", {q, dst}).unsqueeze(0).unsqueeze(0);  // [1, 1, h', w']
-  // Nearest upsampling keeps the best cell's value on every pixel of that cell, so the maximum
-  // on the query frame lies on the clicked pixel.
-  auto up = F::interpolate(sim, F::InterpolateFuncOptions().size(std::vector<int64_t>{
-                                    int64_t(std::lround(dst.size(1) * f.stride / f.scale)), int64_t(std::lround(dst.size(2) * f.stride / f.scale))})
-                                    .mode(torch::kNearest));
-  up = up.squeeze(0).squeeze(0);
-  // Crop/pad to the frame size (features cover ceil(size / stride) cells).
-  up = up.slice(0, 0, height).slice(1, 0, width);
-  if (up.size(0) < height || up.size(1) < width) {
-    up = F::pad(up.unsqueeze(0).unsqueeze(0), F::PadFuncOptions({0, width - up.size(1), 0, height - up.size(0)}).mode(torch::kReplicate)).squeeze(0).squeeze(0);
-  }
-  return up.contiguous();
-}
-
-std::vector<std::pair<int, int>> bestMatches(const torch::Tensor& map, int n, int minDistance) {
-  std::vector<std::pair<int, int>> out;
-  auto flat = map.reshape({-1});
-  auto order = std::get<1>(flat.sort(/*dim=*/0, /*descending=*/true));
-  const int64_t w = map.size(1);
-  auto idx = order.accessor<int64_t, 1>();
-  for (int64_t i = 0; i < idx.size(0) && int(out.size()) < n; ++i) {
-    const int x = int(idx[i] % w), y = int(idx[i] / w);
-    bool far = true;
-    for (auto [px, py] : out) far = far && std::hypot(px - x, py - y) >= minDistance;
-    if (far) out.emplace_back(x, y);
-  }
-  return out;
-}
-
-Image heatOverlay(const Image& frame, const torch::Tensor& map, float alpha) {
-  Image out = frame;
-  auto m = map.clamp(-1.0, 1.0).contiguous();
-  auto acc = m.accessor<float, 2>();
-  for (int y = 0; y < out.height; ++y)
-    for (int x = 0; x < out.width; ++x) {
-      const float v = (acc[y][x] + 1.0f) / 2.0f;  // 0 (dissimilar) .. 1 (identical)
-      // Blue -> cyan -> yellow -> red.
-      const float r = std::clamp(2.0f * v - 0.5f, 0.0f, 1.0f), g = std::clamp(1.5f - std::abs(2.0f * v - 1.2f) * 1.5f, 0.0f, 1.0f),
-                  b = std::clamp(1.0f - 2.0f * v + 0.3f, 0.0f, 1.0f);
-      uint8_t* p = out.px(x, y);
-      const float c[3] = {r * 255.0f, g * 255.0f, b * 255.0f};
-      for (int ch = 0; ch < 3; ++ch) p[ch] = uint8_t(std::lround((1.0f - alpha) * p[ch] + alpha * c[ch]));
-    }
-  return out;
-}
-
-Image pcaImage(const torch::Tensor& features, int width, int height) {
-  const int64_t c = features.size(0), h = features.size(1), w = features.size(2);
-  auto x = features.reshape({c, h * w}).t().to(torch::kFloat);  // [hw, C]
-  x = x - x.mean(0, true);
-  auto svd = torch::linalg_svd(x, /*full_matrices=*/false);
-  auto v = std::get<2>(svd).slice(0, 0, std::min<int64_t>(3, c)).t();  // [C, 3]
-  auto proj = torch::matmul(x, v);                                  // [hw, k]
-  if (proj.size(1) < 3) proj = F::pad(proj, F::PadFuncOptions({0, 3 - proj.size(1)}));
-  auto lo = std::get<0>(proj.min(0, true)), hi = std::get<0>(proj.max(0, true));
-  proj = (proj - lo) / (hi - lo).clamp_min(1e-6);
-  auto img = proj.t().reshape({1, 3, h, w});
-  img = F::interpolate(img, F::InterpolateFuncOptions().size(std::vector<int64_t>{height, width}).mode(torch::kBilinear).align_corners(false));
-  return tensor_to_image(img.squeeze(0).clamp(0, 1));
 }
 
 }  // namespace corrtrack::ui

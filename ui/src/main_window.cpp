@@ -315,15 +315,15 @@ void MainWindow::refresh() {
     const Image& frame = m_session.frame(m_current);
     Image shown;
     if (m_viewMode == ViewMode::Similarity && m_simCurrent.defined()) {
-      shown = heatOverlay(frame, m_simCurrent);
-    } else if (m_viewMode == ViewMode::Pca && m_pair && m_pair->frameA == m_current) {
-      shown = pcaImage(m_pair->a, frame.width, frame.height);
+      shown = heat_overlay(frame, m_simCurrent);
+    } else if (m_viewMode == ViewMode::Pca && m_pair && m_pair->frame_a == m_current) {
+      shown = pca_image(m_pair->a, frame.width, frame.height);
     } else {
       shown = overlay_render(frame, m_session.mask(m_current), m_tools->overlayMode(), m_tools->opacity());
     }
     m_view->setImage(toQImage(shown));
     const Image& other = m_session.frame(m_other);
-    m_inspect->otherView().setImage(toQImage(m_simOther.defined() ? heatOverlay(other, m_simOther) : other));
+    m_inspect->otherView().setImage(toQImage(m_simOther.defined() ? heat_overlay(other, m_simOther) : other));
   });
   m_frameLabel->setText(tr("frame %1 / %2%3").arg(m_current).arg(m_session.frameCount() - 1).arg(m_session.isAnchor(m_current) ? tr(" (anchor)") : QString()));
   refreshTimeline();
@@ -399,7 +399,7 @@ void MainWindow::setViewMode(ViewMode mode) {
     m_view->setMarkers({});
     m_inspect->otherView().setMarkers({});
   }
-  if (mode == ViewMode::Pca && (!m_pair || m_pair->frameA != m_current) && !m_features.running()) {
+  if (mode == ViewMode::Pca && (!m_pair || m_pair->frame_a != m_current) && !m_features.running()) {
     m_features.start(m_session.frame(m_current), m_current, m_session.frame(m_other), m_other, modelChoice());
   }
   refresh();
@@ -410,7 +410,7 @@ void MainWindow::inspectAt(QPointF p) {
   m_query = p;
   m_haveQuery = true;
   if (m_viewMode == ViewMode::Masks) setViewMode(ViewMode::Similarity);
-  if (m_pair && m_pair->frameA == m_current && m_pair->frameB == m_other) {
+  if (m_pair && m_pair->frame_a == m_current && m_pair->frame_b == m_other) {
     updateSimilarity();
     return;
   }
@@ -421,7 +421,7 @@ void MainWindow::inspectAt(QPointF p) {
 
 void MainWindow::onFeaturesReady(std::shared_ptr<const FeaturePair> f) {
   m_pair = std::move(f);
-  if (m_haveQuery && (m_pair->frameA != m_current || m_pair->frameB != m_other)) {
+  if (m_haveQuery && (m_pair->frame_a != m_current || m_pair->frame_b != m_other)) {
     inspectAt(m_query);  // the frames changed while it ran
     return;
   }
@@ -431,11 +431,11 @@ void MainWindow::onFeaturesReady(std::shared_ptr<const FeaturePair> f) {
 
 void MainWindow::updateSimilarity() {
   const int w = m_session.width(), h = m_session.height();
-  m_simCurrent = similarityMap(*m_pair, false, m_query.x(), m_query.y(), w, h);
-  m_simOther = similarityMap(*m_pair, true, m_query.x(), m_query.y(), w, h);
+  m_simCurrent = similarity_map(*m_pair, false, m_query.x(), m_query.y(), w, h);
+  m_simOther = similarity_map(*m_pair, true, m_query.x(), m_query.y(), w, h);
   const int spacing = std::max(8, int(m_pair->stride / m_pair->scale));
   std::vector<QPointF> here{m_query}, there;
-  for (auto [x, y] : bestMatches(m_simOther, 5, 2 * spacing)) there.emplace_back(x + 0.5, y + 0.5);
+  for (auto [x, y] : best_matches(m_simOther, 5, 2 * spacing)) there.emplace_back(x + 0.5, y + 0.5);
   m_view->setMarkers(here);
   m_inspect->otherView().setMarkers(there);
   showMessage(tr("Similarity of pixel (%1, %2): best match on frame %3 at (%4, %5)")

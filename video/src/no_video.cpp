@@ -1,6 +1,7 @@
 // Entry points of the video module when it is built without FFmpeg/OpenCV/libpng
 // (CORRTRACK_WITH_VIDEO=OFF): every file operation reports that it is unavailable.
 #include "corrtrack/core.h"
+#include "corrtrack/drawing.h"
 #include "corrtrack/video.h"
 
 namespace corrtrack {
@@ -17,6 +18,7 @@ Image mask_read(const std::string& path) { unavailable("read mask", path); }
 void mask_write(const std::string& path, const Image&) { unavailable("write mask", path); }
 Image image_read(const std::string& path) { unavailable("read image", path); }
 void image_write_png(const std::string& path, const Image&) { unavailable("write", path); }
+std::unique_ptr<Painter> painter_raster(Image&) { unavailable("draw on", "an image"); }
 
 struct VideoWriter::Impl { std::string codec; };
 VideoWriter::VideoWriter(const std::string& path, int, int, double) { unavailable("write video", path); }

@@ -178,25 +178,34 @@ double normalised_mutual_info(const torch::Tensor& a, const torch::Tensor& b) {
   return mi / std::sqrt(ha * hb);
 }
 
-double knn_top1(const torch::Tensor& train_features, const torch::Tensor& train_labels,
-                const torch::Tensor& test_features, const torch::Tensor& test_labels, int k, double tau,
-                int64_t num_classes) {
+std::pair<torch::Tensor, torch::Tensor> knn_neighbours(const torch::Tensor& train_features, const torch::Tensor& test_features, int k) {
   torch::NoGradGuard ng;
   auto tr = F::normalize(train_features.to(torch::kFloat), F::NormalizeFuncOptions().dim(1));
   auto te = F::normalize(test_features.to(torch::kFloat), F::NormalizeFuncOptions().dim(1));
   const int kk = static_cast<int>(std::min<int64_t>(k, tr.size(0)));
-  int64_t correct = 0;
-  const int64_t chunk = 1024;
+  std::vector<torch::Tensor> sims, idx;
+  const int64_t chunk = 1024;   // bounds the [chunk, N_train] similarity block
   for (int64_t s = 0; s < te.size(0); s += chunk) {
-    const int64_t n = std::min(chunk, te.size(0) - s);
-    auto sim = torch::mm(te.narrow(0, s, n), tr.t());
-    auto top = sim.topk(kk, 1);
-    auto weights = torch::exp(std::get<0>(top) / tau);
-    auto labels = train_labels.to(torch::kLong).index_select(0, std::get<1>(top).reshape({-1})).view({n, kk});
-    auto votes = torch::zeros({n, num_classes}).scatter_add_(1, labels, weights);
-    correct += (votes.argmax(1) == test_labels.narrow(0, s, n).to(torch::kLong)).sum().item<int64_t>();
+    auto top = torch::mm(te.narrow(0, s, std::min(chunk, te.size(0) - s)), tr.t()).topk(kk, 1);
+    sims.push_back(std::get<0>(top));
+    idx.push_back(std::get<1>(top));
   }
-  return te.size(0) ? static_cast<double>(correct) / te.size(0) : 0.0;
+  if (sims.empty()) return {torch::zeros({0, kk}), torch::zeros({0, kk}, torch::kLong)};
+  return {torch::cat(sims), torch::cat(idx)};
+}
+
+double knn_top1(const torch::Tensor& train_features, const torch::Tensor& train_labels,
+                const torch::Tensor& test_features, const torch::Tensor& test_labels, int k, double tau,
+                int64_t num_classes) {
+  torch::NoGradGuard ng;
+  const int64_t n = test_features.size(0);
+  if (n == 0) return 0.0;
+  const auto [sims, idx] = knn_neighbours(train_features, test_features, k);
+  auto weights = torch::exp(sims / tau);
+  auto labels = train_labels.to(torch::kLong).index_select(0, idx.reshape({-1})).view({n, idx.size(1)});
+  auto votes = torch::zeros({n, num_classes}).scatter_add_(1, labels, weights);
+  const int64_t correct = (votes.argmax(1) == test_labels.to(torch::kLong)).sum().item<int64_t>();
+  return static_cast<double>(correct) / n;
 }
 
 torch::Tensor byol_loss(const torch::Tensor& p, const torch::Tensor& z) {

@@ -138,4 +138,15 @@ ImageEvalResult image_evaluate(const std::string& checkpoint, const std::string&
   return r;
 }
 
+torch::Tensor image_embed(const std::string& checkpoint, const std::string& features, const ImageEncoderConfig& random_encoder,
+                          const torch::Tensor& train_images, const torch::Tensor& images, const ImageEvalOptions& o) {
+  torch::NoGradGuard ng;
+  EvalModel m = eval_model_load(checkpoint, features, random_encoder, train_images);
+  if (m.encoder) {
+    m.encoder->to(o.device);
+    m.encoder->eval();
+  }
+  return embed(m, images, o, nullptr);
+}
+
 }  // namespace corrtrack

@@ -184,6 +184,12 @@ class TrainingRun {
     }
     if (on_gpu) m_method.module().to(m_o.device);
     m_saved_step = step;
+    if (!m_o.on_checkpoint) return;
+    try {
+      m_o.on_checkpoint(step);
+    } catch (const std::exception& e) {
+      m_log->warn("after the checkpoint of step {}: {}", step, error_message(e));
+    }
   }
 
   bool should_stop() {

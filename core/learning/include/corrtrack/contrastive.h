@@ -91,6 +91,10 @@ void memory_bank_update(torch::Tensor& bank, const torch::Tensor& idx, const tor
 // 1 when both have a single cluster.
 double normalised_mutual_info(const torch::Tensor& a, const torch::Tensor& b);
 
+// The k nearest training features (cosine) of each test feature, best first: similarities [N, k]
+// and training indices [N, k] (k is capped at the training set's size). knn_top1 votes with these.
+std::pair<torch::Tensor, torch::Tensor> knn_neighbours(const torch::Tensor& train_features, const torch::Tensor& test_features, int k);
+
 // Weighted kNN top-1 accuracy: cosine similarity to the k nearest training features, class vote
 // Σ exp(s / tau) over the neighbours of that class (the NPID/InstDisc protocol).
 double knn_top1(const torch::Tensor& train_features, const torch::Tensor& train_labels,

@@ -111,6 +111,9 @@ struct TrainOptions {
   torch::Device device = torch::kCPU;
   ProgressCallback progress;           // default: a throttled log line
   CancelCallback cancel;
+  // Called after each checkpoint is written (and metrics.jsonl flushed), with its step; the
+  // command draws RUN/curves.png here. An exception it throws is logged, not fatal.
+  std::function<void(int64_t step)> on_checkpoint;
 };
 
 struct TrainSummary {

@@ -3,6 +3,7 @@
 // signals; cancel() is honoured between frames.
 #pragma once
 
+#include "corrtrack/inspection.h"
 #include "corrtrack/tracking.h"
 #include "corrtrack/video.h"
 
@@ -62,15 +63,8 @@ class PropagationJob : public WorkerJob {
   std::atomic<bool> m_cancel{false};
 };
 
-// Feature maps of two frames, for similarity (click a pixel on frame A, see its cosine similarity
-// on A and on B) and for the PCA colouring.
-struct FeaturePair {
-  int64_t frameA = 0, frameB = 0;
-  torch::Tensor a, b;   // [C, h, w], L2-normalised
-  int stride = 8;
-  double scale = 1.0;   // internal resolution used (pixel (x, y) -> cell (x * scale / stride, ...))
-};
-
+// Feature maps of two frames (corrtrack::FeaturePair, inspection.h), for similarity (click a
+// pixel on frame A, see its cosine similarity on A and on B) and for the PCA colouring.
 class FeatureJob : public WorkerJob {
   Q_OBJECT
  public:
@@ -79,21 +73,14 @@ class FeatureJob : public WorkerJob {
   void start(const Image& frameA, int64_t a, const Image& frameB, int64_t b, const ModelChoice& model);
 
  Q_SIGNALS:
-  void ready(std::shared_ptr<const corrtrack::ui::FeaturePair> features);
+  void ready(std::shared_ptr<const corrtrack::FeaturePair> features);
   void failed(QString error);
 };
 
-// Cosine similarity of the feature at image pixel (x, y) of `from` with every cell of `to`,
-// upsampled (bilinear) to width x height: [height, width] in [-1, 1].
-torch::Tensor similarityMap(const FeaturePair& f, bool onB, double x, double y, int width, int height);
-// The `n` best-matching pixels (centres of the best cells) of a similarity map, best first.
-std::vector<std::pair<int, int>> bestMatches(const torch::Tensor& map, int n, int minDistance);
-// Heat-map colouring of a similarity map blended over the frame.
-Image heatOverlay(const Image& frame, const torch::Tensor& map, float alpha = 0.6f);
-// Features projected on their first three principal components, scaled to RGB, at frame size.
-Image pcaImage(const torch::Tensor& features, int width, int height);
+// The pictures of those features (similarity_map, best_matches, heat_overlay, pca_image) are
+// drawn by inspection.h, the same code as `corrtrack inspect features`.
 
 }  // namespace corrtrack::ui
 
 Q_DECLARE_METATYPE(std::shared_ptr<const corrtrack::Image>)
-Q_DECLARE_METATYPE(std::shared_ptr<const corrtrack::ui::FeaturePair>)
+Q_DECLARE_METATYPE(std::shared_ptr<const corrtrack::FeaturePair>)

@@ -1,0 +1,43 @@
+// Options of the commands that run a model's features through the propagation engine
+// (propagate, bench propagate, inspect features/tracks, bench tracks): the model, the device and
+// the engine settings, resolved against the model's recommendation and a protocol preset.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "corrtrack/tracking.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace corrtrack::cli {
+
+struct PropagateArgs {
+  std::string video, frames, mask, davis, out, overlay, overlay_frames, overlay_mode = "blend", json;
+  std::string sequences, size, protocol, mode = "crw", device = "auto", feedback = "auto";
+  std::string long_term = "0,5", short_term = "1,3,5";
+  ModelSpec model;
+  // Engine options as parsed, to tell given values from defaults (a model's recommended settings
+  // and a protocol preset fill in the ones not given).
+  std::map<PropagationSetting, CLI::Option*> engine_opts;
+  std::vector<std::string> anchors;
+  PropagationConfig cfg;
+  bool dense = false;
+  int64_t max_frames = 0;
+  int objects = 1;   // bench propagate without --mask
+};
+
+// --features/--checkpoint/--seed/--device and the engine settings (--mode, --topk, --scale, ...).
+void add_engine_options(CLI::App* c, PropagateArgs& a);
+// "1,3,5" -> {1, 3, 5}; "none" or "" -> {}; throws SettingError naming the option otherwise.
+std::vector<int> int_list_parse(const std::string& text, const std::string& option);
+// The feature extractor, with a.cfg resolved (model hints, --protocol, the options given) and validated.
+std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a);
+// Frame source options from --size.
+FrameSourceOptions source_options(const PropagateArgs& a);
+// "a,b,,c" -> {"a", "b", "c"}.
+std::vector<std::string> split_list(const std::string& s);
+
+}  // namespace corrtrack::cli
