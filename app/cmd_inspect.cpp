@@ -45,7 +45,7 @@ struct InspectFeaturesArgs {
   PropagateArgs engine;
   int64_t frame = 0, other = -1;
   std::vector<std::string> points;
-  int matches = 5, grid = 4;
+  int matches = 5, grid = 0;
 };
 
 void run_inspect_features(InspectFeaturesArgs& a) {
@@ -54,7 +54,7 @@ void run_inspect_features(InspectFeaturesArgs& a) {
   if (a.frame < 0 || a.frame >= n) throw Error("--frame " + std::to_string(a.frame) + " is outside '" + src->path() + "' (" + std::to_string(n) + " frames)");
   const int64_t other = a.other >= 0 ? a.other : std::min(n - 1, a.frame + 5);
   if (other >= n) throw Error("--other " + std::to_string(other) + " is outside '" + src->path() + "' (" + std::to_string(n) + " frames)");
-  if (a.matches < 1 || a.grid < 1) throw Error("--matches and --grid must be >= 1");
+  if (a.matches < 1 || a.grid < 0) throw Error("--matches must be >= 1 and --grid >= 0");
   auto features = make_features(a.engine);
   FeatureInspection in;
   in.a = a.frame;
@@ -122,7 +122,7 @@ void register_inspect_commands(CLI::App& app) {
     c->add_option("--other", a->other, "The other frame (K2; default K+5, or the last)");
     c->add_option("--point", a->points, "X,Y: a pixel of frame K (repeatable; default the centre)");
     c->add_option("--matches", a->matches, "Best matches ringed on each map")->capture_default_str();
-    c->add_option("--grid", a->grid, "Feature cells between the correspondence picture's points")->capture_default_str();
+    c->add_option("--grid", a->grid, "Feature cells between the correspondence picture's points (0: ~10 across)")->capture_default_str();
     c->add_option("--out", a->engine.out, "Output folder: similarity_<i>.png, pca.png, correspondences.png, inspect.json")->required();
     add_engine_options(c, a->engine);
     c->callback([a] { run_inspect_features(*a); });

@@ -115,6 +115,18 @@ expect_error memory-without-first-reference "long-term 0" -- propagate --video "
 expect_error crw-topk-zero "top-k" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --topk 0 --out "$TMP/out"
 expect_error bench-objects-zero "--objects" -- bench propagate --video "$VIDEO" --features pixels --objects 0
 expect_error bench-objects-with-mask "--objects" -- bench propagate --video "$VIDEO" --mask "$MASK" --features pixels --objects 5
+# Inspection and plots.
+expect_error inspect-point-outside "900,10" -- inspect features --video "$VIDEO" --features pixels --point 900,10 --out "$TMP/out"
+expect_error inspect-point-syntax "--point" -- inspect features --video "$VIDEO" --features pixels --point 10x10 --out "$TMP/out"
+expect_error inspect-frame-outside "--frame 99" -- inspect features --video "$VIDEO" --features pixels --frame 99 --out "$TMP/out"
+expect_error tracks-point-outside "outside" -- inspect tracks --video "$VIDEO" --features pixels --points 10,400 --out "$TMP/out"
+expect_error tracks-first-outside "first frame 40" -- inspect tracks --video "$VIDEO" --features pixels --points 10,10 --first 40 --out "$TMP/out"
+expect_error plot-missing-run "no-such-run" -- plot "$TMP/no-such-run" --out "$TMP/c.png"
+printf 'garbage\n' > "$TMP/metrics.jsonl"
+expect_error plot-unreadable-metrics "metrics.jsonl" -- plot "$TMP/metrics.jsonl" --out "$TMP/c.png"
+printf '{"step":1,"loss":1}\n' > "$TMP/m2.jsonl"
+expect_error plot-bad-extension ".png or .svg" -- plot "$TMP/m2.jsonl" --out "$TMP/c.jpg"
+expect_error embeddings-bad-data "nowhere" -- inspect embeddings --data "$TMP/nowhere" --out "$TMP/out"
 if [ -p "$TMP/pipe.ckpt" ]; then echo "ok   fifo-export-kept: still a pipe"; passes=$((passes + 1));
 else echo "FAIL fifo-export-kept: the pipe was replaced"; fails=$((fails + 1)); fi
 for rc_case in "--topk nan" "--frobnicate"; do

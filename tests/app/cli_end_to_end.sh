@@ -29,6 +29,19 @@ check "OpenMP waits passively by default" test "$(echo "$policy" | tr -dc 'A-Z')
 policy=$(OMP_WAIT_POLICY=ACTIVE "$BIN" -q bench affinity --channels 4 --height 8 --width 8 --radius 2 | grep omp_wait_policy)
 check "a policy set by the user is kept" test "$(echo "$policy" | tr -dc 'A-Z')" = "ACTIVE"
 
+# Pictures of features: a point's own cell is its best match on its frame (similarity 1).
+"$BIN" -q inspect features --video "$SRC/assets/sample/city.mp4" --features pixels --frame 3 --other 9 --point 100,80 --out "$TMP/insp" > "$TMP/insp.json"
+check "inspect features exits 0" test $? -eq 0
+check "inspect features wrote its pictures" test -s "$TMP/insp/similarity_1.png" -a -s "$TMP/insp/pca.png" -a -s "$TMP/insp/correspondences.png"
+best=$(grep -m1 '"similarity"' "$TMP/insp.json" | tr -dc '0-9.')
+check "the query's best match on its own frame has similarity 1 ($best)" awk -v v="$best" 'BEGIN { exit !(v > 0.99999 && v < 1.00001) }'
+# Point tracks: one CSV row per frame and point, a picture per frame.
+"$BIN" -q inspect tracks --video "$SRC/assets/sample/city.mp4" --features pixels --points 330,120 500,200 --frames 6 --out "$TMP/tracks"
+check "inspect tracks exits 0" test $? -eq 0
+check "tracks.csv has 6 frames x 2 points" test "$(tail -n +2 "$TMP/tracks/tracks.csv" | wc -l)" -eq 12
+check "a picture per frame and tracks.png" test "$(ls "$TMP/tracks/frames" | wc -l)" -eq 6 -a -s "$TMP/tracks/tracks.png"
+check "frame 0 holds the points as given" grep -q '^0,00000,1,330.00,120.00,1.000$' "$TMP/tracks/tracks.csv"
+
 # Synthetic objects for the cost-versus-objects benchmark: 5 boxes, all tracked.
 objects=$("$BIN" -q bench propagate --video "$SRC/assets/sample/city.mp4" --features pixels --objects 5 --max-frames 3 | grep '"objects"' | tr -dc '0-9')
 check "bench propagate --objects 5 propagates 5 objects" test "$objects" = "5"

@@ -38,3 +38,9 @@ STEPS=$(grep -o '"step":[0-9]*' "$TMP/run/metrics.jsonl" | tr -dc '0-9\n' | tr '
 [ "$STEPS" = "$(seq -s ' ' 2 2 40) " ] || fail "metrics steps are '$STEPS'"
 [ -z "$(find "$TMP/run" -name '*.tmp-*')" ] || fail "temporary files left in the run folder"
 echo "ok   resumed from $STEP to 40; metrics hold steps 2..40 once each"
+
+# Every checkpoint redraws the run's curves; plot reads the same metrics (also as SVG).
+[ -s "$TMP/run/curves.png" ] || fail "no curves.png after the run"
+"$BIN" -q plot "$TMP/run" --out "$TMP/curves.svg" || fail "plot failed"
+grep -q '>loss</text>' "$TMP/curves.svg" || fail "the SVG has no loss panel"
+echo "ok   curves.png written by train; plot draws the run as SVG"

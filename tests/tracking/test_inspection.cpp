@@ -112,6 +112,7 @@ TEST(Inspection, FeaturesInspectWritesItsPicturesAndReport) {
   in.frame_b = clip->frame(5);
   in.b = 5;
   in.points = {{40, 30}};
+  in.grid_step = 4;
   const FeaturePair pair = feature_pair_compute(*pixels, in.frame_a, 0, in.frame_b, 5, 1.0);
   const auto report = nlohmann::json::parse(features_inspect(pair, in, tmp.path()));
   for (const char* name : {"similarity_1.png", "pca.png", "correspondences.png", "inspect.json"}) {

@@ -220,14 +220,14 @@ std::string features_inspect(const FeaturePair& f, const FeatureInspection& in, 
       throw Error("--point " + fmt("%g,%g", qx, qy) + " lies outside frame " + std::to_string(in.a) + " (" + std::to_string(W) + "x" +
                   std::to_string(H) + ")");
     }
-    Image canvas(W + bar + Wb + bar, top + std::max(H, Hb), 3, 255);
+    Image canvas(W + bar + Wb + bar, top + std::max(H, Hb) + 12, 3, 255);   // room for the colour bars' low labels
     auto p = painter_raster(canvas);
     json entry = {{"x", qx}, {"y", qy}};
     for (int side = 0; side < 2; ++side) {
       const bool on_b = side == 1;
       const Image& frame = on_b ? in.frame_b : in.frame_a;
       auto map = similarity_map(f, on_b, qx, qy, frame.width, frame.height);
-      const auto best = best_matches(map, in.matches, int(2 * ring));
+      const auto best = best_matches(map, in.matches, int(4 * ring));
       const int x0 = on_b ? W + bar : 0;
       paste(canvas, heat_overlay(frame, map), x0, top);
       for (size_t r = best.size(); r-- > 0;) mark_match(*p, x0 + best[r].first + 0.5, top + best[r].second + 0.5, int(r + 1), ring);
@@ -249,7 +249,8 @@ std::string features_inspect(const FeaturePair& f, const FeatureInspection& in, 
     paste(canvas, pca_image(f.b, Wb, Hb, f.a), W, std::max(H, Hb));
     image_write_png((dir / "pca.png").string(), canvas);
   }
-  const auto corr = correspondences_grid(f, in.grid_step);
+  const int step = in.grid_step > 0 ? in.grid_step : std::max<int>(1, int(std::lround(f.a.size(2) / 10.0)));
+  const auto corr = correspondences_grid(f, step);
   {
     Image canvas(W + Wb, std::max(H, Hb), 3, 255);
     paste(canvas, darken(in.frame_a, 0.7f), 0, 0);

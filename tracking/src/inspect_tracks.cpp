@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace corrtrack {
 
@@ -87,7 +88,9 @@ std::vector<std::vector<TrackPoint>> points_track(FrameSource& source, FeatureEx
   const Image f0 = source.frame(first);
   for (const auto& [x, y] : points) {
     if (!(x >= 0 && y >= 0 && x < f0.width && y < f0.height)) {
-      throw Error("point (" + std::to_string(x) + ", " + std::to_string(y) + ") lies outside the frames of '" + source.path() +
+      char at[64];
+      std::snprintf(at, sizeof at, "point %g,%g", x, y);
+      throw Error(std::string(at) + " lies outside the frames of '" + source.path() +
                   "' (" + std::to_string(f0.width) + "x" + std::to_string(f0.height) + ")");
     }
   }

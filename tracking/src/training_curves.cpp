@@ -43,8 +43,10 @@ MetricsLog metrics_read(const std::string& run_or_file) {
   std::ifstream in(file);
   if (!in) throw Error("cannot read '" + file.string() + "': no such file (give a training run folder or its metrics.jsonl)");
   MetricsLog log;
-  log.run = fs::is_directory(given) ? fs::path(given).lexically_normal().filename().string() : file.parent_path().filename().string();
-  if (log.run.empty() || log.run == ".") log.run = fs::absolute(file).parent_path().filename().string();
+  // The legend label: the run folder's name, or a metrics file's own name when it has one.
+  const fs::path folder = fs::absolute(fs::is_directory(given) ? given : file.parent_path()).lexically_normal();
+  log.run = file.stem() != "metrics" ? file.stem().string() : folder.filename().string();
+  if (log.run.empty()) log.run = folder.parent_path().filename().string();   // "runs/a/" ends in a separator
   int lineno = 0;
   for (std::string line; std::getline(in, line);) {
     ++lineno;

@@ -77,7 +77,8 @@ struct FeatureInspection {
   int64_t a = 0, b = 0;
   std::vector<std::pair<double, double>> points;   // pixels of frame A
   int matches = 5;                                 // best matches ringed per map
-  int grid_step = 4;                               // feature cells between correspondence points
+  int grid_step = 0;                               // feature cells between correspondence points
+                                                   // (0: ~10 points across the width)
 };
 std::string features_inspect(const FeaturePair& f, const FeatureInspection& in, const std::string& out_dir);
 
