@@ -119,7 +119,7 @@ TEST(Inspection, FeaturesInspectWritesItsPicturesAndReport) {
     EXPECT_TRUE(std::filesystem::exists(tmp / name)) << name;
   }
   const Image sim = image_read(tmp / "similarity_1.png");
-  EXPECT_EQ(sim.width, 2 * 96 + 2 * 60);
+  EXPECT_EQ(sim.width, 2 * 96 + 2 * 72);
   // On frame A the best match is the query's own cell (similarity 1).
   EXPECT_NEAR(report["points"][0]["frame"][0]["similarity"].get<double>(), 1.0, 1e-5);
   EXPECT_EQ(report["points"][0]["frame"][0]["x"].get<int>() / 8, 40 / 8);

@@ -205,7 +205,7 @@ std::string features_inspect(const FeaturePair& f, const FeatureInspection& in, 
   dir_ensure_writable(out_dir);
   const auto dir = std::filesystem::path(out_dir);
   const int W = in.frame_a.width, H = in.frame_a.height, Wb = in.frame_b.width, Hb = in.frame_b.height;
-  const int top = 28, bar = 60;   // title band; colour bar and its labels
+  const int top = 28, bar = 72;   // title band; colour bar and its labels
   const double ring = std::max(6.0, 0.6 * f.stride / f.scale);
   json report = {{"frame", in.a}, {"other", in.b}, {"stride", f.stride}, {"scale", f.scale}};
   auto matches_json = [&](const torch::Tensor& map, const std::vector<std::pair<int, int>>& best) {
