@@ -393,3 +393,69 @@ TEST(BadInput, TruncatedJpegWarnsOnceNamingTheFile) {
   write_bytes(d / "empty.jpg", std::string("\xff\xd8\xff\xe0junk", 8));
   expect_error_naming([&] { image_read(d / "empty.jpg"); }, "empty.jpg");
 }
+
+// Property: 600 seeded mutations of a palette PNG's header chunks (IHDR fields, PLTE size and
+// entries, chunk lengths, extra or missing chunks), with the chunk CRCs recomputed so that libpng
+// parses what was changed instead of stopping at the checksum, each either read as a mask of the
+// declared size or fail with one error line naming the file. Run under AddressSanitizer.
+TEST(BadInput, PaletteHeaderFuzzedMutations) {
+  TempDir d;
+  Image m(24, 16, 1, 0);
+  for (int y = 4; y < 12; ++y)
+    for (int x = 6; x < 18; ++x) m.px(x, y)[0] = uint8_t(1 + (x + y) % 3);
+  mask_write(d / "good.png", m);
+  const std::string good = read_bytes(d / "good.png");
+  // Chunks of the file: offset of the length field, type and data size.
+  struct Chunk { size_t at; std::string type; uint32_t size; };
+  std::vector<Chunk> chunks;
+  for (size_t at = 8; at + 12 <= good.size();) {
+    const uint32_t n = (uint32_t(uint8_t(good[at])) << 24) | (uint32_t(uint8_t(good[at + 1])) << 16) |
+                       (uint32_t(uint8_t(good[at + 2])) << 8) | uint32_t(uint8_t(good[at + 3]));
+    chunks.push_back({at, good.substr(at + 4, 4), n});
+    at += 12 + n;
+  }
+  ASSERT_GE(chunks.size(), 4u);   // IHDR, PLTE, (tRNS,) IDAT, IEND
+  ASSERT_EQ(chunks[0].type, "IHDR");
+  std::mt19937 rng(2024);
+  const uint32_t extremes[] = {0, 1, 255, 256, 65535, 65536, 0x7FFFFFFFu, 0x80000000u, 0xFFFFFFFFu};
+  int read = 0;
+  for (int i = 0; i < 600; ++i) {
+    std::string bytes = good;
+    const Chunk& c = chunks[i % 3 == 0 ? 0 : rng() % (chunks.size() - 1)];   // IHDR a third of the time
+    const size_t data = c.at + 8;
+    switch (i % 5) {
+      case 0:  // one IHDR field: width, height (extreme) or bit depth / colour type / methods (any byte)
+        if (rng() % 2) put_be32(bytes, data + 4 * (rng() % 2), extremes[rng() % 9]);
+        else bytes[data + 8 + rng() % 5] = char(rng() % 256);
+        break;
+      case 1:  // a data byte of the chosen chunk
+        if (c.size > 0) bytes[data + rng() % c.size] = char(rng() % 256);
+        break;
+      case 2:  // a chunk's length field (the chunk no longer ends where its CRC is)
+        put_be32(bytes, c.at, rng() % 2 ? extremes[rng() % 9] : uint32_t(c.size + (rng() % 7) - 3));
+        break;
+      case 3:  // a chunk dropped
+        bytes.erase(c.at, 12 + c.size);
+        break;
+      default:  // a chunk repeated
+        bytes.insert(c.at, good.substr(c.at, 12 + c.size));
+        break;
+    }
+    // Recompute the CRC where the (possibly mutated) chunk still fits the file.
+    if (i % 5 <= 1 && data + c.size + 4 <= bytes.size()) put_be32(bytes, data + c.size, crc32_of(bytes.substr(c.at + 4, 4 + c.size)));
+    const std::string name = "p" + std::to_string(i) + ".png";
+    write_bytes(d / name, bytes);
+    try {
+      const Image got = mask_read(d / name);
+      ++read;
+      EXPECT_EQ(got.channels, 1);
+      EXPECT_EQ(got.data.size(), size_t(got.width) * got.height);
+      EXPECT_LE(size_t(got.width) * got.height, size_t(1) << 20);   // no huge allocation came out of ~200 bytes
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_GT(read, 0) << "some mutations (a changed palette entry, a repeated chunk) still read";
+  EXPECT_LT(read, 600) << "most mutations are refused";
+}
