@@ -232,6 +232,9 @@ std::vector<std::string> video_method_names() { return {"mast", "corrflow", "crw
 
 std::unique_ptr<TrainableMethod> video_method_create(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache) {
   if (!cache) throw Error("video methods need a clip cache");
+  // Modules not set by resnet_init (the cycle methods' localiser, heads) take LibTorch's default
+  // initialisation from the global generator, which is seeded nondeterministically: seed it.
+  torch::manual_seed(cfg.seed);
   if (cfg.method == "mast") return std::make_unique<MastMethod>(cfg, std::move(cache));
   if (cfg.method == "corrflow") return std::make_unique<CorrFlowMethod>(cfg, std::move(cache));
   if (auto m = make_cycle_method(cfg, cache)) return m;

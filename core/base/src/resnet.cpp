@@ -156,6 +156,14 @@ void resnet_init(ResNet& net, uint64_t seed) {
       // Kaiming normal, mode fan_out, ReLU gain; drawn on CPU so the seed fixes the values everywhere.
       auto v = at::normal(0.0, std::sqrt(2.0 / fan_out), w.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat));
       w.copy_(v);
+      // A bias (the projection head's) gets PyTorch's default range, U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+      // from the same generator: left to the default init it came from the process's global
+      // generator, which LibTorch seeds nondeterministically, so runs with one seed differed.
+      if (conv->bias.defined()) {
+        const double bound = 1.0 / std::sqrt(static_cast<double>(w.size(1) * w.size(2) * w.size(3)));
+        auto u = at::empty(conv->bias.sizes(), torch::TensorOptions().dtype(torch::kFloat)).uniform_(-bound, bound, gen);
+        conv->bias.copy_(u);
+      }
     } else if (auto* bn = m->as<nn::BatchNorm2d>()) {
       bn->weight.fill_(1.0);
       bn->bias.fill_(0.0);

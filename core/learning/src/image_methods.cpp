@@ -55,10 +55,18 @@ double default_temperature(const std::string& m) {
 
 int default_clusters(const std::string& m) { return m == "iic" ? 10 : 30; }
 
+// The encoder's configuration, after seeding the global generator with the run's seed: the
+// encoder's and the heads' default initialisation draw from it, and LibTorch seeds it
+// nondeterministically, so without this two runs with one seed started from different weights.
+const ImageEncoderConfig& seeded_encoder(const ImageMethodConfig& cfg) {
+  torch::manual_seed(cfg.seed);
+  return cfg.encoder;
+}
+
 class ImageMethod : public TrainableMethod {
  public:
   ImageMethod(const ImageMethodConfig& cfg, torch::Tensor images, torch::Tensor labels)
-      : m_cfg(cfg), m_images(std::move(images)), m_labels(std::move(labels)), m_model(cfg.encoder) {
+      : m_cfg(cfg), m_images(std::move(images)), m_labels(std::move(labels)), m_model(seeded_encoder(cfg)) {
     if (m_images.dim() != 4 || m_images.scalar_type() != torch::kUInt8) throw Error("image methods need uint8 images [N, C, H, W]");
     if (m_images.size(1) != cfg.encoder.in_channels) {
       throw Error("the images have " + std::to_string(m_images.size(1)) + " channels, the encoder expects " +
@@ -69,7 +77,6 @@ class ImageMethod : public TrainableMethod {
     m_k = cfg.clusters > 0 ? cfg.clusters : default_clusters(cfg.method);
     image_channel_stats(m_images, m_mean, m_std);
     m_steps_per_epoch = std::max<int64_t>(1, m_images.size(0) / cfg.batch);
-    torch::manual_seed(cfg.seed);  // head initialisation
   }
   std::string name() const override { return m_cfg.method; }
   torch::nn::Module& module() override { return *m_model; }
