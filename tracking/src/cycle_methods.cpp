@@ -91,7 +91,10 @@ class CrwMethod : public RgbClipMethod {
     if (m_cfg.temperature <= 0.0) throw SettingError("temperature", "must be positive");
     if (m_cfg.edge_dropout < 0.0 || m_cfg.edge_dropout >= 1.0) throw SettingError("edge-dropout", "must be in [0, 1)");
     if (m_cfg.nodes != "patch" && m_cfg.nodes != "dense") throw SettingError("nodes", "must be patch or dense, got '" + m_cfg.nodes + "'");
-    if (m_cfg.nodes == "patch" && m_cfg.sampler.crop < kCrwPatch) throw SettingError("crop", "must be at least 64 for patch nodes");
+    // One 64-pixel patch per frame leaves the walk a single node: the loss is 0 and nothing is learned.
+    if (m_cfg.nodes == "patch" && m_cfg.sampler.crop < kCrwPatch + kCrwPatchStride) {
+      throw SettingError("crop", "must be at least 96 for patch nodes (64-pixel patches every 32 pixels; a smaller crop holds one node, which makes the loss 0)");
+    }
     ResNet enc = m_model->encoder;
     resnet_init(enc, cfg.seed);
     torch::NoGradGuard ng;
