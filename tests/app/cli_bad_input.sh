@@ -123,6 +123,8 @@ expect_error inspect-frame-outside "--frame 99" -- inspect features --video "$VI
 expect_error tracks-point-outside "outside" -- inspect tracks --video "$VIDEO" --features pixels --points 10,400 --out "$TMP/out"
 expect_error tracks-first-outside "first frame 40" -- inspect tracks --video "$VIDEO" --features pixels --points 10,10 --first 40 --out "$TMP/out"
 expect_error plot-missing-run "no-such-run" -- plot "$TMP/no-such-run" --out "$TMP/c.png"
+mkfifo "$TMP/fifo.jsonl"
+expect_error plot-fifo "not a regular file" -- plot "$TMP/fifo.jsonl" --out "$TMP/c.png"
 printf 'garbage\n' > "$TMP/metrics.jsonl"
 expect_error plot-unreadable-metrics "metrics.jsonl" -- plot "$TMP/metrics.jsonl" --out "$TMP/c.png"
 printf '{"step":1,"loss":1}\n' > "$TMP/m2.jsonl"

@@ -40,8 +40,12 @@ ChartSeries series_of(const MetricsLog& run, const std::string& x_key, const std
 MetricsLog metrics_read(const std::string& run_or_file) {
   const fs::path given(run_or_file);
   const fs::path file = fs::is_directory(given) ? given / "metrics.jsonl" : given;
+  std::error_code ec;
+  if (!fs::exists(file, ec)) throw Error("cannot read '" + file.string() + "': no such file (give a training run folder or its metrics.jsonl)");
+  // A FIFO or a device would block or never end: only regular files are read.
+  if (!fs::is_regular_file(file, ec)) throw Error("cannot read '" + file.string() + "': not a regular file");
   std::ifstream in(file);
-  if (!in) throw Error("cannot read '" + file.string() + "': no such file (give a training run folder or its metrics.jsonl)");
+  if (!in) throw Error("cannot read '" + file.string() + "': permission denied or unreadable");
   MetricsLog log;
   // The legend label: the run folder's name, or a metrics file's own name when it has one.
   const fs::path folder = fs::absolute(fs::is_directory(given) ? given : file.parent_path()).lexically_normal();
