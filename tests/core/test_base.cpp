@@ -73,7 +73,8 @@ TEST(CheckpointInfo, RoundTripKeepsEveryField) {
   EXPECT_FALSE(b.record.contains("method")) << "typed keys are not duplicated in the record";
 }
 
-// Property: the bundled model (written before CheckpointInfo existed) reads with its settings.
+// Property: the bundled model reads with its settings and carries the checksums that loading
+// verifies (it was re-exported from itself to gain them: float16 -> float32 -> float16 is exact).
 TEST(CheckpointInfo, ReadsTheBundledModel) {
   const std::string path = std::string(CORRTRACK_TEST_SOURCE_DIR) + "/assets/models/default.ckpt";
   if (!fs::exists(path)) GTEST_SKIP() << "no bundled model at " << path;
@@ -83,6 +84,8 @@ TEST(CheckpointInfo, ReadsTheBundledModel) {
   EXPECT_EQ(info.encoder->output_stride(), 4);
   EXPECT_EQ(info.weights, "float16");
   EXPECT_EQ(info.propagation.scale.value_or(0), 0.5);
+  EXPECT_EQ(info.digests.count(""), 1u);
+  EXPECT_EQ(info.digests.count("layer1"), 1u);
 }
 
 // Property: image-method checkpoints of the older form (cluster head as a name, classes in
