@@ -69,10 +69,42 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--cache-size", s.cache_size, "Short side of frames decoded into the run's cache")->capture_default_str();
 }
 
-// The setup as the options describe it (a given --batch, the backbone, --temperature for crw).
-TrainingSetup training_setup(TrainArgs& a, CLI::App* c) {
+bool given(CLI::App* c, const std::string& option) { return c->get_option(option)->count() > 0; }
+
+// The method's published settings (training_setup.h) in place of every one not given; returns
+// what was applied (empty for image methods).
+nlohmann::json apply_recipe(TrainArgs& a, CLI::App* c) {
+  const TrainingRecipe r = training_recipe(a.setup.method, device_parse(a.device).is_cuda());
+  if (r.source.empty()) return {};
+  nlohmann::json applied = {{"source", r.source}};
+  auto fill = [&](const char* option, auto& target, const auto& value, const char* key) {
+    if (!value || given(c, option)) return;
+    target = *value;
+    applied[key] = *value;
+  };
+  fill("--lr", a.opt.lr, r.lr, "lr");
+  fill("--beta1", a.opt.beta1, r.beta1, "beta1");
+  fill("--clip-grad", a.run.clip_grad_norm, r.clip_grad, "clip_grad");
+  fill("--min-scale", a.setup.video.sampler.min_scale, r.min_scale, "min_scale");
+  fill("--crop", a.setup.video.sampler.crop, r.crop, "crop");
+  fill("--batch", a.batch, r.batch, "batch");
+  // The schedule comes whole or not at all: a user's --schedule cosine wants no milestones.
+  if (r.schedule && !given(c, "--schedule") && !given(c, "--milestones") && !given(c, "--gamma")) {
+    a.schedule = *r.schedule;
+    a.milestones = r.milestones;
+    a.gamma = r.gamma.value_or(a.gamma);
+    applied["schedule"] = a.schedule;
+    applied["milestones"] = a.milestones;
+    applied["gamma"] = a.gamma;
+  }
+  return applied;
+}
+
+// The setup as the options describe it (a given --batch or the recipe's, the backbone,
+// --temperature for crw).
+TrainingSetup training_setup(TrainArgs& a, CLI::App* c, bool recipe_batch) {
   TrainingSetup s = a.setup;
-  if (c->get_option("--batch")->count() > 0) s.batch = a.batch;
+  if (given(c, "--batch") || recipe_batch) s.batch = a.batch;
   s.run_dir = a.out;
   s.seed = a.run.seed;
   s.total_steps = a.run.steps;
@@ -94,10 +126,11 @@ LrSchedule make_schedule(const TrainArgs& a) {
 }
 
 // How the run was started, for the checkpoint's record (the batch as the run uses it).
-std::string command_json(const TrainArgs& a, const TrainingSetup& s) {
+std::string command_json(const TrainArgs& a, const TrainingSetup& s, const nlohmann::json& recipe) {
   json j = {{"method", s.method}, {"data", s.data}, {"batch", s.batch.value_or(s.video.batch)}, {"crop", s.video.sampler.crop},
             {"steps", a.run.steps}, {"optimizer", a.opt.name}, {"lr", a.opt.lr}, {"schedule", a.schedule},
-            {"seed", a.run.seed}};
+            {"seed", a.run.seed}, {"beta1", a.opt.beta1}, {"clip_grad", a.run.clip_grad_norm}, {"min_scale", s.video.sampler.min_scale}};
+  if (!recipe.empty()) j["recipe"] = recipe;
   return j.dump();
 }
 
@@ -112,13 +145,15 @@ void add_train_command(CLI::App& app) {
   train->add_option("--time-budget", args->run.time_budget_s, "Stop after this many seconds of training (0 = off)")->capture_default_str();
   train->callback([args, train] {
     auto& a = *args;
-    const TrainingSetup setup = training_setup(a, train);
+    const nlohmann::json recipe = apply_recipe(a, train);
+    if (!recipe.empty()) log_get("app")->info("{} recipe: {}", a.setup.method, recipe.dump());
+    const TrainingSetup setup = training_setup(a, train, recipe.contains("batch"));
     a.run.device = device_parse(a.device);
     a.run.out_dir = a.out;
     const LrSchedule schedule = make_schedule(a);
     train_check(a.opt, schedule, a.run);  // before any data is loaded or a cache built into the run folder
     auto method = training_method_create(setup);
-    a.run.command_json = command_json(a, setup);
+    a.run.command_json = command_json(a, setup, recipe);
     a.run.on_checkpoint = [run = a.out](int64_t) { training_curves_write({run}, (fs::path(run) / "curves.png").string()); };
     const auto s = train_run(*method, a.opt, schedule, a.run);
     json out = {{"method", setup.method}, {"checkpoint", s.checkpoint}, {"first_step", s.first_step}, {"last_step", s.last_step},
@@ -231,7 +266,7 @@ void add_train_benchmarks(CLI::App& bench) {
       std::string p;
       ~Cleanup() { std::error_code ec; fs::remove_all(p, ec); }
     } cleanup{a.out};
-    const TrainingSetup setup = training_setup(a, bt);
+    const TrainingSetup setup = training_setup(a, bt, false);   // a benchmark measures the settings given
     auto method = training_method_create(setup);
     const bool image = method_is_image(setup.method);
     json j = bench_train(*method, a.opt, a.run, a.warmup);

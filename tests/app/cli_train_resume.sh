@@ -44,3 +44,16 @@ echo "ok   resumed from $STEP to 40; metrics hold steps 2..40 once each"
 "$BIN" -q plot "$TMP/run" --out "$TMP/curves.svg" || fail "plot failed"
 grep -q '>loss</text>' "$TMP/curves.svg" || fail "the SVG has no loss panel"
 echo "ok   curves.png written by train; plot draws the run as SVG"
+
+# A method's recipe fills the settings not given (crw: Adam 1e-4, crops of area 0.8-1); a given
+# option wins. Both are in the checkpoint's command record.
+"$BIN" -q train --method crw --data "$TMP/c.ctc" --crop 96 --batch 1 --clip-frames 2 --frame-gap 1 --steps 1 --device cpu --out "$TMP/crw" >/dev/null \
+  || fail "crw with its recipe failed"
+"$BIN" -q inspect checkpoint "$TMP/crw/last.ckpt" > "$TMP/crw.json"
+grep -q '"lr": 0.0001' "$TMP/crw.json" || fail "the crw recipe's lr was not used: $(grep '"lr"' "$TMP/crw.json")"
+grep -q '"min_scale": 0.8' "$TMP/crw.json" || fail "the crw recipe's min-scale was not used"
+grep -q '"crop": 96' "$TMP/crw.json" || fail "the given --crop did not win over the recipe"
+"$BIN" -q train --method crw --data "$TMP/c.ctc" --crop 96 --batch 1 --clip-frames 2 --frame-gap 1 --steps 1 --lr 5e-4 --device cpu --out "$TMP/crw2" >/dev/null \
+  || fail "crw with --lr failed"
+"$BIN" -q inspect checkpoint "$TMP/crw2/last.ckpt" | grep -q '"lr": 0.0005' || fail "a given --lr did not win over the recipe"
+echo "ok   the crw recipe fills what is not given; given options win"

@@ -1,6 +1,7 @@
 // Clip cache, clip sampler, MAST and CorrFlow training on a synthetic panning scene, and the
 // exported encoder as a propagation feature extractor.
 #include "corrtrack/tracking.h"
+#include "corrtrack/training_setup.h"
 #include "corrtrack/video_methods.h"
 #include "test_support.h"
 #include "train_support.h"
@@ -442,4 +443,32 @@ TEST(CycleMethods, BadSettings) {
   tc.patch = 80;
   tc.clip_frames = 1;
   expect_error(tc, "clip-frames");
+}
+
+// Property: each video method's recipe holds its paper's settings (docs/protocols.md), with the
+// published batch on CUDA and 4 clips on the CPU; image methods have none.
+TEST(TrainingRecipe, PublishedSettingsPerMethod) {
+  const TrainingRecipe crw = training_recipe("crw", true);
+  EXPECT_EQ(crw.lr.value_or(0), 1e-4);
+  EXPECT_EQ(crw.batch.value_or(0), 20);
+  EXPECT_EQ(crw.crop.value_or(0), 256);
+  EXPECT_EQ(crw.min_scale.value_or(0), 0.8);
+  EXPECT_EQ(training_recipe("crw", false).batch.value_or(0), 4);
+  const TrainingRecipe tc = training_recipe("timecycle", true);
+  EXPECT_EQ(tc.lr.value_or(0), 2e-4);
+  EXPECT_EQ(tc.beta1.value_or(0), 0.5);
+  EXPECT_EQ(tc.clip_grad.value_or(0), 10.0);
+  EXPECT_EQ(tc.batch.value_or(0), 36);
+  EXPECT_EQ(tc.crop.value_or(0), 240);
+  const TrainingRecipe corrflow = training_recipe("corrflow", true);
+  EXPECT_EQ(corrflow.lr.value_or(0), 2e-4);
+  EXPECT_EQ(corrflow.batch.value_or(0), 6);
+  // MAST halves the lr at 0.4M/0.6M/0.8M/1M samples: steps of the batch in use.
+  const TrainingRecipe mast = training_recipe("mast", true);
+  EXPECT_EQ(mast.schedule.value_or(""), "step");
+  EXPECT_EQ(mast.milestones, (std::vector<int64_t>{33333, 50000, 66666, 83333}));
+  EXPECT_EQ(mast.gamma.value_or(0), 0.5);
+  EXPECT_EQ(training_recipe("mast", false).milestones, (std::vector<int64_t>{100000, 150000, 200000, 250000}));
+  EXPECT_TRUE(training_recipe("simclr", true).source.empty());
+  EXPECT_EQ(training_recipe_to_json(crw)["lr"].get<double>(), 1e-4);
 }

@@ -86,4 +86,53 @@ std::unique_ptr<TrainableMethod> training_method_create(TrainingSetup setup) {
   return method_is_image(setup.method) ? image_method(setup) : video_method(setup);
 }
 
+TrainingRecipe training_recipe(const std::string& method, bool cuda) {
+  TrainingRecipe r;
+  const int cpu_batch = 4;
+  if (method == "mast") {
+    // Adam 1e-3, batch 12, 256 crops; the lr halves at 0.4M, 0.6M, 0.8M and 1M samples.
+    r.source = "MAST (Lai et al. 2020): Adam 1e-3, batch 12, 256x256, lr halved at 0.4M/0.6M/0.8M/1M samples";
+    r.lr = 1e-3;
+    r.batch = cuda ? 12 : cpu_batch;
+    r.crop = 256;
+    r.schedule = "step";
+    for (int64_t samples : {400000, 600000, 800000, 1000000}) r.milestones.push_back(samples / *r.batch);
+    r.gamma = 0.5;
+  } else if (method == "corrflow") {
+    r.source = "CorrFlow (Lai & Xie 2019): Adam 2e-4, batch 6, 256x256";
+    r.lr = 2e-4;
+    r.batch = cuda ? 6 : cpu_batch;
+    r.crop = 256;
+  } else if (method == "crw") {
+    r.source = "CRW (Jabri et al. 2020): Adam 1e-4, batch 20, 256 crops of 0.8-1 of the area";
+    r.lr = 1e-4;
+    r.batch = cuda ? 20 : cpu_batch;
+    r.crop = 256;
+    r.min_scale = 0.8;
+  } else if (method == "timecycle") {
+    r.source = "TimeCycle (Wang et al. 2019): Adam 2e-4, beta1 0.5, batch 36, 240 crops, gradient norm clipped at 10";
+    r.lr = 2e-4;
+    r.beta1 = 0.5;
+    r.batch = cuda ? 36 : cpu_batch;
+    r.crop = 240;
+    r.clip_grad = 10.0;
+  }
+  if (!r.source.empty() && !cuda) r.source += "; batch " + std::to_string(cpu_batch) + " on the CPU";
+  return r;
+}
+
+nlohmann::json training_recipe_to_json(const TrainingRecipe& r) {
+  nlohmann::json j = {{"source", r.source}};
+  if (r.lr) j["lr"] = *r.lr;
+  if (r.beta1) j["beta1"] = *r.beta1;
+  if (r.clip_grad) j["clip_grad"] = *r.clip_grad;
+  if (r.min_scale) j["min_scale"] = *r.min_scale;
+  if (r.batch) j["batch"] = *r.batch;
+  if (r.crop) j["crop"] = *r.crop;
+  if (r.schedule) j["schedule"] = *r.schedule;
+  if (!r.milestones.empty()) j["milestones"] = r.milestones;
+  if (r.gamma) j["gamma"] = *r.gamma;
+  return j;
+}
+
 }  // namespace corrtrack

@@ -40,6 +40,22 @@ std::string method_list();
 // Builds the method with its data; throws Error naming an unknown method or unreadable data.
 std::unique_ptr<TrainableMethod> training_method_create(TrainingSetup setup);
 
+// A video method's published training settings, which `corrtrack train` applies to every setting
+// the user did not give (so `train --method crw` alone trains as CRW did). The batch is the
+// published one on CUDA and a CPU-sized one otherwise (published batches of 20-36 clips at
+// 240-256 px need tens of GB and minutes per step on a CPU). Empty for image methods: their
+// method-specific defaults live in ImageMethodConfig.
+struct TrainingRecipe {
+  std::string source;                 // where the values come from, for the run's record
+  std::optional<double> lr, beta1, clip_grad, min_scale;
+  std::optional<int> batch, crop;
+  std::optional<std::string> schedule;
+  std::vector<int64_t> milestones;    // with schedule "step"
+  std::optional<double> gamma;
+};
+TrainingRecipe training_recipe(const std::string& method, bool cuda);
+nlohmann::json training_recipe_to_json(const TrainingRecipe& r);
+
 // True when `path` is (or claims to be) a clip cache: named .ctc or starting with its magic.
 bool clip_cache_looks_like(const std::string& path);
 
