@@ -66,7 +66,9 @@ void run_inspect_features(InspectFeaturesArgs& a) {
   in.matches = a.matches;
   in.grid_step = a.grid;
   const FeaturePair pair = feature_pair_compute(*features, in.frame_a, in.a, in.frame_b, in.b, a.engine.cfg.scale);
-  const std::string report = features_inspect(pair, in, a.engine.out);
+  StagedFolder staged(a.engine.out);   // the pictures land together or not at all
+  const std::string report = features_inspect(pair, in, staged.path());
+  staged.commit();
   std::cout << report;
   log_get("app")->info("pictures of {} ({}) written to {}", features->name(), features->device().str(), a.engine.out);
 }
@@ -85,7 +87,8 @@ void run_inspect_tracks(InspectTracksArgs& a) {
   if (points.empty()) throw Error("give the points to track with --points X,Y [X,Y ...]");
   auto features = make_features(a.engine);
   const fs::path out(a.engine.out);
-  dir_ensure_writable((out / "frames").string());
+  // Frame pictures are staged and land when the whole track does; the CSV comes last.
+  StagedFolder frames((out / "frames").string());
   std::vector<std::vector<TrackPoint>> tracks;
   std::vector<std::string> names;
   Image last;
@@ -93,8 +96,9 @@ void run_inspect_tracks(InspectTracksArgs& a) {
     tracks.push_back(at);
     names.push_back(src->frame_name(k));
     last = tracks_draw(rgb, tracks, tracks.size() - 1);
-    image_write_png((out / "frames" / (names.back() + ".png")).string(), last);
+    image_write_png(frames.path() + "/" + names.back() + ".png", last);
   });
+  frames.commit();
   image_write_png((out / "tracks.png").string(), last);
   std::ostringstream csv;
   csv << "frame,name,point,x,y,confidence\n";
@@ -164,7 +168,10 @@ void register_inspect_commands(CLI::App& app) {
       a->in.test = image_dataset_load(a->data, false, a->size);
       a->in.random_encoder.in_channels = int(a->in.train.images.size(1));
       torch::manual_seed(a->seed);
-      json_emit(embeddings_inspect(a->in, a->out));
+      StagedFolder staged(a->out);
+      const auto report = embeddings_inspect(a->in, staged.path());
+      staged.commit();
+      json_emit(report);
     });
   }
   {
