@@ -36,11 +36,6 @@ std::vector<std::pair<double, double>> points_parse(const std::vector<std::strin
   return out;
 }
 
-std::unique_ptr<FrameSource> open_input(const PropagateArgs& a) {
-  if (a.video.empty() == a.frames.empty()) throw Error("give exactly one of --video FILE or --frames DIR");
-  return frame_source_open(a.video.empty() ? a.frames : a.video, source_options(a));
-}
-
 struct InspectFeaturesArgs {
   PropagateArgs engine;
   int64_t frame = 0, other = -1;
@@ -49,7 +44,7 @@ struct InspectFeaturesArgs {
 };
 
 void run_inspect_features(InspectFeaturesArgs& a) {
-  auto src = open_input(a.engine);
+  auto src = source_open(a.engine);
   const int64_t n = src->size();
   if (a.frame < 0 || a.frame >= n) throw Error("--frame " + std::to_string(a.frame) + " is outside '" + src->path() + "' (" + std::to_string(n) + " frames)");
   const int64_t other = a.other >= 0 ? a.other : std::min(n - 1, a.frame + 5);

@@ -103,6 +103,11 @@ FrameSourceOptions source_options(const PropagateArgs& a) {
   return o;
 }
 
+std::unique_ptr<FrameSource> source_open(const PropagateArgs& a) {
+  if (a.video.empty() == a.frames.empty()) throw Error("give exactly one of --video FILE or --frames DIR");
+  return frame_source_open(a.video.empty() ? a.frames : a.video, source_options(a));
+}
+
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -278,10 +283,9 @@ void register_tracking_commands(CLI::App& app) {
     c->add_option("--json", a->json, "Write the JSON here instead of stdout");
     add_engine_options(c, *a);
     c->callback([a] {
-      if (a->video.empty() == a->frames.empty()) throw Error("give exactly one of --video FILE or --frames DIR");
       if (a->objects < 1 || a->objects > 254) throw Error("--objects must be in [1, 254], got " + std::to_string(a->objects));
       if (!a->mask.empty() && a->objects != 1) throw Error("--objects makes synthetic masks: give it without --mask");
-      std::unique_ptr<FrameSource> src = frame_source_open(a->video.empty() ? a->frames : a->video, source_options(*a));
+      std::unique_ptr<FrameSource> src = source_open(*a);
       if (a->max_frames > 0) {
         const int64_t n = std::min(a->max_frames, src->size());
         src = std::make_unique<FrameRangeSource>(std::move(src), 0, n - 1);

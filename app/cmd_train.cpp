@@ -13,7 +13,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <filesystem>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -73,8 +72,8 @@ bool given(CLI::App* c, const std::string& option) { return c->get_option(option
 
 // The method's published settings (training_setup.h) in place of every one not given; returns
 // what was applied (empty for image methods).
-nlohmann::json apply_recipe(TrainArgs& a, CLI::App* c) {
-  const TrainingRecipe r = training_recipe(a.setup.method, device_parse(a.device).is_cuda());
+nlohmann::json apply_recipe(TrainArgs& a, CLI::App* c, bool cuda) {
+  const TrainingRecipe r = training_recipe(a.setup.method, cuda);
   if (r.source.empty()) return {};
   nlohmann::json applied = {{"source", r.source}};
   auto fill = [&](const char* option, auto& target, const auto& value, const char* key) {
@@ -87,7 +86,7 @@ nlohmann::json apply_recipe(TrainArgs& a, CLI::App* c) {
   fill("--clip-grad", a.run.clip_grad_norm, r.clip_grad, "clip_grad");
   fill("--min-scale", a.setup.video.sampler.min_scale, r.min_scale, "min_scale");
   fill("--crop", a.setup.video.sampler.crop, r.crop, "crop");
-  fill("--batch", a.batch, r.batch, "batch");
+  fill("--batch", a.setup.batch, r.batch, "batch");   // a given --batch is set by training_setup
   // The schedule comes whole or not at all: a user's --schedule cosine wants no milestones.
   if (r.schedule && !given(c, "--schedule") && !given(c, "--milestones") && !given(c, "--gamma")) {
     a.schedule = *r.schedule;
@@ -100,11 +99,10 @@ nlohmann::json apply_recipe(TrainArgs& a, CLI::App* c) {
   return applied;
 }
 
-// The setup as the options describe it (a given --batch or the recipe's, the backbone,
-// --temperature for crw).
-TrainingSetup training_setup(TrainArgs& a, CLI::App* c, bool recipe_batch) {
+// The setup as the options describe it (a given --batch, the backbone, --temperature for crw).
+TrainingSetup training_setup(TrainArgs& a, CLI::App* c) {
   TrainingSetup s = a.setup;
-  if (given(c, "--batch") || recipe_batch) s.batch = a.batch;
+  if (given(c, "--batch")) s.batch = a.batch;
   s.run_dir = a.out;
   s.seed = a.run.seed;
   s.total_steps = a.run.steps;
@@ -145,10 +143,10 @@ void add_train_command(CLI::App& app) {
   train->add_option("--time-budget", args->run.time_budget_s, "Stop after this many seconds of training (0 = off)")->capture_default_str();
   train->callback([args, train] {
     auto& a = *args;
-    const nlohmann::json recipe = apply_recipe(a, train);
-    if (!recipe.empty()) log_get("app")->info("{} recipe: {}", a.setup.method, recipe.dump());
-    const TrainingSetup setup = training_setup(a, train, recipe.contains("batch"));
     a.run.device = device_parse(a.device);
+    const nlohmann::json recipe = apply_recipe(a, train, a.run.device.is_cuda());
+    if (!recipe.empty()) log_get("app")->info("{} recipe: {}", a.setup.method, recipe.dump());
+    const TrainingSetup setup = training_setup(a, train);
     a.run.out_dir = a.out;
     const LrSchedule schedule = make_schedule(a);
     train_check(a.opt, schedule, a.run);  // before any data is loaded or a cache built into the run folder
@@ -266,7 +264,7 @@ void add_train_benchmarks(CLI::App& bench) {
       std::string p;
       ~Cleanup() { std::error_code ec; fs::remove_all(p, ec); }
     } cleanup{a.out};
-    const TrainingSetup setup = training_setup(a, bt, false);   // a benchmark measures the settings given
+    const TrainingSetup setup = training_setup(a, bt);   // a benchmark measures the settings given, no recipe
     auto method = training_method_create(setup);
     const bool image = method_is_image(setup.method);
     json j = bench_train(*method, a.opt, a.run, a.warmup);

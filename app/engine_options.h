@@ -37,6 +37,8 @@ std::vector<int> int_list_parse(const std::string& text, const std::string& opti
 std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a);
 // Frame source options from --size.
 FrameSourceOptions source_options(const PropagateArgs& a);
+// The frames of --video FILE or --frames DIR (exactly one of them), with source_options.
+std::unique_ptr<FrameSource> source_open(const PropagateArgs& a);
 // "a,b,,c" -> {"a", "b", "c"}.
 std::vector<std::string> split_list(const std::string& s);
 

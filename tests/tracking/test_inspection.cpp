@@ -281,8 +281,7 @@ TEST(Embeddings, RetrievalNeighboursAreTheKnnEvaluationsNeighbours) {
   for (const auto& r : report["rows"]) rows.push_back(r["test_index"].get<int64_t>());
   EXPECT_EQ(rows, (std::vector<int64_t>{0, 4, 8, 1, 2}));
   // The same neighbours as knn_neighbours on the same features, in the same order.
-  auto ftr = image_embed("", "pixels", in.random_encoder, in.train.images, in.train.images, ImageEvalOptions{});
-  auto fte = image_embed("", "pixels", in.random_encoder, in.train.images, in.test.images, ImageEvalOptions{});
+  const auto [ftr, fte] = image_embed("", "pixels", in.random_encoder, in.train.images, in.test.images, ImageEvalOptions{});
   const auto [sims, idx] = knn_neighbours(ftr, fte.index_select(0, torch::tensor(rows, torch::kLong)), 4);
   for (size_t r = 0; r < rows.size(); ++r)
     for (int j = 0; j < 4; ++j) {

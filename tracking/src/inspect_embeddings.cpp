@@ -28,11 +28,6 @@ Image thumbnail(const torch::Tensor& img, int side) {
   return image_resize(out, side, side);
 }
 
-void paste(Image& dst, const Image& src, int x0, int y0) {
-  for (int y = 0; y < src.height && y0 + y < dst.height; ++y)
-    std::copy_n(src.px(0, y), size_t(std::min(src.width, dst.width - x0)) * 3, dst.px(x0, y0 + y));
-}
-
 std::string class_name(const ImageDataset& d, int64_t label) {
   return label >= 0 && label < int64_t(d.classes.size()) ? d.classes[size_t(label)] : std::to_string(label);
 }
@@ -84,8 +79,7 @@ json embeddings_inspect(const EmbeddingInspection& in, const std::string& out_di
   dir_ensure_writable(out_dir);
   torch::NoGradGuard ng;
   const ImageEvalOptions o;
-  auto ftr = image_embed(in.checkpoint, in.features, in.random_encoder, in.train.images, in.train.images, o);
-  auto fte = image_embed(in.checkpoint, in.features, in.random_encoder, in.train.images, in.test.images, o);
+  const auto [ftr, fte] = image_embed(in.checkpoint, in.features, in.random_encoder, in.train.images, in.test.images, o);
   const int64_t classes = std::max<int64_t>(int64_t(in.train.classes.size()), in.train.labels.max().item<int64_t>() + 1);
   json report = {{"data", in.train.name},
                  {"features", in.checkpoint.empty() ? in.features : in.checkpoint},
@@ -110,12 +104,12 @@ json embeddings_inspect(const EmbeddingInspection& in, const std::string& out_di
     const int y = head + int(r) * (side + gap);
     const int64_t qlabel = in.test.labels[queries[r]].item<int64_t>();
     p->text(4, y + side / 2 + 5, class_name(in.test, qlabel), kInk, 11.0);
-    paste(grid, thumbnail(in.test.images[queries[r]], side), label_w + gap, y);
+    image_paste(grid, thumbnail(in.test.images[queries[r]], side), label_w + gap, y);
     json row = {{"test_index", queries[r]}, {"label", qlabel}, {"class", class_name(in.test, qlabel)}, {"neighbours", json::array()}};
     for (int j = 0; j < k; ++j) {
       const int64_t t = ia[r][j], label = tl[t].item<int64_t>();
       const int x = label_w + gap + (j + 1) * (side + gap);
-      paste(grid, thumbnail(in.train.images[t], side), x, y);
+      image_paste(grid, thumbnail(in.train.images[t], side), x, y);
       p->rect(x - 1.5, y - 1.5, side + 3, side + 3, label == qlabel ? kRight : kWrong, label == qlabel ? 1.5 : 3.0);
       same += label == qlabel;
       row["neighbours"].push_back({{"train_index", t}, {"label", label}, {"similarity", sa[r][j]}});

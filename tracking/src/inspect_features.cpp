@@ -4,6 +4,8 @@
 #include "corrtrack/inspection.h"
 #include "corrtrack/tracking.h"
 
+#include "label_grid.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -29,12 +31,6 @@ std::string fmt(const char* pattern, double a, double b) {
   char buf[96];
   std::snprintf(buf, sizeof buf, pattern, a, b);
   return buf;
-}
-
-// Copies `src` into `dst` at (x0, y0).
-void paste(Image& dst, const Image& src, int x0, int y0) {
-  for (int y = 0; y < src.height && y0 + y < dst.height; ++y)
-    std::copy_n(src.px(0, y), size_t(std::min(src.width, dst.width - x0)) * 3, dst.px(x0, y0 + y));
 }
 
 Image darken(const Image& img, float keep) {
@@ -82,8 +78,9 @@ FeaturePair feature_pair_compute(FeatureExtractor& features, const Image& frame_
   pair.stride = features.stride();
   pair.scale = scale;
   auto at_scale = [&](const Image& f) {
-    if (scale == 1.0) return f;
-    return image_resize(f, std::max(1, int(std::lround(f.width * scale))), std::max(1, int(std::lround(f.height * scale))));
+    detail::LabelGrid g;
+    g.set_frame(f.width, f.height, scale);
+    return g.internal(f);
   };
   pair.a = features.extract(at_scale(frame_a)).to(torch::kCPU);
   pair.b = a == b ? pair.a : features.extract(at_scale(frame_b)).to(torch::kCPU);
@@ -229,7 +226,7 @@ std::string features_inspect(const FeaturePair& f, const FeatureInspection& in, 
       auto map = similarity_map(f, on_b, qx, qy, frame.width, frame.height);
       const auto best = best_matches(map, in.matches, int(4 * ring));
       const int x0 = on_b ? W + bar : 0;
-      paste(canvas, heat_overlay(frame, map), x0, top);
+      image_paste(canvas, heat_overlay(frame, map), x0, top);
       for (size_t r = best.size(); r-- > 0;) mark_match(*p, x0 + best[r].first + 0.5, top + best[r].second + 0.5, int(r + 1), ring);
       if (!on_b) mark_query(*p, qx, top + qy);
       colour_bar_draw(*p, x0 + frame.width + 8, top, 14, frame.height, map.min().item<double>(), map.max().item<double>());
@@ -243,18 +240,18 @@ std::string features_inspect(const FeaturePair& f, const FeatureInspection& in, 
   }
   {
     Image canvas(W + Wb, 2 * std::max(H, Hb), 3, 255);
-    paste(canvas, in.frame_a, 0, 0);
-    paste(canvas, in.frame_b, W, 0);
-    paste(canvas, pca_image(f.a, W, H, f.b), 0, std::max(H, Hb));
-    paste(canvas, pca_image(f.b, Wb, Hb, f.a), W, std::max(H, Hb));
+    image_paste(canvas, in.frame_a, 0, 0);
+    image_paste(canvas, in.frame_b, W, 0);
+    image_paste(canvas, pca_image(f.a, W, H, f.b), 0, std::max(H, Hb));
+    image_paste(canvas, pca_image(f.b, Wb, Hb, f.a), W, std::max(H, Hb));
     image_write_png((dir / "pca.png").string(), canvas);
   }
   const int step = in.grid_step > 0 ? in.grid_step : std::max<int>(1, int(std::lround(f.a.size(2) / 10.0)));
   const auto corr = correspondences_grid(f, step);
   {
     Image canvas(W + Wb, std::max(H, Hb), 3, 255);
-    paste(canvas, darken(in.frame_a, 0.7f), 0, 0);
-    paste(canvas, darken(in.frame_b, 0.7f), W, 0);
+    image_paste(canvas, darken(in.frame_a, 0.7f), 0, 0);
+    image_paste(canvas, darken(in.frame_b, 0.7f), W, 0);
     auto p = painter_raster(canvas);
     for (const auto& c : corr)
       if (!c.mutual) p->line(c.ax, c.ay, W + c.bx, c.by, Rgb{150, 150, 150}, 1.0);

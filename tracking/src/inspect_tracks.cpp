@@ -4,6 +4,7 @@
 #include "corrtrack/inspection.h"
 #include "corrtrack/tracking.h"
 
+#include "label_grid.h"
 #include "propagation_memory.h"
 
 #include <algorithm>
@@ -94,12 +95,10 @@ std::vector<std::vector<TrackPoint>> points_track(FrameSource& source, FeatureEx
                   "' (" + std::to_string(f0.width) + "x" + std::to_string(f0.height) + ")");
     }
   }
-  const int Ws = std::max(1, int(std::lround(f0.width * config.scale))), Hs = std::max(1, int(std::lround(f0.height * config.scale)));
-  auto extract = [&](const Image& frame) {
-    return features.extract(Ws == frame.width && Hs == frame.height ? frame : image_resize(frame, Ws, Hs));
-  };
-  auto q = extract(f0);
-  CellMapping cells{double(Ws) / f0.width, double(Hs) / f0.height, features.stride(), q.size(1), q.size(2)};
+  detail::LabelGrid grid;
+  grid.set_frame(f0.width, f0.height, config.scale);
+  auto q = features.extract(grid.internal(f0));
+  CellMapping cells{double(grid.Ws) / grid.W, double(grid.Hs) / grid.H, features.stride(), q.size(1), q.size(2)};
   auto memory = detail::propagation_memory_create(config, nullptr);
   memory->reset(q, cells.splat(points).to(q.device()));
   std::vector<std::vector<TrackPoint>> tracks;
@@ -112,7 +111,7 @@ std::vector<std::vector<TrackPoint>> points_track(FrameSource& source, FeatureEx
     if (frame.width != f0.width || frame.height != f0.height) {
       throw Error("frame " + std::to_string(t) + " of '" + source.path() + "' changes size");
     }
-    q = extract(frame);
+    q = features.extract(grid.internal(frame));
     auto predicted = memory->predict(q);
     auto located = cells.locate(predicted, tracks.back(), search_radius);
     std::vector<std::pair<double, double>> xy;

@@ -5,6 +5,8 @@
 
 #include "corrtrack/video.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace corrtrack::detail {
@@ -17,6 +19,20 @@ struct LabelGrid {
   int64_t Hs = 0, Ws = 0;   // internal size after scaling
   int64_t h = 0, w = 0;     // feature map size
   int stride = 8;
+
+  // A frame dimension at the internal resolution `scale` (at least one pixel).
+  static int64_t scaled(int64_t n, double scale) { return std::max<int64_t>(1, std::llround(n * scale)); }
+  // Frame and internal sizes of W x H frames at `scale` (the feature size comes with the first features).
+  void set_frame(int64_t width, int64_t height, double scale) {
+    H = height;
+    W = width;
+    Hs = scaled(H, scale);
+    Ws = scaled(W, scale);
+  }
+  // The frame at the internal resolution (the frame itself when the sizes agree).
+  Image internal(const Image& frame) const {
+    return Hs == frame.height && Ws == frame.width ? frame : image_resize(frame, int(Ws), int(Hs));
+  }
 
   // Object-index mask -> soft labels [L, h, w] on `device`: one-hot, resized to the internal size,
   // padded to whole feature cells, then bilinearly resized to the feature grid (cell centres).

@@ -159,10 +159,7 @@ class PropagationRun {
         m_feedback(label_feedback_effective(config)) {}
 
   void start(const Image& first, int64_t labels) {
-    m_grid.H = first.height;
-    m_grid.W = first.width;
-    m_grid.Hs = std::max<int64_t>(1, std::llround(m_grid.H * m_config.scale));
-    m_grid.Ws = std::max<int64_t>(1, std::llround(m_grid.W * m_config.scale));
+    m_grid.set_frame(first.width, first.height, m_config.scale);
     m_grid.stride = m_features.stride();
     m_labels = labels;
   }
@@ -205,8 +202,7 @@ class PropagationRun {
  private:
   torch::Tensor features_of(const Image& frame) {
     StageScope s(&m_result.stages, "features");
-    const bool resized = m_grid.Hs != m_grid.H || m_grid.Ws != m_grid.W;
-    auto f = m_features.extract(resized ? image_resize(frame, int(m_grid.Ws), int(m_grid.Hs)) : frame);
+    auto f = m_features.extract(m_grid.internal(frame));
     m_grid.h = f.size(1);
     m_grid.w = f.size(2);
     return f;

@@ -157,6 +157,14 @@ Rgb colormap_viridis(double v) {
 
 Rgb chart_color(size_t i) { return kTab10[i % kTab10.size()]; }
 
+void image_paste(Image& dst, const Image& src, int x, int y) {
+  if (src.channels != dst.channels) throw Error("cannot paste a " + std::to_string(src.channels) + "-channel image into a " + std::to_string(dst.channels) + "-channel one");
+  const int x0 = std::max(0, x), x1 = std::min(dst.width, x + src.width);
+  if (x1 <= x0) return;
+  for (int row = std::max(0, y); row < std::min(dst.height, y + src.height); ++row)
+    std::copy_n(src.px(x0 - x, row - y), size_t(x1 - x0) * src.channels, dst.px(x0, row));
+}
+
 // ---------------------------------------------------------------------------------------------
 
 SvgPainter::SvgPainter(int width, int height, Rgb background) : m_w(width), m_h(height) {

@@ -54,6 +54,17 @@ EvalModel eval_model_load(const std::string& checkpoint, const std::string& feat
   return m;
 }
 
+// The model loaded, on the evaluation device, in eval mode.
+EvalModel eval_model_ready(const std::string& checkpoint, const std::string& features, const ImageEncoderConfig& random_encoder,
+                           const torch::Tensor& train_images, const ImageEvalOptions& o) {
+  EvalModel m = eval_model_load(checkpoint, features, random_encoder, train_images);
+  if (m.encoder) {
+    m.encoder->to(o.device);
+    m.encoder->eval();
+  }
+  return m;
+}
+
 // Features [N, D] of every image (standardised, in batches) and, with a cluster head, its assignments.
 torch::Tensor embed(EvalModel& m, const torch::Tensor& images, const ImageEvalOptions& o, torch::Tensor* head_out) {
   std::vector<torch::Tensor> out, heads;
@@ -120,11 +131,7 @@ ImageEvalResult image_evaluate(const std::string& checkpoint, const std::string&
   ImageEvalResult r;
   r.train_images = train_images.size(0);
   r.test_images = test_images.size(0);
-  EvalModel m = eval_model_load(checkpoint, features, random_encoder, train_images);
-  if (m.encoder) {
-    m.encoder->to(o.device);
-    m.encoder->eval();
-  }
+  EvalModel m = eval_model_ready(checkpoint, features, random_encoder, train_images, o);
   torch::Tensor head_assign;
   auto ftr = embed(m, train_images, o, nullptr), fte = embed(m, test_images, o, &head_assign);
   auto ntr = l2_normalise(ftr, 1), nte = l2_normalise(fte, 1);
@@ -138,15 +145,12 @@ ImageEvalResult image_evaluate(const std::string& checkpoint, const std::string&
   return r;
 }
 
-torch::Tensor image_embed(const std::string& checkpoint, const std::string& features, const ImageEncoderConfig& random_encoder,
-                          const torch::Tensor& train_images, const torch::Tensor& images, const ImageEvalOptions& o) {
+std::pair<torch::Tensor, torch::Tensor> image_embed(const std::string& checkpoint, const std::string& features,
+                                                    const ImageEncoderConfig& random_encoder, const torch::Tensor& train_images,
+                                                    const torch::Tensor& test_images, const ImageEvalOptions& o) {
   torch::NoGradGuard ng;
-  EvalModel m = eval_model_load(checkpoint, features, random_encoder, train_images);
-  if (m.encoder) {
-    m.encoder->to(o.device);
-    m.encoder->eval();
-  }
-  return embed(m, images, o, nullptr);
+  EvalModel m = eval_model_ready(checkpoint, features, random_encoder, train_images, o);
+  return {embed(m, train_images, o, nullptr), embed(m, test_images, o, nullptr)};
 }
 
 }  // namespace corrtrack

@@ -27,6 +27,9 @@ Rgb colormap_viridis(double v);
 // The ten categorical colours of charts and class plots (tab10), cycled by index.
 Rgb chart_color(size_t i);
 
+// Copies `src` into `dst` (same channel count) with its top-left corner at (x, y), clipped to `dst`.
+void image_paste(Image& dst, const Image& src, int x, int y);
+
 enum class TextAlign { Left, Center, Right };
 
 // A surface in pixel coordinates, origin at the top left, y down. `thickness` <= 0 fills.

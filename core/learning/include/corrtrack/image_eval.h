@@ -29,9 +29,11 @@ ImageEvalResult image_evaluate(const std::string& checkpoint, const std::string&
                                const torch::Tensor& train_labels, const torch::Tensor& test_images,
                                const torch::Tensor& test_labels, int64_t num_classes, const ImageEvalOptions& opts);
 
-// Features [N, D] (not normalised) of `images` under the encoder image_evaluate would evaluate
-// (same arguments), standardised as image_evaluate standardises them. For the embedding pictures.
-torch::Tensor image_embed(const std::string& checkpoint, const std::string& features, const ImageEncoderConfig& random_encoder,
-                          const torch::Tensor& train_images, const torch::Tensor& images, const ImageEvalOptions& opts);
+// Features [N, D] (not normalised) of the training and the test images under the encoder
+// image_evaluate would evaluate (same arguments: one model, loaded once, so a random encoder is
+// the same for both), standardised as image_evaluate standardises them. For the embedding pictures.
+std::pair<torch::Tensor, torch::Tensor> image_embed(const std::string& checkpoint, const std::string& features,
+                                                    const ImageEncoderConfig& random_encoder, const torch::Tensor& train_images,
+                                                    const torch::Tensor& test_images, const ImageEvalOptions& opts);
 
 }  // namespace corrtrack
