@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <vector>
 
 namespace corrtrack::cli {
 
@@ -13,6 +14,10 @@ void register_video_commands(CLI::App& app);
 void register_tracking_commands(CLI::App& app);
 void register_train_commands(CLI::App& app);
 void register_inspect_commands(CLI::App& app);
+
+// The command line as main() received it (for `train --nproc`, which starts copies of itself).
+void program_args_set(int argc, char** argv);
+const std::vector<std::string>& program_args();
 
 // Prints JSON to stdout (pretty) or writes it atomically to a file when path is non-empty.
 void json_emit(const nlohmann::json& j, const std::string& path = "");

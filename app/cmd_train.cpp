@@ -3,6 +3,7 @@
 
 #include "cli_common.h"
 #include "corrtrack/core.h"
+#include "corrtrack/distributed.h"
 #include "corrtrack/image_methods.h"
 #include "corrtrack/inspection.h"
 #include "corrtrack/tracking.h"
@@ -12,6 +13,7 @@
 #include "corrtrack/video_methods.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <unistd.h>
 
@@ -22,7 +24,15 @@ namespace corrtrack::cli {
 
 namespace {
 
+// Data-parallel settings: a local launch (--nproc) or one rank of a run started elsewhere.
+struct DistArgs {
+  int nproc = 1;
+  DistConfig cfg;
+  CLI::App* app = nullptr;
+};
+
 struct TrainArgs {
+  DistArgs dist;
   TrainingSetup setup;
   std::string out, device = "auto", schedule = "constant", backbone = "resnet50";
   OptimizerConfig opt;
@@ -66,6 +76,83 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--seed", a.run.seed, "Seed (initialisation and batches)")->capture_default_str();
   c->add_option("--device", a.device, "cpu | cuda | auto")->capture_default_str();
   c->add_option("--cache-size", s.cache_size, "Short side of frames decoded into the run's cache")->capture_default_str();
+  auto& d = a.dist;
+  d.app = c;
+  c->add_option("--nproc", d.nproc, "Train with this many processes on this machine (data parallel; --batch is split among them)")->capture_default_str();
+  c->add_option("--rank", d.cfg.rank, "This process's rank in a multi-process run (default: $RANK, $SLURM_PROCID)");
+  c->add_option("--world-size", d.cfg.world_size, "Processes in the run (default: $WORLD_SIZE, $SLURM_NTASKS)");
+  c->add_option("--local-rank", d.cfg.local_rank, "Rank on this machine (default: $LOCAL_RANK, $SLURM_LOCALID)");
+  c->add_option("--master-addr", d.cfg.master_addr, "Machine of rank 0 (default: $MASTER_ADDR or 127.0.0.1)");
+  c->add_option("--master-port", d.cfg.master_port, "Port of rank 0's store (default: $MASTER_PORT; --nproc picks a free one)");
+  c->add_option("--backend", d.cfg.backend, "gloo | nccl | auto")->capture_default_str();
+  c->add_option("--dist-timeout", d.cfg.timeout_s, "Seconds a rank waits for the others (joining, each collective) before failing")->capture_default_str();
+}
+
+// The rendezvous: flags, then the environment (torchrun, SLURM).
+DistConfig dist_config(const DistArgs& d) {
+  std::vector<std::string> flags;
+  for (const auto& [option, field] : std::vector<std::pair<std::string, std::string>>{
+           {"--rank", "rank"}, {"--world-size", "world_size"}, {"--local-rank", "local_rank"},
+           {"--master-addr", "master_addr"}, {"--master-port", "master_port"}}) {
+    if (d.app->get_option(option)->count() > 0) flags.push_back(field);
+  }
+  DistConfig c = dist_config_from_env(d.cfg, flags);
+  dist_config_validate(c);
+  return c;
+}
+
+// Whether this process is to start the ranks: `--nproc N` (N > 1) outside a multi-process run.
+bool dist_launching(const DistArgs& d) {
+  if (d.nproc < 1) throw SettingError("nproc", "must be at least 1");
+  if (d.nproc == 1 || std::getenv("RANK")) return false;
+  if (d.app->get_option("--rank")->count() || d.app->get_option("--world-size")->count()) {
+    throw SettingError("nproc", "starts the ranks itself; leave out --rank and --world-size");
+  }
+  return true;
+}
+
+// Starts N copies of this command line without --nproc, each a rank, and waits for them.
+void dist_launch(const DistArgs& d) {
+  std::vector<std::string> argv{"/proc/self/exe"};
+  const auto& args = program_args();
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--nproc") { ++i; continue; }
+    if (args[i].rfind("--nproc=", 0) == 0) continue;
+    argv.push_back(args[i]);
+  }
+  const int port = d.app->get_option("--master-port")->count() ? d.cfg.master_port : free_tcp_port();
+  DistConfig check = d.cfg;
+  check.world_size = d.nproc;
+  check.master_port = port;
+  dist_config_validate(check);
+  dist_launch_local(argv, d.nproc, port);
+}
+
+int global_batch(const TrainingSetup& s) { return s.batch.value_or(method_is_image(s.method) ? s.image.batch : s.video.batch); }
+
+void batch_check(const TrainingSetup& s, int world) {
+  if (global_batch(s) % world != 0) {
+    throw SettingError("batch", std::to_string(global_batch(s)) + " must be a multiple of the " + std::to_string(world) + " ranks");
+  }
+}
+
+// Joins the run and gives this rank its share of the global batch.
+std::shared_ptr<Distributed> dist_join(TrainArgs& a, const DistConfig& c, TrainingSetup& setup) {
+  batch_check(setup, c.world_size);
+  if (c.world_size > 1) setup.batch = global_batch(setup) / c.world_size;
+  if (c.rank > 0) log_set_verbosity(0);   // rank 0 reports for the run
+  if (c.world_size > 1 && a.run.device.is_cuda()) a.run.device = torch::Device(torch::kCUDA, c.local_rank);
+  return dist_connect(c);
+}
+
+// The method on every rank; rank 0 first, so that a clip cache the run folder needs is built
+// once and then read by the others.
+std::unique_ptr<TrainableMethod> method_create(const TrainingSetup& s, const std::shared_ptr<Distributed>& group) {
+  if (!group->is_main()) group->barrier();
+  auto m = training_method_create(s);
+  if (group->is_main()) group->barrier();
+  m->set_distributed(group);
+  return m;
 }
 
 bool given(CLI::App* c, const std::string& option) { return c->get_option(option)->count() > 0; }
@@ -124,8 +211,9 @@ LrSchedule make_schedule(const TrainArgs& a) {
 }
 
 // How the run was started, for the checkpoint's record (the batch as the run uses it).
-std::string command_json(const TrainArgs& a, const TrainingSetup& s, const nlohmann::json& recipe) {
-  json j = {{"method", s.method}, {"data", s.data}, {"batch", s.batch.value_or(s.video.batch)}, {"crop", s.video.sampler.crop},
+std::string command_json(const TrainArgs& a, const TrainingSetup& s, const nlohmann::json& recipe, int world_size) {
+  json j = {{"method", s.method}, {"data", s.data}, {"batch", s.batch.value_or(method_is_image(s.method) ? s.image.batch : s.video.batch)},
+            {"world_size", world_size}, {"crop", s.video.sampler.crop},
             {"steps", a.run.steps}, {"optimizer", a.opt.name}, {"lr", a.opt.lr}, {"schedule", a.schedule},
             {"seed", a.run.seed}, {"beta1", a.opt.beta1}, {"clip_grad", a.run.clip_grad_norm}, {"min_scale", s.video.sampler.min_scale}};
   if (!recipe.empty()) j["recipe"] = recipe;
@@ -143,21 +231,32 @@ void add_train_command(CLI::App& app) {
   train->add_option("--time-budget", args->run.time_budget_s, "Stop after this many seconds of training (0 = off)")->capture_default_str();
   train->callback([args, train] {
     auto& a = *args;
+    const bool launching = dist_launching(a.dist);
+    const DistConfig dist = dist_config(a.dist);
     a.run.device = device_parse(a.device);
     const nlohmann::json recipe = apply_recipe(a, train, a.run.device.is_cuda());
-    if (!recipe.empty()) log_get("app")->info("{} recipe: {}", a.setup.method, recipe.dump());
-    const TrainingSetup setup = training_setup(a, train);
+    if (!recipe.empty() && !launching) log_get("app")->info("{} recipe: {}", a.setup.method, recipe.dump());
+    TrainingSetup setup = training_setup(a, train);
     a.run.out_dir = a.out;
     const LrSchedule schedule = make_schedule(a);
     train_check(a.opt, schedule, a.run);  // before any data is loaded or a cache built into the run folder
-    auto method = training_method_create(setup);
-    a.run.command_json = command_json(a, setup, recipe);
-    a.run.on_checkpoint = [run = a.out](int64_t) { training_curves_write({run}, (fs::path(run) / "curves.png").string()); };
+    if (launching) {
+      batch_check(setup, a.dist.nproc);
+      return dist_launch(a.dist);   // the ranks train; rank 0 prints the summary
+    }
+    a.run.command_json = command_json(a, setup, recipe, dist.world_size);
+    auto group = dist_join(a, dist, setup);
+    auto method = method_create(setup, group);
+    if (group->is_main()) {
+      a.run.on_checkpoint = [run = a.out](int64_t) { training_curves_write({run}, (fs::path(run) / "curves.png").string()); };
+    }
     const auto s = train_run(*method, a.opt, schedule, a.run);
+    if (!group->is_main()) return;
     json out = {{"method", setup.method}, {"checkpoint", s.checkpoint}, {"first_step", s.first_step}, {"last_step", s.last_step},
                 {"skipped_steps", s.skipped_steps}, {"seconds", s.seconds}, {"ms_per_step", s.ms_per_step},
                 {method_is_image(setup.method) ? "images_per_s" : "clips_per_s", s.samples_per_s}, {"final_loss", s.final_loss},
-                {"cancelled", s.cancelled}, {"budget_reached", s.budget_reached}, {"device", a.run.device.str()}};
+                {"cancelled", s.cancelled}, {"budget_reached", s.budget_reached}, {"device", a.run.device.str()},
+                {"world_size", group->world_size()}, {"backend", group->backend()}};
     json_emit(out);
   });
 }
@@ -258,17 +357,28 @@ void add_train_benchmarks(CLI::App& bench) {
   bt->add_option("--warmup-steps", args->warmup, "Untimed steps first")->capture_default_str();
   bt->callback([args, bt] {
     auto& a = *args;
+    const bool launching = dist_launching(a.dist);
+    const DistConfig dist = dist_config(a.dist);
     a.run.device = device_parse(a.device);
     a.out = (fs::temp_directory_path() / ("corrtrack-bench-data-" + std::to_string(::getpid()))).string();
     struct Cleanup {
       std::string p;
       ~Cleanup() { std::error_code ec; fs::remove_all(p, ec); }
     } cleanup{a.out};
-    const TrainingSetup setup = training_setup(a, bt);   // a benchmark measures the settings given, no recipe
-    auto method = training_method_create(setup);
+    TrainingSetup setup = training_setup(a, bt);   // a benchmark measures the settings given, no recipe
     const bool image = method_is_image(setup.method);
+    const int batch = global_batch(setup);
+    if (launching) {
+      batch_check(setup, a.dist.nproc);
+      return dist_launch(a.dist);
+    }
+    auto group = dist_join(a, dist, setup);
+    auto method = method_create(setup, group);
     json j = bench_train(*method, a.opt, a.run, a.warmup);
-    j["batch"] = setup.batch ? *setup.batch : (image ? setup.image.batch : setup.video.batch);
+    if (!group->is_main()) return;
+    j["batch"] = batch;   // the global batch; each rank trains batch / world_size
+    j["world_size"] = group->world_size();
+    j["backend"] = group->backend();
     j["size"] = image ? setup.image.augment.size : setup.video.sampler.crop;
     j["encoder"] = image ? setup.image.encoder.kind : "resnet18-stride4";
     json_emit(j);

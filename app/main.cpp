@@ -4,7 +4,10 @@
 #include "cli_common.h"
 #include "corrtrack/core.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <iostream>
+#include <thread>
 
 namespace corrtrack::cli {
 
@@ -15,6 +18,16 @@ void json_emit(const nlohmann::json& j, const std::string& path) {
     file_write_atomic(path, j.dump(2) + "\n");
   }
 }
+
+namespace {
+std::vector<std::string>& args_storage() {
+  static std::vector<std::string> args;
+  return args;
+}
+}  // namespace
+
+void program_args_set(int argc, char** argv) { args_storage().assign(argv, argv + argc); }
+const std::vector<std::string>& program_args() { return args_storage(); }
 
 }  // namespace corrtrack::cli
 
@@ -31,15 +44,21 @@ int fail(std::string message) {
 
 int main(int argc, char** argv) {
   corrtrack::openmp_passive_wait_ensure(argv);
+  corrtrack::cli::program_args_set(argc, argv);
   CLI::App app{"corrtrack: self-supervised video correspondence, mask propagation and DAVIS evaluation"};
   app.require_subcommand(1);
   bool verbose = false, quiet = false;
   int threads = 2;
   app.add_flag("-v,--verbose", verbose, "Debug logging");
   app.add_flag("-q,--quiet", quiet, "Errors only");
-  app.add_option("--threads", threads, "Compute threads (0 = all cores)")->capture_default_str();
+  auto* threads_option = app.add_option("--threads", threads, "Compute threads (0 = all cores)")->capture_default_str();
   app.parse_complete_callback([&] {
     corrtrack::log_set_verbosity(quiet ? 0 : (verbose ? 2 : 1));
+    // A worker of a local multi-process run shares the cores with its siblings.
+    const char* local_world = std::getenv("LOCAL_WORLD_SIZE");
+    if (threads_option->count() == 0 && local_world && std::atoi(local_world) > 1) {
+      threads = std::max(1, int(std::thread::hardware_concurrency()) / std::atoi(local_world));
+    }
     corrtrack::threads_set(threads);
   });
   // Commands with sub-commands of their own, filled by the registration functions.

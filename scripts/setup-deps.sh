@@ -4,7 +4,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake ninja-build pkg-config ccache git
-  libtorch-dev libopenblas0-openmp
+  libtorch-dev libopenblas0-openmp libgloo-dev
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libpng-dev libjpeg62-turbo-dev zlib1g-dev

@@ -106,7 +106,8 @@ class CrwMethod : public RgbClipMethod {
   std::string name() const override { return "crw"; }
   torch::nn::Module& module() override { return *m_model; }
 
-  StepOutput step(int64_t, torch::Generator& gen) override {
+  StepOutput step(int64_t, torch::Generator& step_gen) override {
+    auto gen = m_dist->rank_generator(step_gen);   // this rank's clips
     auto clip = sample_clips(gen);  // [B, T, 3, S, S]
     const int64_t b = clip.size(0), t = clip.size(1), s = clip.size(3);
     auto frames = clip.reshape({b * t, 3, s, s});
@@ -190,7 +191,8 @@ class TimeCycleMethod : public RgbClipMethod {
   std::string name() const override { return "timecycle"; }
   torch::nn::Module& module() override { return *m_model; }
 
-  StepOutput step(int64_t, torch::Generator& gen) override {
+  StepOutput step(int64_t, torch::Generator& step_gen) override {
+    auto gen = m_dist->rank_generator(step_gen);   // this rank's clips
     auto clip = sample_clips(gen);  // [B, T, 3, S, S]
     const int64_t b = clip.size(0), t = clip.size(1), s = clip.size(3), p = m_cfg.patch;
     auto feats = l2_normalise(m_model->encoder->forward(clip.reshape({b * t, 3, s, s})), 1);

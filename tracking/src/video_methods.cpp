@@ -129,7 +129,8 @@ class MastMethod : public Stride4Method {
   using Stride4Method::Stride4Method;
   std::string name() const override { return "mast"; }
 
-  StepOutput step(int64_t, torch::Generator& gen) override {
+  StepOutput step(int64_t, torch::Generator& step_gen) override {
+    auto gen = m_dist->rank_generator(step_gen);   // this rank's clips
     const int b = m_cfg.batch;
     std::vector<std::vector<int>> offsets;
     std::vector<int64_t> dropped;
@@ -179,7 +180,8 @@ class CorrFlowMethod : public Stride4Method {
   }
   std::string name() const override { return "corrflow"; }
 
-  StepOutput step(int64_t step, torch::Generator& gen) override {
+  StepOutput step(int64_t step, torch::Generator& step_gen) override {
+    auto gen = m_dist->rank_generator(step_gen);   // this rank's clips
     const int b = m_cfg.batch;
     std::vector<std::vector<int>> offsets(size_t(b), std::vector<int>{0, 4, 8});
     auto lab = sample_lab(offsets, gen);  // [B, 3, 3, H, W]

@@ -26,19 +26,19 @@ class BlockImpl : public nn::Module {
     const int out = bottleneck ? width * 4 : width;
     if (bottleneck) {
       c1 = register_module("conv1", conv1x1(in, width, 1));
-      b1 = register_module("bn1", nn::BatchNorm2d(width));
+      b1 = register_module("bn1", SyncBatchNorm2d(width));
       c2 = register_module("conv2", conv3x3(width, width, stride, dilation, reflect));
-      b2 = register_module("bn2", nn::BatchNorm2d(width));
+      b2 = register_module("bn2", SyncBatchNorm2d(width));
       c3 = register_module("conv3", conv1x1(width, out, 1));
-      b3 = register_module("bn3", nn::BatchNorm2d(out));
+      b3 = register_module("bn3", SyncBatchNorm2d(out));
     } else {
       c1 = register_module("conv1", conv3x3(in, width, stride, dilation, reflect));
-      b1 = register_module("bn1", nn::BatchNorm2d(width));
+      b1 = register_module("bn1", SyncBatchNorm2d(width));
       c2 = register_module("conv2", conv3x3(width, width, 1, dilation, reflect));
-      b2 = register_module("bn2", nn::BatchNorm2d(width));
+      b2 = register_module("bn2", SyncBatchNorm2d(width));
     }
     if (stride != 1 || in != out) {
-      down = register_module("downsample", nn::Sequential(conv1x1(in, out, stride), nn::BatchNorm2d(out)));
+      down = register_module("downsample", nn::Sequential(conv1x1(in, out, stride), SyncBatchNorm2d(out)));
     }
   }
 
@@ -53,7 +53,7 @@ class BlockImpl : public nn::Module {
  private:
   bool m_bottleneck;
   nn::Conv2d c1{nullptr}, c2{nullptr}, c3{nullptr};
-  nn::BatchNorm2d b1{nullptr}, b2{nullptr}, b3{nullptr};
+  SyncBatchNorm2d b1{nullptr}, b2{nullptr}, b3{nullptr};
   nn::Sequential down{nullptr};
 };
 TORCH_MODULE(Block);
@@ -120,7 +120,7 @@ ResNetImpl::ResNetImpl(const ResNetConfig& cfg) : m_cfg(cfg) {
   validate(cfg);
   auto stem = nn::Conv2dOptions(cfg.in_channels, 64, 7).stride(cfg.stem_stride).padding(3).bias(false);
   m_conv1 = register_module("conv1", nn::Conv2d(stem));
-  m_bn1 = register_module("bn1", nn::BatchNorm2d(64));
+  m_bn1 = register_module("bn1", SyncBatchNorm2d(64));
   const bool bottleneck = cfg.depth == 50;
   int in = 64;
   for (int s = 0; s < cfg.num_stages; ++s) {
@@ -164,7 +164,7 @@ void resnet_init(ResNet& net, uint64_t seed) {
         auto u = at::empty(conv->bias.sizes(), torch::TensorOptions().dtype(torch::kFloat)).uniform_(-bound, bound, gen);
         conv->bias.copy_(u);
       }
-    } else if (auto* bn = m->as<nn::BatchNorm2d>()) {
+    } else if (auto* bn = m->as<SyncBatchNorm>()) {
       bn->weight.fill_(1.0);
       bn->bias.fill_(0.0);
     }

@@ -49,16 +49,22 @@ RandomWalkLoss random_walk_loss(const std::vector<torch::Tensor>& nodes, double 
   return out;
 }
 
-torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2, double tau) {
+torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2, double tau, Distributed* group) {
   if (z1.sizes() != z2.sizes() || z1.dim() != 2) throw Error("nt_xent_loss: need two views [N, D] of equal size");
   if (!(tau > 0)) throw Error("nt_xent_loss: temperature must be > 0");
   const int64_t n = z1.size(0);
-  auto z = F::normalize(torch::cat({z1, z2}, 0), F::NormalizeFuncOptions().dim(1));
-  auto sim = torch::mm(z, z.t()) / tau;
-  sim = sim.masked_fill(torch::eye(2 * n, torch::dtype(torch::kBool).device(z.device())),
-                        -std::numeric_limits<float>::infinity());
-  auto idx = torch::arange(2 * n, torch::dtype(torch::kLong).device(z.device()));
-  auto positives = torch::where(idx < n, idx + n, idx - n);
+  auto z = F::normalize(torch::cat({z1, z2}, 0), F::NormalizeFuncOptions().dim(1));   // this rank's rows [2N, D]
+  const bool sharded = group && group->world_size() > 1;
+  const int64_t w = sharded ? group->world_size() : 1, first = sharded ? group->rank() * n : 0;
+  // Candidates: every rank's first views, then every rank's second views ([2wN, D]).
+  auto candidates = sharded ? torch::cat({all_gather_grad(*group, z.narrow(0, 0, n)), all_gather_grad(*group, z.narrow(0, n, n))}, 0) : z;
+  auto sim = torch::mm(z, candidates.t()) / tau;   // [2N, 2wN]
+  auto row = torch::arange(2 * n, torch::dtype(torch::kLong).device(z.device()));
+  auto local = torch::where(row < n, row, row - n);   // index within the rank's views
+  auto self = torch::where(row < n, first + local, w * n + first + local);
+  auto positives = torch::where(row < n, w * n + first + local, first + local);
+  auto is_self = torch::zeros_like(sim, torch::dtype(torch::kBool)).index_put_({row, self}, torch::ones({2 * n}, torch::dtype(torch::kBool).device(z.device())));
+  sim = sim.masked_fill(is_self, -std::numeric_limits<float>::infinity());
   return F::cross_entropy(sim, positives);
 }
 
@@ -98,24 +104,34 @@ torch::Tensor npair_loss(const torch::Tensor& anchors, const torch::Tensor& posi
   return F::cross_entropy(logits, targets);
 }
 
-torch::Tensor sinkhorn_knopp(const torch::Tensor& scores, double eps, int iterations) {
+torch::Tensor sinkhorn_knopp(const torch::Tensor& scores, double eps, int iterations, Distributed* group) {
   torch::NoGradGuard ng;
   if (scores.dim() != 2) throw Error("sinkhorn_knopp: need scores [B, K]");
-  const double B = static_cast<double>(scores.size(0)), K = static_cast<double>(scores.size(1));
+  const bool sharded = group && group->world_size() > 1;
+  const double B = static_cast<double>(scores.size(0)) * (sharded ? group->world_size() : 1),
+               K = static_cast<double>(scores.size(1));
+  // log Σ over the samples of every rank: the ranks' log-sums gathered, then combined.
+  auto cluster_lse = [&](const torch::Tensor& logQ) {
+    auto lse = logQ.logsumexp(1, true);   // [K, 1]
+    if (!sharded) return lse;
+    return group->all_gather(lse.t().contiguous()).logsumexp(0, true).t();
+  };
   // In the log domain: with a small eps over a whole data set, exp(score / eps) of a sample far
   // below the best one underflows to 0, and a zero column turns the scaling into 0/0 (SeLa's
   // pseudo-labels then all became cluster 0).
   auto logQ = (scores.to(torch::kDouble) / eps).t();  // [K, B]
   for (int it = 0; it < iterations; ++it) {
-    logQ = logQ - logQ.logsumexp(1, true) - std::log(K);  // each cluster: 1/K
+    logQ = logQ - cluster_lse(logQ) - std::log(K);        // each cluster: 1/K
     logQ = logQ - logQ.logsumexp(0, true) - std::log(B);  // each sample: 1/B
   }
   return (logQ.exp() * B).t().to(scores.dtype()).contiguous();
 }
 
-torch::Tensor iic_loss(const torch::Tensor& p1, const torch::Tensor& p2) {
+torch::Tensor iic_loss(const torch::Tensor& p1, const torch::Tensor& p2, Distributed* group) {
   if (p1.sizes() != p2.sizes() || p1.dim() != 2) throw Error("iic_loss: need two assignment batches [B, C] of equal size");
-  auto P = torch::mm(p1.t(), p2) / p1.size(0);
+  const bool sharded = group && group->world_size() > 1;
+  auto P = torch::mm(p1.t(), p2) / double(p1.size(0) * (sharded ? group->world_size() : 1));
+  if (sharded) P = all_reduce_sum_grad(*group, P);
   P = ((P + P.t()) / 2).clamp_min(1e-12);
   P = P / P.sum();
   auto Pi = P.sum(1, true), Pj = P.sum(0, true);
@@ -127,6 +143,11 @@ KeyQueue::KeyQueue(int64_t size, int64_t dim, uint64_t seed) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   m_keys = F::normalize(at::normal(0.0, 1.0, {size, dim}, gen, torch::TensorOptions().dtype(torch::kFloat)),
                         F::NormalizeFuncOptions().dim(1));
+}
+
+void KeyQueue::set_pointer(int64_t p) {
+  if (p < 0 || p >= m_keys.size(0)) throw Error("KeyQueue: pointer " + std::to_string(p) + " outside the queue");
+  m_ptr = p;
 }
 
 void KeyQueue::enqueue(const torch::Tensor& keys) {

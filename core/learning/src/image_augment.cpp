@@ -35,6 +35,7 @@ torch::Tensor augment_batch(const torch::Tensor& images, const AugmentConfig& cf
   auto cx = (at::empty({b}, opts).uniform_(-1.0, 1.0, gen)) * (1.0 - sx);
   auto cy = (at::empty({b}, opts).uniform_(-1.0, 1.0, gen)) * (1.0 - sy);
   auto flip = (at::empty({b}, opts).uniform_(0.0, 1.0, gen) < 0.5).to(torch::kFloat) * 2.0 - 1.0;
+  if (!cfg.flip) flip.fill_(1.0);   // drawn all the same, so the other draws do not move
   auto theta = torch::zeros({b, 2, 3}, opts);
   theta.select(1, 0).select(1, 0).copy_(sx * flip);
   theta.select(1, 0).select(1, 2).copy_(cx);

@@ -24,7 +24,7 @@ ImageEncoderConfig image_encoder_config_from_json(const std::string& text) {
 namespace {
 void conv_bn_relu(nn::Sequential& seq, int in, int out) {
   seq->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, 3).padding(1).bias(false)));
-  seq->push_back(nn::BatchNorm2d(out));
+  seq->push_back(SyncBatchNorm2d(out));
   seq->push_back(nn::ReLU());
 }
 }  // namespace

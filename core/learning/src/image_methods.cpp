@@ -24,11 +24,11 @@ namespace {
 class MlpHeadImpl : public nn::Module {
  public:
   MlpHeadImpl(int in, int hidden, int out)
-      : fc1(register_module("fc1", nn::Linear(in, hidden))), bn(register_module("bn", nn::BatchNorm1d(hidden))),
+      : fc1(register_module("fc1", nn::Linear(in, hidden))), bn(register_module("bn", SyncBatchNorm1d(hidden))),
         fc2(register_module("fc2", nn::Linear(hidden, out))) {}
   torch::Tensor forward(torch::Tensor x) { return fc2(torch::relu(bn(fc1(x)))); }
   nn::Linear fc1;
-  nn::BatchNorm1d bn;
+  SyncBatchNorm1d bn;
   nn::Linear fc2;
 };
 TORCH_MODULE(MlpHead);
@@ -93,8 +93,16 @@ class ImageMethod : public TrainableMethod {
   }
 
  protected:
+  // This rank's images of the step: its slice of one permutation drawn alike on every rank
+  // (`gen` is the step's generator), so the ranks' batches never overlap and together are the
+  // batch one process would draw with the global batch size.
   torch::Tensor batch_indices(torch::Generator& gen) const {
-    return at::randperm(m_images.size(0), gen, torch::TensorOptions().dtype(torch::kLong)).slice(0, 0, m_cfg.batch);
+    const int64_t first = int64_t(m_dist->rank()) * m_cfg.batch;
+    if (first + m_cfg.batch > m_images.size(0)) {
+      throw SettingError("batch", "of " + std::to_string(m_cfg.batch * m_dist->world_size()) + " images over all ranks exceeds the " +
+                                      std::to_string(m_images.size(0)) + " training images");
+    }
+    return at::randperm(m_images.size(0), gen, torch::TensorOptions().dtype(torch::kLong)).slice(0, first, first + m_cfg.batch);
   }
   torch::Tensor view(const torch::Tensor& idx, torch::Generator& gen, int size = 0) const {
     AugmentConfig a = m_cfg.augment;
@@ -152,12 +160,13 @@ class SimClr : public ImageMethod {
   }
   StepOutput step(int64_t, torch::Generator& gen) override {
     auto idx = batch_indices(gen);
-    auto z1 = m_proj(m_model->encoder(view(idx, gen))), z2 = m_proj(m_model->encoder(view(idx, gen)));
-    if (m_cfg.method == "supcon") {
+    auto g = m_dist->rank_generator(gen);
+    auto z1 = m_proj(m_model->encoder(view(idx, g))), z2 = m_proj(m_model->encoder(view(idx, g)));
+    if (m_cfg.method == "supcon") {   // positives and negatives within the rank's share
       auto y = m_labels.index_select(0, idx).to(m_device);
       return {supcon_loss(l2_normalise(torch::cat({z1, z2}), 1), torch::cat({y, y}), m_tau), {}, m_cfg.batch};
     }
-    return {nt_xent_loss(z1, z2, m_tau), {}, m_cfg.batch};
+    return {nt_xent_loss(z1, z2, m_tau, m_dist.get()), {}, m_cfg.batch};
   }
  private:
   MlpHead m_proj{nullptr};
@@ -172,22 +181,24 @@ class MoCo : public ImageMethod {
     m_proj = add("projector", MlpHead(m_model->encoder->dim(), 512, c.proj_dim));
     m_key_enc = frozen_copy("key_encoder", m_model->encoder, ImageEncoder(c.encoder));
     m_key_proj = frozen_copy("key_projector", m_proj, MlpHead(m_model->encoder->dim(), 512, c.proj_dim));
+    // The queue and its pointer are part of the checkpoint, so a resumed run has the same keys
+    // (the buffer shares the queue's tensor, which follows the module to its device).
+    m_model->register_buffer("queue", m_queue.keys());
+    m_queue_ptr = m_model->register_buffer("queue_pointer", torch::zeros({}, torch::kLong));
   }
   std::vector<torch::Tensor> trainable_parameters() override { return params_of({m_model->encoder.get(), m_proj.get()}); }
-  void set_device(torch::Device d) override {
-    ImageMethod::set_device(d);
-    m_queue_dev = m_queue.keys().to(d);
-  }
   StepOutput step(int64_t step, torch::Generator& gen) override {
     if (m_cfg.method == "pcl" && step % m_steps_per_epoch == 0) recluster(gen);
+    m_queue.set_pointer(m_queue_ptr.item<int64_t>());
     auto idx = batch_indices(gen);
-    auto q = l2_normalise(m_proj(m_model->encoder(view(idx, gen))), 1);
+    auto g = m_dist->rank_generator(gen);
+    auto q = l2_normalise(m_proj(m_model->encoder(view(idx, g))), 1);
     torch::Tensor k;
     {
       torch::NoGradGuard ng;
-      k = l2_normalise(m_key_proj(m_key_enc(view(idx, gen))), 1);
+      k = l2_normalise(m_key_proj(m_key_enc(view(idx, g))), 1);
     }
-    auto logits = torch::cat({(q * k).sum(1, true), torch::mm(q, m_queue_dev.t())}, 1) / m_tau;
+    auto logits = torch::cat({(q * k).sum(1, true), torch::mm(q, m_queue.keys().t())}, 1) / m_tau;
     auto zeros = torch::zeros({q.size(0)}, torch::TensorOptions().dtype(torch::kLong).device(m_device));
     auto loss = info_nce_loss(logits, zeros);
     std::vector<std::pair<std::string, double>> metrics;
@@ -205,8 +216,8 @@ class MoCo : public ImageMethod {
     ema_update(*m_key_enc, *m_model->encoder, m_cfg.momentum);
     ema_update(*m_key_proj, *m_proj, m_cfg.momentum);
     if (m_last_keys.defined()) {
-      m_queue.enqueue(m_last_keys.to(torch::kCPU));
-      m_queue_dev = m_queue.keys().to(m_device);
+      m_queue.enqueue(m_dist->all_gather(m_last_keys.contiguous()));   // every rank's keys, rank 0's first
+      m_queue_ptr.fill_(m_queue.pointer());
     }
   }
  private:
@@ -229,7 +240,7 @@ class MoCo : public ImageMethod {
   MlpHead m_proj{nullptr}, m_key_proj{nullptr};
   ImageEncoder m_key_enc{nullptr};
   KeyQueue m_queue;
-  torch::Tensor m_queue_dev, m_last_keys, m_protos, m_phi, m_assign;
+  torch::Tensor m_queue_ptr, m_last_keys, m_protos, m_phi, m_assign;
 };
 
 // BYOL: online encoder + projector + predictor regress the EMA target's projection of the
@@ -248,7 +259,8 @@ class Byol : public ImageMethod {
   }
   StepOutput step(int64_t, torch::Generator& gen) override {
     auto idx = batch_indices(gen);
-    auto v1 = view(idx, gen), v2 = view(idx, gen);
+    auto g = m_dist->rank_generator(gen);
+    auto v1 = view(idx, g), v2 = view(idx, g);
     auto p1 = l2_normalise(m_pred(m_proj(m_model->encoder(v1))), 1), p2 = l2_normalise(m_pred(m_proj(m_model->encoder(v2))), 1);
     torch::Tensor t1, t2;
     {
@@ -285,15 +297,16 @@ class Swav : public ImageMethod {
     }
     m_protos->weight.set_requires_grad(step >= m_steps_per_epoch);
     auto idx = batch_indices(gen);
+    auto g = m_dist->rank_generator(gen);
     const int small = std::max(8, m_cfg.augment.size * 4 / 7);
     std::vector<torch::Tensor> scores;
-    for (int v = 0; v < 4; ++v) scores.push_back(m_protos(l2_normalise(m_proj(m_model->encoder(view(idx, gen, v < 2 ? 0 : small))), 1)));
+    for (int v = 0; v < 4; ++v) scores.push_back(m_protos(l2_normalise(m_proj(m_model->encoder(view(idx, g, v < 2 ? 0 : small))), 1)));
     torch::Tensor loss = torch::zeros({}, scores[0].options());
     int terms = 0;
-    for (int g = 0; g < 2; ++g) {
-      auto q = sinkhorn_knopp(scores[size_t(g)].detach(), 0.05, 3);
+    for (int gv = 0; gv < 2; ++gv) {
+      auto q = sinkhorn_knopp(scores[size_t(gv)].detach(), 0.05, 3, m_dist.get());
       for (int v = 0; v < 4; ++v) {
-        if (v == g) continue;
+        if (v == gv) continue;
         loss = loss + swapped_prediction_loss(scores[size_t(v)], q, m_tau);
         ++terms;
       }
@@ -316,8 +329,9 @@ class Npid : public ImageMethod {
   }
   StepOutput step(int64_t, torch::Generator& gen) override {
     auto idx = batch_indices(gen);
-    auto v = l2_normalise(m_proj(m_model->encoder(view(idx, gen))), 1);
-    auto noise_idx = at::randint(m_images.size(0), {m_cfg.queue}, gen, torch::TensorOptions().dtype(torch::kLong));
+    auto g = m_dist->rank_generator(gen);
+    auto v = l2_normalise(m_proj(m_model->encoder(view(idx, g))), 1);
+    auto noise_idx = at::randint(m_images.size(0), {m_cfg.queue}, g, torch::TensorOptions().dtype(torch::kLong));
     auto pos = m_bank.index_select(0, idx.to(m_device));
     auto neg = m_bank.index_select(0, noise_idx.to(m_device));
     auto logits = torch::cat({(v * pos).sum(1, true), torch::mm(v, neg.t())}, 1) / m_tau;
@@ -326,7 +340,8 @@ class Npid : public ImageMethod {
     return {info_nce_loss(logits, zeros), {}, m_cfg.batch};
   }
   void after_step(int64_t, int64_t) override {
-    memory_bank_update(m_bank, m_last.first, m_last.second, 0.5);
+    // Every rank writes every rank's entries, so the banks stay identical.
+    memory_bank_update(m_bank, m_dist->all_gather(m_last.first), m_dist->all_gather(m_last.second.contiguous()), 0.5);
   }
  private:
   nn::Linear m_proj{nullptr};
@@ -347,25 +362,29 @@ class Clustering : public ImageMethod {
   StepOutput step(int64_t step, torch::Generator& gen) override {
     if (m_cfg.method == "iic") {
       auto idx = batch_indices(gen);
-      auto p1 = torch::softmax(m_head(m_model->encoder(view(idx, gen))), 1);
-      auto p2 = torch::softmax(m_head(m_model->encoder(view(idx, gen))), 1);
-      return {iic_loss(p1, p2), {}, m_cfg.batch};
+      auto g = m_dist->rank_generator(gen);
+      auto p1 = torch::softmax(m_head(m_model->encoder(view(idx, g))), 1);
+      auto p2 = torch::softmax(m_head(m_model->encoder(view(idx, g))), 1);
+      return {iic_loss(p1, p2, m_dist.get()), {}, m_cfg.batch};
     }
-    if (step % m_steps_per_epoch == 0 || !m_pseudo.defined()) relabel(gen);
+    if (step % m_steps_per_epoch == 0 || !m_pseudo.defined()) relabel(gen);   // alike on every rank
     torch::Tensor idx;
+    torch::Generator g;
     if (m_cfg.method == "deepcluster") {
-      // Uniform over clusters: a cluster, then one of its members.
-      auto cl = at::randint(int64_t(m_members.size()), {m_cfg.batch}, gen, torch::TensorOptions().dtype(torch::kLong));
+      // Uniform over clusters: a cluster, then one of its members (each rank its own draws).
+      g = m_dist->rank_generator(gen);
+      auto cl = at::randint(int64_t(m_members.size()), {m_cfg.batch}, g, torch::TensorOptions().dtype(torch::kLong));
       std::vector<int64_t> picks;
       for (int64_t i = 0; i < m_cfg.batch; ++i) {
         const auto& mem = m_members[size_t(cl[i].item<int64_t>())];
-        picks.push_back(mem[size_t(random_int(gen, int64_t(mem.size())))]);
+        picks.push_back(mem[size_t(random_int(g, int64_t(mem.size())))]);
       }
       idx = torch::tensor(picks, torch::kLong);
     } else {
       idx = batch_indices(gen);
+      g = m_dist->rank_generator(gen);
     }
-    auto logits = m_head(m_model->encoder(view(idx, gen)));
+    auto logits = m_head(m_model->encoder(view(idx, g)));
     return {F::cross_entropy(logits, m_pseudo.index_select(0, idx).to(m_device)), {}, m_cfg.batch};
   }
  private:
@@ -402,7 +421,8 @@ class Cpc : public ImageMethod {
   }
   StepOutput step(int64_t, torch::Generator& gen) override {
     auto idx = batch_indices(gen);
-    auto x = view(idx, gen);                                                     // [B, C, S, S]
+    auto rg = m_dist->rank_generator(gen);
+    auto x = view(idx, rg);   // [B, C, S, S]; negatives are the rank's own patches
     const int64_t b = x.size(0), ch = x.size(1);
     auto patches = x.unfold(2, 8, 4).unfold(3, 8, 4);                            // [B, C, G, G, 8, 8]
     const int64_t g = patches.size(2);

@@ -91,7 +91,10 @@ class TrainingRun {
   }
 
   TrainSummary run() {
+    m_main = m_dist.is_main();
     m_start = m_o.resume ? resume_model() : fresh_start();
+    module_broadcast(m_dist, m_method.module());   // every rank starts from rank 0's weights
+    batch_norm_synchronise(m_method.module(), m_method.distributed_group());
     m_method.set_device(m_o.device);
     m_params = m_method.trainable_parameters();
     m_opt = std::make_unique<Optimizer>(m_params, m_opt_cfg);
@@ -107,6 +110,7 @@ class TrainingRun {
     }
     if (m_window.n > 0) m_summary.final_loss = m_window.mean_loss();
     if (m_saved_step != m_done && m_done > m_start) save(m_done);
+    batch_norm_synchronise(m_method.module(), nullptr);
     return finish();
   }
 
@@ -130,6 +134,7 @@ class TrainingRun {
     if (start > m_o.steps) {
       throw SettingError("resume", ": '" + m_ckpt + "' is at step " + std::to_string(start) + ", past the run's " + std::to_string(m_o.steps) + " steps");
     }
+    if (!m_main) return start;
     metrics_truncate(m_metrics, start);
     // A process killed while writing a checkpoint leaves its temporary file; the rename never happened.
     for (const auto& e : fs::directory_iterator(m_o.out_dir)) {
@@ -140,7 +145,7 @@ class TrainingRun {
   }
 
   int64_t fresh_start() {
-    if (fs::exists(m_metrics)) fs::remove(m_metrics);
+    if (m_main && fs::exists(m_metrics)) fs::remove(m_metrics);
     return 0;
   }
 
@@ -166,12 +171,15 @@ class TrainingRun {
                                {"milestones", m_schedule.milestones}, {"gamma", m_schedule.gamma}};
     info.record["command"] = m_command;
     info.record["device"] = m_o.device.str();
+    info.record["world_size"] = m_dist.world_size();
     return info;
   }
 
   // Writes RUN/last.ckpt atomically with the optimiser state. Parameters are written from the
   // CPU so that a GPU-trained checkpoint loads anywhere.
   void save(int64_t step) {
+    m_saved_step = step;
+    if (!m_main) return;   // rank 0 writes for every rank
     const bool on_gpu = !m_o.device.is_cpu();
     if (on_gpu) m_method.module().to(torch::kCPU);
     torch::serialize::OutputArchive state;
@@ -183,7 +191,6 @@ class TrainingRun {
       throw;
     }
     if (on_gpu) m_method.module().to(m_o.device);
-    m_saved_step = step;
     if (!m_o.on_checkpoint) return;
     try {
       m_o.on_checkpoint(step);
@@ -192,10 +199,35 @@ class TrainingRun {
     }
   }
 
+  // Cancel or the time budget; with several ranks, any rank's reason stops them all at once.
   bool should_stop() {
-    if (m_o.cancel && m_o.cancel()) return m_summary.cancelled = true;
-    if (m_o.time_budget_s > 0.0 && time_now_s() - m_t0 >= m_o.time_budget_s) return m_summary.budget_reached = true;
-    return false;
+    const bool cancel = m_o.cancel && m_o.cancel();
+    const bool budget = m_o.time_budget_s > 0.0 && time_now_s() - m_t0 >= m_o.time_budget_s;
+    if (m_dist.world_size() == 1) {
+      m_summary.cancelled = cancel;
+      m_summary.budget_reached = !cancel && budget;
+      return cancel || budget;
+    }
+    std::vector<torch::Tensor> flags{torch::tensor({cancel ? 1.0f : 0.0f, budget ? 1.0f : 0.0f})};
+    m_dist.all_reduce_sum(flags);
+    m_summary.cancelled = flags[0][0].item<float>() > 0;
+    m_summary.budget_reached = !m_summary.cancelled && flags[0][1].item<float>() > 0;
+    return m_summary.cancelled || m_summary.budget_reached;
+  }
+
+  // The loss, sample count and metrics of the global batch: summed over ranks (means of the
+  // ranks' means for the loss and metrics, equal shares of the batch on every rank).
+  void globalise(double& loss, StepOutput& out) {
+    if (m_dist.world_size() == 1) return;
+    std::vector<double> v{loss, double(out.samples)};
+    for (auto& m : out.metrics) v.push_back(m.second);
+    std::vector<torch::Tensor> t{torch::tensor(v, torch::kDouble)};
+    m_dist.all_reduce_sum(t);
+    auto a = t[0].accessor<double, 1>();
+    const double w = m_dist.world_size();
+    loss = a[0] / w;
+    out.samples = int64_t(std::llround(a[1]));
+    for (size_t i = 0; i < out.metrics.size(); ++i) out.metrics[i].second = a[int64_t(i) + 2] / w;
   }
 
   // Global gradient norm (squared when not clipping: only its finiteness matters then).
@@ -217,10 +249,12 @@ class TrainingRun {
     m_method.module().train();
     m_opt->zero_grad();
     StepOutput out = m_method.step(step, g);
-    const double loss = out.loss.detach().to(torch::kCPU).item<double>();
+    double loss = out.loss.detach().to(torch::kCPU).item<double>();
+    globalise(loss, out);   // every rank decides alike below
     bool finite = std::isfinite(loss);
     if (finite) {
       out.loss.backward();
+      gradients_average(m_dist, m_params);
       finite = std::isfinite(gradient_norm());
     }
     m_done = step + 1;
@@ -230,7 +264,7 @@ class TrainingRun {
     m_method.after_step(step, m_o.steps);
     m_samples += out.samples;
     m_window.add(loss, out.metrics);
-    if (m_done % m_o.log_every == 0 || m_done == m_o.steps) write_metrics(lr);
+    if (m_main && (m_done % m_o.log_every == 0 || m_done == m_o.steps)) write_metrics(lr);
     if (m_done % m_o.checkpoint_every == 0 || m_done == m_o.steps) save(m_done);
     report_progress(loss, lr);
   }
@@ -261,6 +295,7 @@ class TrainingRun {
   }
 
   void report_progress(double loss, double lr) {
+    if (!m_main) return;
     const double rate = steps_per_s();
     ProgressInfo info{m_done, m_o.steps, rate, rate > 0 ? (m_o.steps - m_done) / rate : 0.0, "steps"};
     if (m_o.progress) return m_o.progress(info);
@@ -280,6 +315,8 @@ class TrainingRun {
   }
 
   TrainableMethod& m_method;
+  Distributed& m_dist = m_method.distributed();
+  bool m_main = true;
   const OptimizerConfig& m_opt_cfg;
   const LrSchedule& m_schedule;
   const TrainOptions& m_o;

@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include "corrtrack/batch_norm.h"
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -220,7 +222,7 @@ class ResNetImpl : public torch::nn::Module {
  private:
   ResNetConfig m_cfg;
   torch::nn::Conv2d m_conv1{nullptr};
-  torch::nn::BatchNorm2d m_bn1{nullptr};
+  SyncBatchNorm2d m_bn1{nullptr};   // synchronised across processes in data-parallel training
   std::vector<torch::nn::Sequential> m_stages;
   torch::nn::Conv2d m_head{nullptr};
 };

@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include "corrtrack/distributed.h"
+
 #include <cstdint>
 #include <vector>
 
@@ -15,7 +17,10 @@ torch::Tensor info_nce_loss(const torch::Tensor& logits, const torch::Tensor& ta
 
 // NT-Xent (SimCLR): z = normalise([z1; z2]) ([2N, D]), s_ij = z_i·z_j / tau with s_ii excluded,
 // the positive of i is its other view (i ± N); mean cross-entropy over the 2N rows.
-torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2, double tau);
+// With a group of several ranks, each rank's rows are scored against the views of every rank
+// (gathered with gradient, as SimCLR's cross-replica negatives): the mean of the ranks' losses
+// is the loss of the global batch.
+torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2, double tau, Distributed* group = nullptr);
 
 // NCE with noise ratio k (binary classification of data vs noise): h(s) = s / (s + k·Pn) with s the
 // model's unnormalised probability; loss = mean_i [−log h(s_i⁺) − Σ_j log(1 − h(s_ij⁻))].
@@ -34,11 +39,14 @@ torch::Tensor npair_loss(const torch::Tensor& anchors, const torch::Tensor& posi
 // Sinkhorn-Knopp equipartition (SwAV/SeLa): Q ∝ exp(scores / eps), alternately rescaled so that
 // every cluster (column) gets mass B/K and every sample (row) mass 1. scores [B, K] -> Q [B, K],
 // rows summing to 1 exactly (last step), columns to B/K up to the iterations' convergence.
-torch::Tensor sinkhorn_knopp(const torch::Tensor& scores, double eps, int iterations);
+// With a group, B is the global batch and the cluster sums run over every rank's rows (as SwAV's
+// distributed Sinkhorn); each rank gets its own rows of the global Q.
+torch::Tensor sinkhorn_knopp(const torch::Tensor& scores, double eps, int iterations, Distributed* group = nullptr);
 
 // IIC: -I(z; z') of the joint P = sym(mean_b p1_b p2_bᵀ) of paired cluster assignments
 // p1, p2 [B, C] (rows are probabilities): I = Σ P_ij log(P_ij / (P_i P_j)).
-torch::Tensor iic_loss(const torch::Tensor& p1, const torch::Tensor& p2);
+// With a group, P is the joint of the global batch (summed over ranks with gradient).
+torch::Tensor iic_loss(const torch::Tensor& p1, const torch::Tensor& p2, Distributed* group = nullptr);
 
 // Contrastive random walk (CRW, Jabri et al. 2020). nodes[t] [B, N, C] are the L2-normalised node
 // embeddings of frame t (t = 0..T-1). Forward transitions A_t = softmax_rows(x_t x_{t+1}ᵀ / τ),
@@ -62,6 +70,7 @@ class KeyQueue {
   void enqueue(const torch::Tensor& keys);                  // keys [n, dim], n <= size
   const torch::Tensor& keys() const { return m_keys; }       // [size, dim], slot order
   int64_t pointer() const { return m_ptr; }                  // slot the next key goes to
+  void set_pointer(int64_t p);                               // after a checkpoint restored the keys
  private:
   torch::Tensor m_keys;
   int64_t m_ptr = 0;

@@ -16,6 +16,7 @@ struct AugmentConfig {
   double aspect = 4.0 / 3.0;   // aspect ratio drawn log-uniformly in [1/aspect, aspect]
   double jitter = 0.4;
   bool blur = true;
+  bool flip = true;            // horizontal flip with probability 0.5
 };
 torch::Tensor augment_batch(const torch::Tensor& images, const AugmentConfig& cfg, const std::vector<double>& mean,
                             const std::vector<double>& stdv, torch::Generator& gen);

@@ -6,6 +6,7 @@
 #include "corrtrack/augment.h"
 #include "corrtrack/checkpoint_info.h"
 #include "corrtrack/core.h"
+#include "corrtrack/distributed.h"
 #include "corrtrack/kmeans.h"
 #include "corrtrack/ops.h"
 
@@ -92,9 +93,16 @@ class TrainableMethod {
   // What the checkpoint says about the model: method, encoder config, input convention,
   // recommended propagation settings, training settings (the loop adds step, optimiser, ...).
   virtual CheckpointInfo checkpoint_info() const = 0;
+  // Data-parallel training: the ranks this process trains with (one process unless set, before
+  // train_run). The method's batch is this rank's share; step() draws this rank's data from
+  // distributed().rank_generator(gen) and reaches the other ranks through the collectives.
+  void set_distributed(std::shared_ptr<Distributed> d) { m_dist = d ? std::move(d) : dist_single(); }
+  Distributed& distributed() const { return *m_dist; }
+  const std::shared_ptr<Distributed>& distributed_group() const { return m_dist; }
 
  protected:
   torch::Device m_device = torch::kCPU;   // where the method puts its batches (set_device)
+  std::shared_ptr<Distributed> m_dist = dist_single();
 };
 
 struct TrainOptions {
@@ -138,6 +146,10 @@ void train_check(const OptimizerConfig& opt, const LrSchedule& schedule, const T
 // same batches, warm-up/schedule, non-finite losses skipped (the run stops with an Error after
 // max_bad_steps in a row, the last good checkpoint kept), checkpoints written atomically with
 // the optimiser state and metadata, metrics appended to metrics.jsonl.
+// With the method's distributed() group of several ranks: parameters and buffers broadcast from
+// rank 0 at the start (after --resume too), BatchNorm synchronised, gradients averaged, the loss
+// and sample counts summed over ranks (metrics are the global batch's), stop decisions (budget,
+// cancel, non-finite loss) taken together, and only rank 0 writes files.
 TrainSummary train_run(TrainableMethod& method, const OptimizerConfig& opt, const LrSchedule& schedule,
                        const TrainOptions& options);
 
