@@ -70,29 +70,34 @@ class TinyRegression : public TrainableMethod {
   torch::Tensor m_x, m_y;
 };
 
-ImageMethodConfig moco_config(int batch) {
+ImageMethodConfig image_config(const std::string& method, int batch) {
   ImageMethodConfig c;
-  c.method = "moco";
+  c.method = method;
   c.encoder.in_channels = 1;
   c.encoder.width = 4;
   c.batch = batch;
   c.queue = 64;
   c.proj_dim = 16;
   c.seed = 5;
+  c.clusters = 5;
   // Views without randomness, so that both runs see identical inputs whatever the generator.
   c.augment = AugmentConfig{16, 1.0, 1.0, 0.0, false, false};
   return c;
 }
 
-torch::Tensor moco_images() {
+torch::Tensor images() {
   auto g = at::make_generator<at::CPUGeneratorImpl>(11);
   return at::randint(0, 256, {64, 1, 16, 16}, g, torch::TensorOptions().dtype(torch::kLong)).to(torch::kUInt8);
 }
 
+// Steps of every comparison: past the first epoch of 64 images at 16 a step, so that SwAV's
+// prototypes (frozen for the first epoch) train too.
+constexpr int kSteps = 6;
+
 std::unique_ptr<TrainableMethod> make_method(const std::string& what, int batch) {
   if (what == "tiny") return std::make_unique<TinyRegression>(false, batch);
   if (what == "tiny_bn") return std::make_unique<TinyRegression>(true, batch);
-  return image_method_create(moco_config(batch), moco_images(), torch::zeros({64}, torch::kLong));
+  return image_method_create(image_config(what, batch), images(), torch::zeros({64}, torch::kLong));
 }
 
 void train(TrainableMethod& m, const std::string& dir, int steps) {
@@ -148,7 +153,7 @@ void worker_train(const std::string& what, const std::string& out) {
   auto d = join();
   auto m = make_method(what, 8);   // this rank's share of 16
   m->set_distributed(d);
-  train(*m, out + "/run", 4);
+  train(*m, out + "/run", kSteps);
 }
 
 int worker_main(const std::string& scenario) {
@@ -206,7 +211,7 @@ void expect_same_training(const std::string& what, double tol) {
   TempDir two, one;
   run_ranks(what, 2, two.path);
   auto single = make_method(what, 16);
-  train(*single, (one.path / "run").string(), 4);
+  train(*single, (one.path / "run").string(), kSteps);
   auto reloaded = make_method(what, 16);
   checkpoint_load((two.path / "run" / "last.ckpt").string(), reloaded->module());
   auto mine = single->module().named_parameters(), theirs = reloaded->module().named_parameters();
@@ -259,6 +264,27 @@ TEST(Distributed, SynchronisedBatchNormTrainsAsOneWithTheGlobalBatch) {
 // rank 0's first, and the pointer) of one process with 16.
 TEST(Distributed, MoCoQueueHoldsEveryRanksKeys) {
   expect_same_training("moco", 1e-4);
+}
+
+// SimCLR: every rank's views are negatives of every other rank's (gathered with gradient).
+TEST(Distributed, SimClrNegativesSpanTheGlobalBatch) {
+  expect_same_training("simclr", 1e-4);
+}
+
+// SwAV: Sinkhorn normalises the codes over the global batch.
+TEST(Distributed, SwavSinkhornSpansTheGlobalBatch) {
+  expect_same_training("swav", 1e-4);
+}
+
+// IIC: the joint distribution of the paired assignments is the global batch's.
+TEST(Distributed, IicJointSpansTheGlobalBatch) {
+  expect_same_training("iic", 1e-4);
+}
+
+// PCL: the same prototypes on every rank (k-means of identical features with the step's
+// generator), the queue as MoCo's.
+TEST(Distributed, PclPrototypesAgreeAcrossRanks) {
+  expect_same_training("pcl", 1e-4);
 }
 
 TEST(Distributed, RankGeneratorsDifferPerRankAndRepeatPerStep) {

@@ -76,7 +76,6 @@ class ImageMethod : public TrainableMethod {
     m_tau = cfg.temperature > 0 ? cfg.temperature : default_temperature(cfg.method);
     m_k = cfg.clusters > 0 ? cfg.clusters : default_clusters(cfg.method);
     image_channel_stats(m_images, m_mean, m_std);
-    m_steps_per_epoch = std::max<int64_t>(1, m_images.size(0) / cfg.batch);
   }
   std::string name() const override { return m_cfg.method; }
   torch::nn::Module& module() override { return *m_model; }
@@ -121,6 +120,8 @@ class ImageMethod : public TrainableMethod {
     enc_owner.train();
     return torch::cat(out);
   }
+  // Steps per pass over the training images with the global batch (every rank's share).
+  int64_t steps_per_epoch() const { return std::max<int64_t>(1, m_images.size(0) / (int64_t(m_cfg.batch) * m_dist->world_size())); }
   template <typename M>
   M add(const std::string& key, M module) {
     return m_model->register_module(key, module);
@@ -148,7 +149,6 @@ class ImageMethod : public TrainableMethod {
   std::vector<double> m_mean, m_std;
   double m_tau = 0.1;
   int m_k = 30;
-  int64_t m_steps_per_epoch = 1;
   std::string m_head_name;
 };
 
@@ -188,7 +188,7 @@ class MoCo : public ImageMethod {
   }
   std::vector<torch::Tensor> trainable_parameters() override { return params_of({m_model->encoder.get(), m_proj.get()}); }
   StepOutput step(int64_t step, torch::Generator& gen) override {
-    if (m_cfg.method == "pcl" && step % m_steps_per_epoch == 0) recluster(gen);
+    if (m_cfg.method == "pcl" && step % steps_per_epoch() == 0) recluster(gen);
     m_queue.set_pointer(m_queue_ptr.item<int64_t>());
     auto idx = batch_indices(gen);
     auto g = m_dist->rank_generator(gen);
@@ -295,7 +295,7 @@ class Swav : public ImageMethod {
       torch::NoGradGuard ng;
       m_protos->weight.copy_(l2_normalise(m_protos->weight, 1));
     }
-    m_protos->weight.set_requires_grad(step >= m_steps_per_epoch);
+    m_protos->weight.set_requires_grad(step >= steps_per_epoch());
     auto idx = batch_indices(gen);
     auto g = m_dist->rank_generator(gen);
     const int small = std::max(8, m_cfg.augment.size * 4 / 7);
@@ -367,7 +367,7 @@ class Clustering : public ImageMethod {
       auto p2 = torch::softmax(m_head(m_model->encoder(view(idx, g))), 1);
       return {iic_loss(p1, p2, m_dist.get()), {}, m_cfg.batch};
     }
-    if (step % m_steps_per_epoch == 0 || !m_pseudo.defined()) relabel(gen);   // alike on every rank
+    if (step % steps_per_epoch() == 0 || !m_pseudo.defined()) relabel(gen);   // alike on every rank
     torch::Tensor idx;
     torch::Generator g;
     if (m_cfg.method == "deepcluster") {
