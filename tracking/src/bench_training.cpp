@@ -26,7 +26,7 @@ nlohmann::json bench_train(TrainableMethod& method, const OptimizerConfig& opt, 
   options.out_dir = (tmp / "timed").string();
   peak_rss_reset();
   const auto s = train_run(method, opt, LrSchedule{}, options);
-  return {{"method", method.name()}, {"device", options.device.str()}, {"steps", s.last_step}, {"ms_per_step", s.ms_per_step},
+  return {{"method", method.name()}, {"device", options.device.str()}, {"steps", s.last_step}, {"ms_per_step", s.ms_per_step}, {"sync_ms_per_step", s.sync_ms_per_step},
           {method_is_image(method.name()) ? "images_per_s" : "clips_per_s", s.samples_per_s},
           {"threads", torch::get_num_threads()}, {"omp_wait_policy", omp_wait_policy()}, {"peak_rss_mb", peak_rss_bytes() / 1048576.0}};
 }

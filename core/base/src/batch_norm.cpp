@@ -28,24 +28,31 @@ torch::Tensor batch_norm_synchronised(const torch::Tensor& x, torch::Tensor& wei
                                       const StatsReducer& reduce) {
   const auto dims = all_but_channels(x);
   const auto shape = channel_shape(x);
-  const double local_n = double(x.numel() / x.size(1));
-  // Pass 1: global count and mean. Pass 2: global variance around that mean (no cancellation).
-  auto first = reduce(torch::cat({x.sum(dims), torch::full({1}, local_n, x.options())}));
   const int64_t c = x.size(1);
-  auto n = first.narrow(0, c, 1);
-  auto mean = first.narrow(0, 0, c) / n;
-  auto centred = x - mean.view(shape);
-  auto var = reduce(centred.pow(2).sum(dims)) / n;
+  // One exchange per layer: Σx, Σx² (accumulated in float64, so that E[x²] − E[x]² keeps its
+  // digits) and the count, summed over every rank.
+  const auto f64 = torch::TensorOptions().dtype(torch::kDouble);
+  auto local = torch::cat({x.sum(dims, false, torch::kDouble), x.pow(2).sum(dims, false, torch::kDouble),
+                           torch::full({1}, double(x.numel() / c), f64)});
+  auto global = reduce(local);
+  auto n = global.narrow(0, 2 * c, 1);
+  auto mean = global.narrow(0, 0, c) / n;
+  auto var = (global.narrow(0, c, c) / n - mean.pow(2)).clamp_min(0.0);
   if (running_mean.defined()) {
     torch::NoGradGuard ng;
     const double count = n.item<double>();
-    running_mean.mul_(1.0 - momentum).add_(mean.detach(), momentum);
-    running_var.mul_(1.0 - momentum).add_(var.detach() * (count / std::max(1.0, count - 1.0)), momentum);
+    running_mean.mul_(1.0 - momentum).add_(mean.detach().to(running_mean.scalar_type()), momentum);
+    running_var.mul_(1.0 - momentum).add_((var.detach() * (count / std::max(1.0, count - 1.0))).to(running_var.scalar_type()), momentum);
     num_batches_tracked.add_(1);
   }
-  auto y = centred * torch::rsqrt(var + eps).view(shape);
-  if (weight.defined()) y = y * weight.view(shape) + bias.view(shape);
-  return y;
+  // y = x·scale + shift, scale = weight / sqrt(var + eps), shift = bias − mean·scale.
+  auto scale = torch::rsqrt(var + eps).to(x.scalar_type());
+  auto shift = -mean.to(x.scalar_type()) * scale;
+  if (weight.defined()) {
+    scale = scale * weight;
+    shift = shift * weight + bias;
+  }
+  return x * scale.view(shape) + shift.view(shape);
 }
 
 SyncBatchNormImpl::SyncBatchNormImpl(int64_t f) : features(f) { reset(); }

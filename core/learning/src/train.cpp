@@ -250,11 +250,15 @@ class TrainingRun {
     m_opt->zero_grad();
     StepOutput out = m_method.step(step, g);
     double loss = out.loss.detach().to(torch::kCPU).item<double>();
+    const double t_sync = time_now_s();
     globalise(loss, out);   // every rank decides alike below
+    m_sync_s += time_now_s() - t_sync;
     bool finite = std::isfinite(loss);
     if (finite) {
       out.loss.backward();
+      const double t_grad = time_now_s();
       gradients_average(m_dist, m_params);
+      m_sync_s += time_now_s() - t_grad;
       finite = std::isfinite(gradient_norm());
     }
     m_done = step + 1;
@@ -311,6 +315,7 @@ class TrainingRun {
     const int64_t ran = m_done - m_start;
     m_summary.samples_per_s = m_summary.seconds > 0 ? m_samples / m_summary.seconds : 0.0;
     m_summary.ms_per_step = ran > 0 ? 1000.0 * m_summary.seconds / ran : 0.0;
+    m_summary.sync_ms_per_step = ran > 0 ? 1000.0 * m_sync_s / ran : 0.0;
     return m_summary;
   }
 
@@ -328,7 +333,7 @@ class TrainingRun {
   TrainSummary m_summary;
   MetricsWindow m_window;
   int64_t m_start = 0, m_done = 0, m_saved_step = -1, m_samples = 0, m_consecutive_bad = 0;
-  double m_t0 = 0.0, m_last_log_t = -1e9;
+  double m_t0 = 0.0, m_last_log_t = -1e9, m_sync_s = 0.0;
 };
 
 }  // namespace

@@ -6,7 +6,7 @@
 // statistics stay identical on every process. Without a reducer (one process, evaluation) it is
 // torch's BatchNorm. Parameter and buffer names are torch's, so checkpoints are unchanged.
 //
-//   mean = Σx / n,  var = Σ(x − mean)² / n     (sums over every process's [B, ·, H, W] but C)
+//   mean = Σx / n,  var = Σx² / n − mean²     (sums in float64 over every process's [B, ·, H, W] but C)
 //   y = (x − mean) / sqrt(var + eps) · weight + bias
 //   running_mean ← (1 − m)·running_mean + m·mean,  running_var ← (1 − m)·running_var + m·var·n/(n − 1)
 #pragma once

@@ -131,6 +131,7 @@ struct TrainSummary {
   double seconds = 0.0;
   double samples_per_s = 0.0;
   double ms_per_step = 0.0;
+  double sync_ms_per_step = 0.0;   // of which waiting in the ranks' collectives (gradients, loss; 0 for one process)
   double final_loss = 0.0;  // mean over the last log window
   bool cancelled = false;
   bool budget_reached = false;
