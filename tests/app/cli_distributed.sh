@@ -101,3 +101,32 @@ grep -q "of 2 was killed by signal 9" "$TMP/launcher.err" || fail "the launcher 
 sleep 0.5
 [ -z "$(pgrep -P $LAUNCHER)" ] && ! pgrep -f "$TMP/launched" >/dev/null || fail "workers left running after the launcher stopped"
 echo "ok   a killed worker under --nproc: $(tail -1 "$TMP/launcher.err")"
+
+# ---- a hung rank (SIGSTOP): the other fails after --dist-timeout instead of waiting forever ----
+PORT=$(free_port)
+HUNG=()
+for r in 0 1; do
+  RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$PORT \
+    "$BIN" -q "${BASE[@]}" --batch 2 --dist-timeout 3 --steps 400 --out "$TMP/hung" >/dev/null 2>"$TMP/hung$r.err" &
+  HUNG+=($!)
+  PIDS+=($!)
+done
+for _ in $(seq 1 600); do
+  [ -f "$TMP/hung/metrics.jsonl" ] && break
+  kill -0 "${HUNG[0]}" 2>/dev/null || break
+  sleep 0.1
+done
+kill -STOP "${HUNG[1]}"
+T0=$(date +%s)
+wait "${HUNG[0]}" && fail "rank 0 exited 0 while rank 1 was stopped"
+T1=$(date +%s)
+kill -9 "${HUNG[1]}" 2>/dev/null
+[ $((T1 - T0)) -le 20 ] || fail "rank 0 waited $((T1 - T0)) s for a hung rank (timeout 3 s)"
+grep -q "rank 0" "$TMP/hung0.err" || fail "no error naming the rank: $(cat "$TMP/hung0.err")"
+echo "ok   rank 1 hung: rank 0 stopped after $((T1 - T0)) s (--dist-timeout 3)"
+
+# ---- a 2-rank run resumed by one process: the weights and optimiser state carry over ----
+"$BIN" -q "${TRAIN[@]}" --steps 44 --resume --out "$TMP/full" >"$TMP/one.json" 2>"$TMP/one.err" || fail "1-rank resume of a 2-rank run: $(cat "$TMP/one.err")"
+grep -q '"first_step": 40' "$TMP/one.json" && grep -q '"last_step": 44' "$TMP/one.json" && grep -q '"world_size": 1' "$TMP/one.json" \
+  || fail "1-rank resume did not continue 40 -> 44: $(cat "$TMP/one.json")"
+echo "ok   a 2-rank run resumed with 1 process continues from step 40"
