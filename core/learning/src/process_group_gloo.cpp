@@ -100,25 +100,28 @@ class GlooGroup : public Distributed {
   int world_size() const override { return m_world; }
   std::string backend() const override { return "gloo"; }
 
+  // Gloo works on host memory: tensors elsewhere (CUDA) go through a host copy.
   void all_reduce_sum(std::vector<torch::Tensor>& t) override {
     for (auto& x : t) {
-      std::vector<torch::Tensor> one{x};
+      std::vector<torch::Tensor> one{host(x)};
       wait(m_group->allreduce(one), "all-reduce");
+      if (!one[0].is_same(x)) x.copy_(one[0]);
     }
   }
   torch::Tensor all_gather(const torch::Tensor& x) override {
-    std::vector<torch::Tensor> in{x.contiguous()};
+    std::vector<torch::Tensor> in{host(x.contiguous())};
     std::vector<std::vector<torch::Tensor>> out(1);
     for (int r = 0; r < m_world; ++r) out[0].push_back(torch::empty_like(in[0]));
     wait(m_group->allgather(out, in), "all-gather");
-    return torch::cat(out[0], 0);
+    return torch::cat(out[0], 0).to(x.device());
   }
   void broadcast(std::vector<torch::Tensor>& t, int root) override {
     c10d::BroadcastOptions o;
     o.rootRank = root;
     for (auto& x : t) {
-      std::vector<torch::Tensor> one{x};
+      std::vector<torch::Tensor> one{host(x)};
       wait(m_group->broadcast(one, o), "broadcast");
+      if (!one[0].is_same(x)) x.copy_(one[0]);
     }
   }
   void barrier() override { wait(m_group->barrier(), "barrier"); }
@@ -133,6 +136,8 @@ class GlooGroup : public Distributed {
                   " ranks failed (another rank died, or hung longer than --dist-timeout): " + first_line(e.what()));
     }
   }
+
+  static torch::Tensor host(const torch::Tensor& x) { return x.is_cpu() ? x : x.to(torch::kCPU); }
 
   int m_rank, m_world;
   Millis m_timeout;
