@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <cctype>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -167,12 +168,24 @@ OverlayMode overlay_mode(const std::string& s) {
   throw Error("--overlay-mode must be blend, contour, fade or mask, got '" + s + "'");
 }
 
+// The overlay video's container, refused before anything is computed or written.
+void overlay_video_check(const std::string& path) {
+  if (path.empty()) return;
+  std::string ext = fs::path(path).extension().string();
+  for (auto& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  if (ext != ".mp4" && ext != ".mkv" && ext != ".avi") {
+    throw Error("--overlay '" + path + "': the overlay video must be .mp4, .mkv or .avi (for frames as PNGs: --overlay-frames DIR)");
+  }
+}
+
 void run_propagate(PropagateArgs& a) {
   if (a.out.empty()) throw Error("--out DIR is required");
+  overlay_video_check(a.overlay);
   const OverlayMode mode = overlay_mode(a.overlay_mode);
   auto feats = make_features(a);
   if (!a.davis.empty()) {
     if (!a.video.empty() || !a.frames.empty() || !a.mask.empty()) throw Error("--davis cannot be combined with --video/--frames/--mask");
+    if (!a.coco.empty()) throw Error("--coco writes one video's masks; it cannot be combined with --davis");
     const auto seqs = a.sequences.empty() ? davis_sequences(a.davis) : split_list(a.sequences);
     // Every sequence is opened and its first annotation read before any is propagated, so a bad
     // name or a missing annotation fails before results are written.
@@ -199,7 +212,7 @@ void run_propagate(PropagateArgs& a) {
   if (a.video.empty() == a.frames.empty()) throw Error("give exactly one of --video FILE, --frames DIR or --davis ROOT");
   auto src = frame_source_open(a.video.empty() ? a.frames : a.video, source_options(a));
   auto anchors = collect_anchors(a, *src);
-  const auto r = propagate_to_files(*src, anchors, *feats, a.cfg, PropagationOutput{a.out, a.overlay, a.overlay_frames, mode});
+  const auto r = propagate_to_files(*src, anchors, *feats, a.cfg, PropagationOutput{a.out, a.overlay, a.overlay_frames, mode, a.coco});
   log_get("app")->info("{} masks in {:.1f} s ({:.2f} fps) written to {}{}", r.frames, r.seconds, r.frames / r.seconds,
                        a.out, a.overlay.empty() ? "" : ", overlay video " + a.overlay);
 }
@@ -237,6 +250,7 @@ void register_tracking_commands(CLI::App& app) {
     c->add_option("--out", a->out, "Output folder for palette PNGs")->required();
     c->add_option("--overlay", a->overlay, "Also write an overlay video (.mp4, .mkv, .avi)");
     c->add_option("--overlay-frames", a->overlay_frames, "Also write overlay frames as PNGs into this folder");
+    c->add_option("--coco", a->coco, "Also write the masks as a COCO data set (JSON: an image per frame, a category per object, RLE annotations)");
     c->add_option("--overlay-mode", a->overlay_mode, "blend | contour | fade | mask")->capture_default_str();
     add_engine_options(c, *a);
     c->callback([a] { run_propagate(*a); });

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   corrtrack::cli::program_args_set(argc, argv);
   CLI::App app{"corrtrack: self-supervised video correspondence, mask propagation and DAVIS evaluation"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("corrtrack ") + CORRTRACK_VERSION);
   bool verbose = false, quiet = false;
   int threads = 2;
   app.add_flag("-v,--verbose", verbose, "Debug logging");

@@ -39,11 +39,13 @@ int main(int argc, char** argv) {
   corrtrack::openmp_passive_wait_ensure(argv);
   QApplication app(argc, argv);
   QApplication::setApplicationName("CorrTrack Studio");
+  QApplication::setApplicationVersion(CORRTRACK_VERSION);
   // One core stays free for the window while a propagation or feature job runs.
   torch::set_num_threads(std::max(1, QThread::idealThreadCount() - 1));
   QCommandLineParser p;
   p.setApplicationDescription("CorrTrack Studio: paint a mask, propagate it through the video, inspect features.");
   p.addHelpOption();
+  p.addVersionOption();
   p.addPositionalArgument("video", "Video file or frame folder to open");
   const QCommandLineOption mask("mask", "Mask PNG for the first frame (or --frame)", "png");
   const QCommandLineOption workspace("workspace", "Workspace folder: masks are saved there as you go", "dir");
@@ -51,7 +53,7 @@ int main(int argc, char** argv) {
   const QCommandLineOption features("features", "default | pixels | random", "name", "default");
   const QCommandLineOption screenshot("screenshot", "Render the window offscreen into this PNG and exit", "png");
   const QCommandLineOption propagateN("propagate", "Before the screenshot: propagate the mask this many frames", "n");
-  const QCommandLineOption frame("frame", "Frame to show", "k", "0");
+  const QCommandLineOption frame("frame", "Frame to show; --mask is imported on it", "k", "0");
   const QCommandLineOption inspect("inspect", "Before the screenshot: similarity of pixel X,Y", "x,y");
   const QCommandLineOption other("other", "The other frame of the similarity view", "k");
   const QCommandLineOption view("view", "masks | similarity | pca", "mode", "masks");
@@ -66,11 +68,14 @@ int main(int argc, char** argv) {
   if (p.isSet(checkpoint)) {
     if (!w.useCheckpoint(p.value(checkpoint)) && shot) return fail(w.lastMessage());
   } else if (p.value(features) != "default") {
-    w.useBaseline(p.value(features));
+    const QString f = p.value(features);
+    if (f != "pixels" && f != "random") return fail("--features must be default, pixels or random, got '" + f + "'");
+    w.useBaseline(f);
   }
   const auto args = p.positionalArguments();
   if (!args.isEmpty() && !w.openVideo(args[0], p.value(workspace)) && shot) return fail(w.lastMessage());
   if (p.isSet(mask)) {
+    w.setCurrentFrame(p.value(frame).toLongLong());   // the mask belongs to --frame (0 unless given)
     if (!w.importMask(p.value(mask)) && shot) return fail(w.lastMessage());
   }
   if (p.isSet(propagateN)) {

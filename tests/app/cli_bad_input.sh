@@ -45,7 +45,7 @@ printf 'x' > "$TMP/afile"
 expect_error missing-video "missing.mp4" -- propagate --video "$TMP/missing.mp4" --mask "$MASK" --features pixels --out "$TMP/out"
 expect_error text-as-mp4 "notes.mp4" -- propagate --video "$TMP/notes.mp4" --mask "$MASK" --features pixels --out "$TMP/out"
 expect_error zero-byte "empty.mp4" -- inspect video "$TMP/empty.mp4"
-expect_error mask-size "city_00000.png" -- propagate --video "$VIDEO" --size 320x180 --mask "$MASK" --features pixels --out "$TMP/out"
+expect_error mask-size "city_00000.png" -- propagate --video "$VIDEO" --size 320x240 --mask "$MASK" --features pixels --out "$TMP/out"
 expect_error mask-no-objects "none.png" -- propagate --video "$VIDEO" --mask "$TMP/none.png" --features pixels --out "$TMP/out"
 expect_error anchor-past-end "500" -- propagate --video "$VIDEO" --anchor "500:$MASK" --features pixels --out "$TMP/out"
 expect_error anchor-syntax "--anchor" -- propagate --video "$VIDEO" --anchor "five:$MASK" --features pixels --out "$TMP/out"
@@ -139,6 +139,20 @@ for rc_case in "--topk nan" "--frobnicate"; do
   if [ $rc -eq 1 ]; then echo "ok   exit-code $rc_case: 1"; passes=$((passes + 1));
   else echo "FAIL exit-code $rc_case: $rc (expected 1)"; fails=$((fails + 1)); fi
 done
+
+# An overlay container we do not write: refused before anything, and no --out folder appears.
+expect_error overlay-gif "x.gif" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --out "$TMP/gif-out" --overlay "$TMP/x.gif"
+if [ -e "$TMP/gif-out" ]; then echo "FAIL overlay-gif: left the --out folder behind"; fails=$((fails + 1));
+else echo "ok   overlay-gif: no --out folder"; passes=$((passes + 1)); fi
+# A failure after the output folder was made (here: the overlay video cannot be written) removes
+# the folder it made, instead of leaving it empty.
+# (its folder is a file: no one, root included, can create it).
+"$BIN" -q propagate --video "$VIDEO" --mask "$MASK" --features pixels --out "$TMP/late-out" --overlay "$TMP/notes.mp4/o.mp4" 2>/dev/null
+if [ $? -ne 0 ] && [ ! -e "$TMP/late-out" ]; then echo "ok   late-failure: exit 1, no empty --out folder"; passes=$((passes + 1));
+else echo "FAIL late-failure: exit 0 or an empty --out folder left"; fails=$((fails + 1)); fi
+version=$("$BIN" --version)
+if echo "$version" | grep -Eq '^corrtrack [0-9]+\.[0-9]+\.[0-9]+$'; then echo "ok   --version: $version"; passes=$((passes + 1));
+else echo "FAIL --version: '$version'"; fails=$((fails + 1)); fi
 
 # Killed mid-run: the masks already computed stay in the hidden staging folder, never in --out.
 timeout -s KILL 3 "$BIN" -q propagate --video "$VIDEO" --mask "$MASK" --features random --out "$TMP/killed" 2>/dev/null

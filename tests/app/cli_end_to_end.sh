@@ -23,6 +23,28 @@ frames=$("$BIN" -q inspect video "$TMP/overlay.mp4" --json | grep '"frame_count"
 check "overlay video has 40 frames" test "$frames" = "40"
 check "no staging folders left" test -z "$(find "$TMP" -maxdepth 1 -name '.*partial*' -print -quit)"
 
+# --coco: a COCO data set of the 40 masks; every annotation's runs cover the frame and its area
+# is the sum of its object runs.
+"$BIN" -q propagate --video "$SRC/assets/sample/city.mp4" --mask "$SRC/assets/sample/city_00000.png" --features pixels --context 4 \
+  --out "$TMP/coco-masks" --coco "$TMP/coco.json"
+check "propagate --coco exits 0" test $? -eq 0
+check "the COCO file holds 40 images, both objects, consistent RLE" python3 - "$TMP/coco.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert len(j["images"]) == 40 and [c["id"] for c in j["categories"]] == [1, 2], (len(j["images"]), j["categories"])
+assert len(j["annotations"]) >= 1
+for a in j["annotations"]:
+    h, w = a["segmentation"]["size"]
+    c = a["segmentation"]["counts"]
+    assert (h, w) == (360, 640) and sum(c) == h * w and sum(c[1::2]) == a["area"] > 0, a["image_id"]
+PY
+
+# --size smaller than the video: the full-size first mask is resized (nearest) to the frames.
+"$BIN" -q propagate --video "$SRC/assets/sample/city.mp4" --mask "$SRC/assets/sample/city_00000.png" --features pixels --size 320x180 \
+  --out "$TMP/small" 2>"$TMP/small.err"
+check "propagate --size 320x180 takes the 640x360 mask" test $? -eq 0 -a -f "$TMP/small/00039.png"
+check "its masks are 320x180" python3 -c "import struct,sys; d=open('$TMP/small/00000.png','rb').read(24); sys.exit(0 if struct.unpack('>II', d[16:24]) == (320, 180) else 1)"
+
 # OpenMP waits passively unless the user chose a policy (libgomp reads it before main: re-exec).
 policy=$(env -u OMP_WAIT_POLICY "$BIN" -q bench affinity --channels 4 --height 8 --width 8 --radius 2 | grep omp_wait_policy)
 check "OpenMP waits passively by default" test "$(echo "$policy" | tr -dc 'A-Z')" = "PASSIVE"

@@ -24,4 +24,17 @@ if "$BIN" "$TMP/missing.mp4" --screenshot "$TMP/x.png" 2>"$TMP/err" >/dev/null; 
 elif [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "missing.mp4" "$TMP/err"; then echo "ok   missing video: $(cat "$TMP/err")"
 else echo "FAIL missing video message: $(cat "$TMP/err")"; fails=$((fails + 1)); fi
 [ ! -e "$TMP/x.png" ] || { echo "FAIL a screenshot was written for a missing video"; fails=$((fails + 1)); }
+# A misspelt --features is refused (it silently showed the bundled model).
+if "$BIN" "$SRC/assets/sample/city.mp4" --features pixel --screenshot "$TMP/f.png" >/dev/null 2>"$TMP/err"; then
+  echo "FAIL --features pixel accepted"; fails=$((fails + 1))
+elif [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "'pixel'" "$TMP/err"; then echo "ok   --features pixel: $(cat "$TMP/err")"
+else echo "FAIL --features pixel message: $(cat "$TMP/err")"; fails=$((fails + 1)); fi
+# --mask with --frame 5 lands on frame 5 (it went to frame 0): the workspace holds frame 5's mask only.
+"$BIN" "$SRC/assets/sample/city.mp4" --mask "$SRC/assets/sample/city_00000.png" --frame 5 --features pixels --workspace "$TMP/ws" \
+  --screenshot "$TMP/f5.png" >/dev/null 2>"$TMP/err"
+if [ -f "$TMP/ws/masks/00005.png" ] && [ ! -f "$TMP/ws/masks/00000.png" ]; then echo "ok   --mask --frame 5: imported on frame 5"
+else echo "FAIL --mask --frame 5: workspace masks $(ls "$TMP/ws/masks" 2>&1 | tr '\n' ' ') $(cat "$TMP/err")"; fails=$((fails + 1)); fi
+version=$("$BIN" --version 2>&1)
+if echo "$version" | grep -Eq '[0-9]+\.[0-9]+\.[0-9]+'; then echo "ok   --version: $version"
+else echo "FAIL --version: '$version'"; fails=$((fails + 1)); fi
 exit $fails

@@ -2,6 +2,7 @@
 #include "test_support.h"
 
 #include "corrtrack/core.h"
+#include "corrtrack/mask_export.h"
 
 #include <fstream>
 #include <random>
@@ -65,6 +66,37 @@ TEST(Mask, RgbMaskMapsBackThroughThePalette) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("bad.png"), std::string::npos);
   }
+}
+
+// Column-major runs, starting with background, worked out by hand.
+TEST(Mask, CocoRunLengthsByHand) {
+  Image m(3, 2, 1);   // row 0: 0 1 1, row 1: 0 1 0
+  *m.px(1, 0) = 1;
+  *m.px(2, 0) = 1;
+  *m.px(1, 1) = 1;
+  // Columns: (0, 0), (1, 1), (1, 0) -> 0 0 1 1 1 0
+  EXPECT_EQ(mask_rle_counts(m, 1), (std::vector<int64_t>{2, 3, 1}));
+  const auto o = coco_object(m, 1);
+  EXPECT_EQ(o["area"].get<int64_t>(), 3);
+  EXPECT_EQ(o["bbox"], nlohmann::json::array({1, 0, 2, 2}));
+  EXPECT_EQ(o["segmentation"]["size"], nlohmann::json::array({2, 3}));   // [height, width]
+  // A mask that starts with the object: a first run of length 0.
+  Image s(2, 2, 1);
+  *s.px(0, 0) = 2;
+  EXPECT_EQ(mask_rle_counts(s, 2), (std::vector<int64_t>{0, 1, 3}));
+  // An absent object: one background run, area 0.
+  EXPECT_EQ(mask_rle_counts(s, 5), (std::vector<int64_t>{4}));
+  EXPECT_EQ(coco_object(s, 5)["area"].get<int64_t>(), 0);
+}
+
+// Nearest-neighbour resize keeps indices: 2x2 blocks of a 4x4 mask become the 2x2 mask's pixels.
+TEST(Mask, NearestResizeKeepsIndices) {
+  Image big(4, 4, 1);
+  for (int y = 0; y < 4; ++y) for (int x = 0; x < 4; ++x) *big.px(x, y) = uint8_t((y / 2) * 2 + x / 2 + 1);
+  const Image small = mask_resize_nearest(big, 2, 2);
+  EXPECT_EQ(small.data, (std::vector<uint8_t>{1, 2, 3, 4}));
+  const Image back = mask_resize_nearest(small, 4, 4);
+  EXPECT_EQ(back.data, big.data);
 }
 
 TEST(Colour, LabOfKnownColours) {

@@ -1,6 +1,11 @@
 // Propagation into files: staged mask folder, overlay frames and an in-order overlay video.
 #include "corrtrack/propagation_files.h"
 
+#include "corrtrack/mask_export.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
 #include <map>
 
 namespace corrtrack {
@@ -31,6 +36,30 @@ class OrderedOverlayWriter {
   int64_t m_next = 0;
 };
 
+// The propagated masks as a COCO data set: an image per frame, a category per object, and an
+// annotation (RLE, area, box) per object present in a frame.
+void coco_write(const std::string& path, FrameSource& src, const std::vector<Anchor>& anchors, const std::map<int64_t, Image>& masks) {
+  int objects = 0;
+  for (const auto& a : anchors) objects = std::max(objects, mask_num_objects(a.mask));
+  nlohmann::json images = nlohmann::json::array(), categories = nlohmann::json::array(), annotations = nlohmann::json::array();
+  for (int id = 1; id <= objects; ++id) categories.push_back({{"id", id}, {"name", "object " + std::to_string(id)}});
+  for (const auto& [k, mask] : masks) {
+    images.push_back({{"id", k}, {"file_name", src.frame_name(k) + ".png"}, {"width", mask.width}, {"height", mask.height}});
+    for (int id = 1; id <= objects; ++id) {
+      auto a = coco_object(mask, uint8_t(id));
+      if (a["area"].get<int64_t>() == 0) continue;
+      a["id"] = annotations.size() + 1;
+      a["image_id"] = k;
+      a["category_id"] = id;
+      a["iscrowd"] = 0;
+      annotations.push_back(std::move(a));
+    }
+  }
+  const nlohmann::json j = {{"info", {{"description", "CorrTrack propagation of " + src.path()}}},
+                            {"images", images}, {"categories", categories}, {"annotations", annotations}};
+  file_write_atomic(path, j.dump() + "\n");
+}
+
 }  // namespace
 
 PropagationResult propagate_to_files(FrameSource& src, const std::vector<Anchor>& anchors, FeatureExtractor& features,
@@ -41,13 +70,16 @@ PropagationResult propagate_to_files(FrameSource& src, const std::vector<Anchor>
   if (!out.overlay_frames.empty()) staged_overlays = std::make_unique<StagedFolder>(out.overlay_frames);
   std::unique_ptr<OrderedOverlayWriter> writer;
   if (!out.overlay_video.empty()) writer = std::make_unique<OrderedOverlayWriter>(out.overlay_video, src);
+  std::map<int64_t, Image> coco_masks;   // frames arrive out of order when anchors run backward
   auto sink = [&](int64_t k, const Image& mask, const Image& rgb) {
     mask_write(staged.path() + "/" + src.frame_name(k) + ".png", mask);
+    if (!out.coco_json.empty()) coco_masks[k] = mask;
     if (staged_overlays) image_write_png(staged_overlays->path() + "/" + src.frame_name(k) + ".png", overlay_render(rgb, mask, out.overlay_mode));
     if (writer) writer->add(k, overlay_render(rgb, mask, out.overlay_mode));
   };
   PropagationResult r = engine.run(src, anchors, sink);
   if (writer) writer->close();
+  if (!out.coco_json.empty()) coco_write(out.coco_json, src, anchors, coco_masks);
   staged.commit();
   if (staged_overlays) staged_overlays->commit();
   return r;
@@ -57,8 +89,15 @@ Image anchor_mask_read(const std::string& path, FrameSource& source, int64_t fra
   const Image f = source.frame(frame);
   Image m = mask_read(path);
   if (m.width != f.width || m.height != f.height) {
-    throw Error("mask '" + path + "' is " + std::to_string(m.width) + "x" + std::to_string(m.height) + " but the frames of '" +
-                source.path() + "' are " + std::to_string(f.width) + "x" + std::to_string(f.height));
+    // A mask of the same shape at another size (the video's own size with --size): resized by
+    // nearest neighbour. Another shape is refused: it cannot be the same picture.
+    const double ratio = double(m.width) * f.height / (double(m.height) * f.width);
+    if (std::abs(ratio - 1.0) > 0.01) {
+      throw Error("mask '" + path + "' is " + std::to_string(m.width) + "x" + std::to_string(m.height) + " but the frames of '" +
+                  source.path() + "' are " + std::to_string(f.width) + "x" + std::to_string(f.height) + " (another aspect ratio)");
+    }
+    log_get("tracking")->info("mask '{}' is {}x{}: resized (nearest) to the frames' {}x{}", path, m.width, m.height, f.width, f.height);
+    m = mask_resize_nearest(m, f.width, f.height);
   }
   if (mask_num_objects(m) == 0) throw Error("mask '" + path + "' has no objects (every pixel is 0 or 255)");
   return m;

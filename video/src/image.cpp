@@ -35,6 +35,21 @@ int mask_num_objects(const Image& mask) {
   return n;
 }
 
+Image mask_resize_nearest(const Image& mask, int width, int height) {
+  if (mask.channels != 1) throw Error("mask resize needs a 1-channel mask");
+  if (width < 1 || height < 1) throw Error("mask resize needs a positive size");
+  Image out(width, height, 1);
+  std::vector<int> sx(size_t(width), 0);
+  for (int x = 0; x < width; ++x) sx[size_t(x)] = std::min(mask.width - 1, int((x + 0.5) * mask.width / width));
+  for (int y = 0; y < height; ++y) {
+    const int yy = std::min(mask.height - 1, int((y + 0.5) * mask.height / height));
+    const uint8_t* row = mask.px(0, yy);
+    uint8_t* dst = out.px(0, y);
+    for (int x = 0; x < width; ++x) dst[x] = row[sx[size_t(x)]];
+  }
+  return out;
+}
+
 void mask_fill_polygon(Image& mask, const std::vector<std::pair<double, double>>& pts, uint8_t id) {
   if (mask.channels != 1) throw Error("polygon fill needs a 1-channel mask");
   if (pts.size() < 3) throw Error("a polygon needs at least 3 points, got " + std::to_string(pts.size()));

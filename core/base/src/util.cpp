@@ -256,6 +256,7 @@ void dir_ensure_writable(const std::string& dir) {
 }
 
 StagedFolder::StagedFolder(const std::string& final_dir) : m_final(final_dir) {
+  m_created_final = !fs::exists(final_dir);
   dir_ensure_writable(final_dir);
   fs::path f = fs::absolute(final_dir).lexically_normal();
   if (f.filename().empty()) f = f.parent_path();
@@ -272,6 +273,7 @@ StagedFolder::~StagedFolder() {
   if (!m_committed) {
     std::error_code ec;
     fs::remove_all(m_stage, ec);
+    if (m_created_final && fs::is_empty(m_final, ec) && !ec) fs::remove(m_final, ec);
   }
 }
 

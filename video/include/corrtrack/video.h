@@ -120,6 +120,9 @@ Image mask_read(const std::string& path);
 void mask_write(const std::string& path, const Image& mask);
 // Largest object index in a mask, ignoring 255 (void).
 int mask_num_objects(const Image& mask);
+// A 1-channel mask resized to width x height by nearest neighbour (indices stay indices): output
+// pixel (x, y) takes the input pixel under its centre, floor((x + 0.5) * in_w / out_w).
+Image mask_resize_nearest(const Image& mask, int width, int height);
 
 // Fills a polygon (even-odd rule, pixel centres) with object index `id` in a 1-channel mask.
 void mask_fill_polygon(Image& mask, const std::vector<std::pair<double, double>>& points, uint8_t id);

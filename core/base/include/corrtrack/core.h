@@ -150,7 +150,7 @@ void dir_ensure_writable(const std::string& dir);
 class StagedFolder {
  public:
   explicit StagedFolder(const std::string& final_dir);
-  ~StagedFolder();  // removes the staging folder unless committed
+  ~StagedFolder();  // removes the staging folder unless committed (and the final one if it made it and it is empty)
   StagedFolder(const StagedFolder&) = delete;
   StagedFolder& operator=(const StagedFolder&) = delete;
   const std::string& path() const { return m_stage; }   // write files here
@@ -159,6 +159,7 @@ class StagedFolder {
  private:
   std::string m_final, m_stage;
   bool m_committed = false;
+  bool m_created_final = false;   // the final folder did not exist: removed again if left empty
 };
 
 // ---------------------------------------------------------------------------------------------
