@@ -11,6 +11,8 @@
 
 #include <QComboBox>
 #include <QElapsedTimer>
+#include <QLabel>
+#include <QProgressBar>
 #include <QTemporaryDir>
 #include <QTimer>
 #include <QtTest/QtTest>
@@ -200,6 +202,12 @@ class StudioTest : public QObject {
     QVERIFY(done < w.session().frameCount() - 1);
     for (int64_t k = done + 1; k < w.session().frameCount(); ++k) QVERIFY(!w.session().hasMask(k));
     QVERIFY(w.lastMessage().contains("cancelled"));
+    // The progress bar and the fps/ETA line reset after Cancel.
+    auto* bar = w.findChild<QProgressBar*>("propagationProgress");
+    auto* rate = w.findChild<QLabel*>("propagationRate");
+    QVERIFY(bar && rate);
+    QCOMPARE(bar->value(), 0);
+    QVERIFY2(rate->text().isEmpty(), qPrintable(rate->text()));
   }
 
   // Clicking a pixel gives a similarity map whose maximum on the same frame is at that pixel.

@@ -376,7 +376,7 @@ bool MainWindow::propagate(bool forward) {
 void MainWindow::cancelPropagation() { m_propagation.cancel(); }
 
 void MainWindow::onPropagationFinished(bool cancelled, const QString& error) {
-  m_model->setPropagating(false);
+  m_model->propagationEnded(!cancelled && error.isEmpty());
   if (!error.isEmpty()) {
     showMessage(tr("Propagation failed: %1").arg(error), true);
   } else {

@@ -92,8 +92,10 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   row->addWidget(m_forward);
   v->addLayout(row);
   m_progress = new QProgressBar(this);
+  m_progress->setObjectName("propagationProgress");
   m_progress->setValue(0);
   m_rate = new QLabel(this);
+  m_rate->setObjectName("propagationRate");
   m_cancel = new QPushButton(tr("Cancel"), this);
   m_cancel->setEnabled(false);
   v->addWidget(m_progress);
@@ -187,6 +189,18 @@ void ModelPanel::setPropagating(bool running, int total) {
   if (!running) return;
   m_progress->setValue(0);
   m_progress->setMaximum(total);
+  m_rate->clear();
+}
+
+void ModelPanel::propagationEnded(bool completed) {
+  setPropagating(false);
+  if (completed) {
+    m_progress->setValue(m_progress->maximum());
+    return;
+  }
+  // Cancelled or failed: nothing is running, so no rate or ETA is shown.
+  m_progress->setValue(0);
+  m_rate->clear();
 }
 
 void ModelPanel::showProgress(qint64 done, qint64 total, double fps, double eta) {

@@ -28,6 +28,9 @@ class ModelPanel : public QWidget {
   void useBaseline(const QString& features);   // default | pixels | random
   // Propagation state: buttons enabled or not, progress bar reset to `total` steps.
   void setPropagating(bool running, int total = 0);
+  // After a run: a completed one leaves the bar full; a cancelled or failed one resets the bar
+  // and clears the fps/ETA line.
+  void propagationEnded(bool completed);
   void showProgress(qint64 done, qint64 total, double fps, double etaSeconds);
 
  Q_SIGNALS:
