@@ -18,7 +18,10 @@
 #include <QtTest/QtTest>
 
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
+
+#include <nlohmann/json.hpp>
 
 using namespace corrtrack;
 using corrtrack::ui::MainWindow;
@@ -167,6 +170,19 @@ class StudioTest : public QObject {
     QCOMPARE(ev.global_value("J&F-Mean"), 1.0);
     w.session().exportBinaryMasks(tmp.filePath("binary"));
     QVERIFY(QFileInfo::exists(tmp.filePath("binary/object_1/0003.png")));
+    // COCO: an image per frame; frame 5's object 1 area is its pixel count in the session.
+    w.session().exportCoco(tmp.filePath("masks.json"));
+    std::ifstream in(tmp.filePath("masks.json").toStdString());
+    const auto coco = nlohmann::json::parse(in);
+    QCOMPARE(int64_t(coco["images"].size()), w.session().frameCount());
+    const Image m5 = w.session().mask(5);
+    const int64_t want = std::count(m5.data.begin(), m5.data.end(), uint8_t(1));
+    int64_t got = -1;
+    for (const auto& a : coco["annotations"]) {
+      if (a["image_id"] == 5 && a["category_id"] == 1) got = a["area"].get<int64_t>();
+    }
+    QVERIFY(want > 0);
+    QCOMPARE(got, want);
   }
 
   // Cancelling keeps the masks already delivered (a contiguous run after the anchor) and the

@@ -36,28 +36,13 @@ class OrderedOverlayWriter {
   int64_t m_next = 0;
 };
 
-// The propagated masks as a COCO data set: an image per frame, a category per object, and an
-// annotation (RLE, area, box) per object present in a frame.
+// The propagated masks as a COCO data set (mask_export.h), frames in order.
 void coco_write(const std::string& path, FrameSource& src, const std::vector<Anchor>& anchors, const std::map<int64_t, Image>& masks) {
   int objects = 0;
   for (const auto& a : anchors) objects = std::max(objects, mask_num_objects(a.mask));
-  nlohmann::json images = nlohmann::json::array(), categories = nlohmann::json::array(), annotations = nlohmann::json::array();
-  for (int id = 1; id <= objects; ++id) categories.push_back({{"id", id}, {"name", "object " + std::to_string(id)}});
-  for (const auto& [k, mask] : masks) {
-    images.push_back({{"id", k}, {"file_name", src.frame_name(k) + ".png"}, {"width", mask.width}, {"height", mask.height}});
-    for (int id = 1; id <= objects; ++id) {
-      auto a = coco_object(mask, uint8_t(id));
-      if (a["area"].get<int64_t>() == 0) continue;
-      a["id"] = annotations.size() + 1;
-      a["image_id"] = k;
-      a["category_id"] = id;
-      a["iscrowd"] = 0;
-      annotations.push_back(std::move(a));
-    }
-  }
-  const nlohmann::json j = {{"info", {{"description", "CorrTrack propagation of " + src.path()}}},
-                            {"images", images}, {"categories", categories}, {"annotations", annotations}};
-  file_write_atomic(path, j.dump() + "\n");
+  std::vector<CocoFrame> frames;
+  for (const auto& [k, mask] : masks) frames.push_back({k, src.frame_name(k), &mask});
+  file_write_atomic(path, coco_dataset(frames, objects, "CorrTrack propagation of " + src.path()).dump() + "\n");
 }
 
 }  // namespace

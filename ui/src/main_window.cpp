@@ -201,6 +201,7 @@ void MainWindow::buildMenus() {
   file->addAction(tr("Export palette PNGs…"), this, &MainWindow::exportPngs);
   file->addAction(tr("Export binary masks…"), this, &MainWindow::exportBinary);
   file->addAction(tr("Export overlay video…"), this, &MainWindow::exportVideo);
+  file->addAction(tr("Export COCO JSON (RLE)…"), this, &MainWindow::exportCoco);
   file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
   auto* edit = menuBar()->addMenu(tr("&Edit"));
@@ -460,6 +461,12 @@ void MainWindow::exportBinary() {
   if (attempt([&] { m_session.exportBinaryMasks(d); })) {
     showMessage(tr("Wrote binary masks of %1 objects to %2").arg(m_session.objects().size()).arg(d));
   }
+}
+
+void MainWindow::exportCoco() {
+  const QString f = QFileDialog::getSaveFileName(this, tr("COCO data set"), "masks.json", tr("JSON (*.json)"));
+  if (f.isEmpty()) return;
+  if (attempt([&] { m_session.exportCoco(f); })) showMessage(tr("Wrote %1 frames as COCO to %2").arg(m_session.frameCount()).arg(f));
 }
 
 void MainWindow::exportVideo() {

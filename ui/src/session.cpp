@@ -1,6 +1,8 @@
 // Studio session: frames (LRU cache), masks, anchors, objects, undo/redo, workspace and export.
 #include "corrtrack/ui/session.h"
 
+#include "corrtrack/mask_export.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -307,6 +309,17 @@ void Session::exportBinaryMasks(const QString& dir) const {
     }
   }
   out.commit();
+}
+
+void Session::exportCoco(const QString& file) const {
+  std::vector<Image> masks;
+  masks.reserve(size_t(m_frames));
+  for (int64_t k = 0; k < m_frames; ++k) masks.push_back(mask(k));
+  std::vector<CocoFrame> frames;
+  for (int64_t k = 0; k < m_frames; ++k) frames.push_back({k, frameName(k), &masks[size_t(k)]});
+  int objects = 0;
+  for (int id : m_objects) objects = std::max(objects, id);
+  file_write_atomic(file.toStdString(), coco_dataset(frames, objects, "CorrTrack Studio masks of " + m_path.toStdString()).dump() + "\n");
 }
 
 void Session::exportOverlayVideo(const QString& file, OverlayMode mode, float alpha) {

@@ -86,6 +86,7 @@ class MainWindow : public QMainWindow {
   void exportPngs();
   void exportBinary();
   void exportVideo();
+  void exportCoco();
 
   Session m_session;
   PropagationJob m_propagation;

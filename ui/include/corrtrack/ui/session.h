@@ -74,6 +74,8 @@ class Session : public QObject {
   // object of binary 0/255 PNGs, or an overlay video. Files are written atomically.
   void exportPalettePngs(const QString& dir) const;
   void exportBinaryMasks(const QString& dir) const;
+  // Every frame's masks as a COCO data set with RLE annotations (JSON, written atomically).
+  void exportCoco(const QString& file) const;
   void exportOverlayVideo(const QString& file, OverlayMode mode, float alpha);
 
  Q_SIGNALS:
