@@ -36,13 +36,17 @@ class OrderedOverlayWriter {
   int64_t m_next = 0;
 };
 
-// The propagated masks as a COCO data set (mask_export.h), frames in order.
-void coco_write(const std::string& path, FrameSource& src, const std::vector<Anchor>& anchors, const std::map<int64_t, Image>& masks) {
+int anchors_objects(const std::vector<Anchor>& anchors) {
   int objects = 0;
   for (const auto& a : anchors) objects = std::max(objects, mask_num_objects(a.mask));
-  std::vector<CocoFrame> frames;
-  for (const auto& [k, mask] : masks) frames.push_back({k, src.frame_name(k), &mask});
-  file_write_atomic(path, coco_dataset(frames, objects, "CorrTrack propagation of " + src.path()).dump() + "\n");
+  return objects;
+}
+
+// The propagated frames (encoded as they came) as a COCO data set, frames in order.
+void coco_write(const std::string& path, const FrameSource& src, const std::vector<Anchor>& anchors, const std::map<int64_t, CocoFrame>& frames) {
+  std::vector<CocoFrame> ordered;
+  for (const auto& [k, f] : frames) ordered.push_back(f);
+  file_write_atomic(path, coco_dataset(ordered, anchors_objects(anchors), "CorrTrack propagation of " + src.path()).dump() + "\n");
 }
 
 }  // namespace
@@ -55,16 +59,18 @@ PropagationResult propagate_to_files(FrameSource& src, const std::vector<Anchor>
   if (!out.overlay_frames.empty()) staged_overlays = std::make_unique<StagedFolder>(out.overlay_frames);
   std::unique_ptr<OrderedOverlayWriter> writer;
   if (!out.overlay_video.empty()) writer = std::make_unique<OrderedOverlayWriter>(out.overlay_video, src);
-  std::map<int64_t, Image> coco_masks;   // frames arrive out of order when anchors run backward
+  // Encoded as they arrive (run lengths, not whole masks); frames come out of order when anchors run backward.
+  std::map<int64_t, CocoFrame> coco_frames;
+  const int coco_objects = anchors_objects(anchors);
   auto sink = [&](int64_t k, const Image& mask, const Image& rgb) {
     mask_write(staged.path() + "/" + src.frame_name(k) + ".png", mask);
-    if (!out.coco_json.empty()) coco_masks[k] = mask;
+    if (!out.coco_json.empty()) coco_frames[k] = coco_frame(k, src.frame_name(k), mask, coco_objects);
     if (staged_overlays) image_write_png(staged_overlays->path() + "/" + src.frame_name(k) + ".png", overlay_render(rgb, mask, out.overlay_mode));
     if (writer) writer->add(k, overlay_render(rgb, mask, out.overlay_mode));
   };
   PropagationResult r = engine.run(src, anchors, sink);
   if (writer) writer->close();
-  if (!out.coco_json.empty()) coco_write(out.coco_json, src, anchors, coco_masks);
+  if (!out.coco_json.empty()) coco_write(out.coco_json, src, anchors, coco_frames);
   staged.commit();
   if (staged_overlays) staged_overlays->commit();
   return r;

@@ -312,13 +312,10 @@ void Session::exportBinaryMasks(const QString& dir) const {
 }
 
 void Session::exportCoco(const QString& file) const {
-  std::vector<Image> masks;
-  masks.reserve(size_t(m_frames));
-  for (int64_t k = 0; k < m_frames; ++k) masks.push_back(mask(k));
-  std::vector<CocoFrame> frames;
-  for (int64_t k = 0; k < m_frames; ++k) frames.push_back({k, frameName(k), &masks[size_t(k)]});
   int objects = 0;
   for (int id : m_objects) objects = std::max(objects, id);
+  std::vector<CocoFrame> frames;
+  for (int64_t k = 0; k < m_frames; ++k) frames.push_back(coco_frame(k, frameName(k), mask(k), objects));
   file_write_atomic(file.toStdString(), coco_dataset(frames, objects, "CorrTrack Studio masks of " + m_path.toStdString()).dump() + "\n");
 }
 

@@ -44,18 +44,27 @@ nlohmann::json coco_object(const Image& mask, uint8_t id) {
           {"bbox", bbox}};
 }
 
+CocoFrame coco_frame(int64_t index, const std::string& name, const Image& mask, int objects) {
+  CocoFrame f;
+  f.image = {{"id", index}, {"file_name", name + ".png"}, {"width", mask.width}, {"height", mask.height}};
+  for (int id = 1; id <= objects; ++id) {
+    auto a = coco_object(mask, uint8_t(id));
+    if (a["area"].get<int64_t>() == 0) continue;
+    a["image_id"] = index;
+    a["category_id"] = id;
+    a["iscrowd"] = 0;
+    f.annotations.push_back(std::move(a));
+  }
+  return f;
+}
+
 nlohmann::json coco_dataset(const std::vector<CocoFrame>& frames, int objects, const std::string& description) {
   nlohmann::json images = nlohmann::json::array(), categories = nlohmann::json::array(), annotations = nlohmann::json::array();
   for (int id = 1; id <= objects; ++id) categories.push_back({{"id", id}, {"name", "object " + std::to_string(id)}});
   for (const auto& f : frames) {
-    images.push_back({{"id", f.index}, {"file_name", f.name + ".png"}, {"width", f.mask->width}, {"height", f.mask->height}});
-    for (int id = 1; id <= objects; ++id) {
-      auto a = coco_object(*f.mask, uint8_t(id));
-      if (a["area"].get<int64_t>() == 0) continue;
+    images.push_back(f.image);
+    for (auto a : f.annotations) {
       a["id"] = annotations.size() + 1;
-      a["image_id"] = f.index;
-      a["category_id"] = id;
-      a["iscrowd"] = 0;
       annotations.push_back(std::move(a));
     }
   }

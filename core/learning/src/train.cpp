@@ -200,7 +200,9 @@ class TrainingRun {
   }
 
   // Cancel or the time budget; with several ranks, any rank's reason stops them all at once.
+  // Without either (the same options on every rank) there is nothing to agree on: no exchange.
   bool should_stop() {
+    if (!m_o.cancel && !(m_o.time_budget_s > 0.0)) return false;
     const bool cancel = m_o.cancel && m_o.cancel();
     const bool budget = m_o.time_budget_s > 0.0 && time_now_s() - m_t0 >= m_o.time_budget_s;
     if (m_dist.world_size() == 1) {

@@ -23,14 +23,16 @@ std::vector<int64_t> mask_rle_counts(const Image& mask, uint8_t id);
 // "counts"), "area" (pixels) and "bbox" [x, y, width, height] (empty object: area 0, bbox zeros).
 nlohmann::json coco_object(const Image& mask, uint8_t id);
 
-// A video's masks as a COCO data set: an image per frame (id = frame index, file_name =
-// name + ".png"), a category per object 1..objects, and an annotation (coco_object plus id,
-// image_id, category_id, iscrowd 0) per object present in a frame.
+// One frame of a COCO data set: its image entry (id = frame index, file_name = name + ".png")
+// and an annotation (coco_object plus image_id, category_id, iscrowd 0) per object 1..objects
+// present in it. Small (run lengths), so a long video's frames can be kept until the end.
 struct CocoFrame {
-  int64_t index;
-  std::string name;
-  const Image* mask;
+  nlohmann::json image;
+  std::vector<nlohmann::json> annotations;
 };
+CocoFrame coco_frame(int64_t index, const std::string& name, const Image& mask, int objects);
+// The frames (in the order given) as a COCO data set with a category per object 1..objects;
+// annotations are numbered from 1.
 nlohmann::json coco_dataset(const std::vector<CocoFrame>& frames, int objects, const std::string& description);
 
 }  // namespace corrtrack
