@@ -3,6 +3,7 @@
 
 #include "cli_common.h"
 #include "corrtrack/checkpoint_info.h"
+#include "corrtrack/click_segment.h"
 #include "corrtrack/core.h"
 #include "corrtrack/video.h"
 #include "corrtrack/video_bench.h"
@@ -113,6 +114,20 @@ void register_video_commands(CLI::App& app) {
     decode->add_flag("--compare-ffmpeg", *compare, "Also time the ffmpeg command decoding to rgb24");
     decode->add_option("--json", *out, "Write the JSON here instead of stdout");
     decode->callback([path, compare, out] { json_emit(bench_decode(*path, *compare), *out); });
+  }
+  {
+    auto* clicks = bench->add_subcommand("clicks", "Click to segment (the Studio's click tool) on DAVIS first frames: IoU per click (JSON)");
+    auto root = std::make_shared<std::string>();
+    auto max_clicks = std::make_shared<int>(5);
+    auto target = std::make_shared<double>(0.8);
+    auto side = std::make_shared<int>(ClickSegmentParams{}.work_side);
+    auto out = std::make_shared<std::string>();
+    clicks->add_option("--davis", *root, "DAVIS root (JPEGImages/, Annotations/)")->required();
+    clicks->add_option("--max-clicks", *max_clicks, "Clicks per sequence")->capture_default_str();
+    clicks->add_option("--target", *target, "IoU whose click count is reported (noc)")->capture_default_str();
+    clicks->add_option("--work-side", *side, "Long side GrabCut runs at")->capture_default_str()->check(CLI::Range(16, 8192));
+    clicks->add_option("--json", *out, "Write the JSON here instead of stdout");
+    clicks->callback([=] { json_emit(bench_clicks(*root, *max_clicks, *target, *side), *out); });
   }
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "corrtrack/video.h"
+#include "data_dirs.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -14,19 +15,6 @@
 namespace corrtrack::test {
 
 namespace fs = std::filesystem;
-
-// ../shared/data (CORRTRACK_DATA_DIR env var overrides the CMake option); empty when absent.
-inline std::string data_dir() {
-  const char* env = std::getenv("CORRTRACK_DATA_DIR");
-  std::string d = env ? env : CORRTRACK_TEST_DATA_DIR;
-  return fs::is_directory(d) ? d : std::string();
-}
-
-inline std::string fixtures_dir() {
-  const char* env = std::getenv("CORRTRACK_FIXTURES_DIR");
-  std::string d = env ? env : CORRTRACK_TEST_FIXTURES_DIR;
-  return fs::is_directory(d) ? d : std::string();
-}
 
 #define CORRTRACK_REQUIRE_DATA(dir)                                                             \
   const std::string dir = ::corrtrack::test::data_dir();                                       \

@@ -67,6 +67,13 @@ void FrameView::paintEvent(QPaintEvent*) {
     painter.drawLine(c - QPointF(0, r), c + QPointF(0, r));
     painter.drawText(c + QPointF(r + 2, -r), QString::number(i + 1));
   }
+  // Click tool points.
+  for (const auto& [p, positive] : m_clicks) {
+    painter.setPen(QPen(QColor(255, 255, 255), 1.5));
+    painter.setBrush(positive ? QColor(40, 200, 60) : QColor(220, 40, 40));
+    painter.drawEllipse(toWidget(p), 5.0, 5.0);
+  }
+  painter.setBrush(Qt::NoBrush);
   // Brush cursor.
   if ((m_tool == Tool::Brush || m_tool == Tool::Eraser) && underMouse()) {
     painter.setPen(QPen(m_tool == Tool::Eraser ? QColor(255, 120, 120) : QColor(255, 255, 255), 1));
@@ -98,6 +105,9 @@ void FrameView::mousePressEvent(QMouseEvent* e) {
     case Tool::Inspect:
       Q_EMIT clicked(p);
       break;
+    case Tool::Click:
+      Q_EMIT pointClicked(p, !(e->modifiers() & Qt::ShiftModifier));
+      break;
   }
   update();
 }
@@ -115,6 +125,12 @@ void FrameView::mouseMoveEvent(QMouseEvent* e) {
 void FrameView::mouseReleaseEvent(QMouseEvent* e) {
   if (m_panning && (e->button() == Qt::MiddleButton || e->button() == Qt::RightButton)) {
     m_panning = false;
+    const QPointF moved = e->position() - m_panStart;
+    if (m_tool == Tool::Click && e->button() == Qt::RightButton && !m_image.isNull() &&
+        std::abs(moved.x()) + std::abs(moved.y()) < 4) {
+      m_offset = m_offsetStart;
+      Q_EMIT pointClicked(toImage(e->position()), false);
+    }
     return;
   }
   if (m_painting && e->button() == Qt::LeftButton) {

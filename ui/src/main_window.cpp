@@ -2,6 +2,7 @@
 #include "corrtrack/ui/main_window.h"
 
 #include <QAction>
+#include <QApplication>
 #include <QCloseEvent>
 #include <QDockWidget>
 #include <QDragEnterEvent>
@@ -99,6 +100,7 @@ void MainWindow::buildCentre() {
   connect(m_view, &FrameView::polygonFinished, this, [this](std::vector<QPointF> pts) {
     if (m_session.isOpen()) m_session.fillPolygon(m_current, pts, uint8_t(m_object));
   });
+  connect(m_view, &FrameView::pointClicked, this, &MainWindow::segmentClick);
   connect(m_view, &FrameView::clicked, this, [this](QPointF p) {
     if (!m_session.isOpen()) return;
     if (m_view->tool() == Tool::Fill) m_session.floodFill(m_current, p, uint8_t(m_object));
@@ -138,8 +140,10 @@ void MainWindow::connectPanels() {
   });
   connect(m_tools, &ToolsPanel::objectChosen, this, [this](int row) {
     if (row < int(m_session.objects().size())) m_object = m_session.objects()[size_t(row)];
+    resetClicks();
   });
   connect(m_tools, &ToolsPanel::toolChosen, this, [this](Tool t) {
+    resetClicks();
     m_view->setTool(t);
     if (t == Tool::Inspect && m_viewMode == ViewMode::Masks) setViewMode(ViewMode::Similarity);
   });
@@ -205,8 +209,21 @@ void MainWindow::buildMenus() {
   file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
   auto* edit = menuBar()->addMenu(tr("&Edit"));
-  m_undo = edit->addAction(tr("&Undo"), QKeySequence::Undo, this, [this] { m_session.undo(); });
-  m_redo = edit->addAction(tr("&Redo"), QKeySequence::Redo, this, [this] { m_session.redo(); });
+  m_undo = edit->addAction(tr("&Undo"), QKeySequence::Undo, this, [this] {
+    // Within a click sequence undo takes back the last click (its edit is the newest one).
+    const bool inClicks = !m_clicks.empty() && m_clickFrame == m_current;
+    m_session.undo();
+    if (!inClicks) return resetClicks();
+    m_clicks.pop_back();
+    if (m_clicks.empty()) return resetClicks();
+    showClickMarkers();
+  });
+  m_redo = edit->addAction(tr("&Redo"), QKeySequence::Redo, this, [this] {
+    resetClicks();
+    m_session.redo();
+  });
+  m_undo->setObjectName("undo");
+  m_redo->setObjectName("redo");
   m_undo->setEnabled(false);
   m_redo->setEnabled(false);
 }
@@ -264,6 +281,7 @@ void MainWindow::setCurrentFrame(int64_t k) {
   k = std::clamp<int64_t>(k, 0, m_session.frameCount() - 1);
   if (k == m_current) return;
   m_current = k;
+  resetClicks();
   {
     const QSignalBlocker quiet(m_timeline);
     m_timeline->setValue(int(k));
@@ -290,6 +308,7 @@ void MainWindow::setOtherFrame(int64_t k) {
 void MainWindow::selectObject(int id) {
   const auto& objs = m_session.objects();
   if (std::find(objs.begin(), objs.end(), id) == objs.end()) return;
+  if (id != m_object) resetClicks();
   m_object = id;
   m_tools->setObjects(objs, m_object);
 }
@@ -336,6 +355,42 @@ void MainWindow::showMessage(const QString& text, bool error) {
   m_message->setStyleSheet(error ? "QLabel { background: #5a1e1e; color: white; padding: 4px; }" : "QLabel { padding: 4px; }");
   m_message->setVisible(error);
   statusBar()->showMessage(text, error ? 0 : 8000);
+}
+
+void MainWindow::segmentClick(QPointF p, bool positive) {
+  if (!m_session.isOpen() || m_current < 0) return;
+  if (m_clickFrame != m_current || m_clickObject != m_object) {
+    resetClicks();
+    m_clickFrame = m_current;
+    m_clickObject = m_object;
+    m_clickBase = m_session.mask(m_current);
+  }
+  m_clicks.push_back(Click{p.x(), p.y(), positive});
+  QApplication::setOverrideCursor(Qt::WaitCursor);
+  const bool ok = attempt([&] {
+    const Image region = click_segment(m_session.frame(m_current), m_clicks);
+    m_session.setObjectRegion(m_current, m_clickBase, region, uint8_t(m_object));
+  });
+  QApplication::restoreOverrideCursor();
+  if (!ok) {
+    m_clicks.pop_back();
+    return;
+  }
+  showClickMarkers();
+  showMessage(tr("%n click(s) on object %1 (left adds, right removes; Ctrl+Z takes the last one back)", "", int(m_clicks.size())).arg(m_object));
+}
+
+void MainWindow::showClickMarkers() {
+  std::vector<std::pair<QPointF, bool>> shown;
+  for (const auto& c : m_clicks) shown.emplace_back(QPointF(c.x, c.y), c.positive);
+  m_view->setClickMarkers(std::move(shown));
+}
+
+void MainWindow::resetClicks() {
+  m_clicks.clear();
+  m_clickFrame = -1;
+  m_clickBase = Image();
+  if (m_view) m_view->setClickMarkers({});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -491,6 +546,7 @@ void MainWindow::keyPressEvent(QKeyEvent* e) {
     case Qt::Key_P: m_tools->chooseTool(Tool::Polygon); return;
     case Qt::Key_F: m_tools->chooseTool(Tool::Fill); return;
     case Qt::Key_I: m_tools->chooseTool(Tool::Inspect); return;
+    case Qt::Key_C: m_tools->chooseTool(Tool::Click); return;
     default: break;
   }
   if (e->key() >= Qt::Key_1 && e->key() <= Qt::Key_9) {

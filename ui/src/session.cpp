@@ -148,6 +148,21 @@ void Session::floodFill(int64_t k, QPointF seed, uint8_t id) {
   finishEdit(k);
 }
 
+void Session::setObjectRegion(int64_t k, const Image& base, const Image& region, uint8_t id) {
+  if (base.width != m_width || base.height != m_height || region.width != m_width || region.height != m_height ||
+      base.channels != 1 || region.channels != 1) {
+    throw Error("object region of another size than the video's frames");
+  }
+  beginEdit(k);
+  Image m = base;
+  for (size_t i = 0; i < m.data.size(); ++i) {
+    if (m.data[i] == id) m.data[i] = 0;
+    if (region.data[i] && m.data[i] == 0) m.data[i] = id;
+  }
+  editableMask(k) = std::move(m);
+  finishEdit(k);
+}
+
 void Session::importMask(int64_t k, const QString& png) {
   Image m = mask_read(png.toStdString());
   if (m.width != m_width || m.height != m_height) {

@@ -42,25 +42,37 @@ ToolsPanel::ToolsPanel(QWidget* parent) : QWidget(parent) {
   connect(m_objects, &QListWidget::currentRowChanged, this, [this](int r) { if (r >= 0) Q_EMIT objectChosen(r); });
 
   m_tools = new QButtonGroup(this);
-  const std::pair<const char*, Tool> kTools[] = {{"Brush (B)", Tool::Brush}, {"Eraser (E)", Tool::Eraser}, {"Polygon (P)", Tool::Polygon},
-                                                 {"Fill (F)", Tool::Fill}, {"Inspect (I)", Tool::Inspect}};
+  struct ToolButton {
+    const char* name;
+    Tool tool;
+    const char* tip;
+  };
+  const ToolButton kTools[] = {
+      {"Click (C)", Tool::Click, "Click to segment: left click adds to the object, right click (or Shift+click) removes; "
+                                 "each click refines the mask (OpenCV GrabCut seeded from the clicks)"},
+      {"Brush (B)", Tool::Brush, "Paint the selected object"},
+      {"Eraser (E)", Tool::Eraser, "Erase to background"},
+      {"Polygon (P)", Tool::Polygon, "Click the corners; double-click or Enter fills the polygon, Esc drops it"},
+      {"Fill (F)", Tool::Fill, "Flood-fill the clicked region of equal label with the selected object"},
+      {"Inspect (I)", Tool::Inspect, "Show the model's feature similarity of the clicked pixel, here and on the other frame"}};
   auto* grid = new QVBoxLayout();
   auto* line = new QHBoxLayout();
-  for (const auto& [name, tool] : kTools) {
+  for (const auto& [name, tool, tip] : kTools) {
     auto* b = new QToolButton(this);
     b->setText(tr(name));
+    b->setToolTip(tr(tip));
     b->setCheckable(true);
     b->setToolButtonStyle(Qt::ToolButtonTextOnly);
     m_tools->addButton(b, int(tool));
     line->addWidget(b);
-    if (tool == Tool::Polygon) {
+    if (tool == Tool::Eraser) {
       grid->addLayout(line);
       line = new QHBoxLayout();
     }
   }
   grid->addLayout(line);
   v->addLayout(grid);
-  m_tools->button(int(Tool::Brush))->setChecked(true);
+  m_tools->button(int(Tool::Click))->setChecked(true);
   connect(m_tools, &QButtonGroup::idClicked, this, [this](int i) { Q_EMIT toolChosen(Tool(i)); });
 
   auto* form = new QFormLayout();

@@ -1,5 +1,6 @@
 // Entry points of the video module when it is built without FFmpeg/OpenCV/libpng
 // (CORRTRACK_WITH_VIDEO=OFF): every file operation reports that it is unavailable.
+#include "corrtrack/click_segment.h"
 #include "corrtrack/core.h"
 #include "corrtrack/drawing.h"
 #include "corrtrack/video.h"
@@ -19,6 +20,8 @@ void mask_write(const std::string& path, const Image&) { unavailable("write mask
 Image image_read(const std::string& path) { unavailable("read image", path); }
 void image_write_png(const std::string& path, const Image&) { unavailable("write", path); }
 std::unique_ptr<Painter> painter_raster(Image&) { unavailable("draw on", "an image"); }
+Image click_segment(const Image&, const std::vector<Click>&, const ClickSegmentParams&) { unavailable("segment", "a frame"); }
+std::optional<Click> click_next(const Image&, const Image&) { unavailable("simulate clicks on", "a mask"); }
 
 struct VideoWriter::Impl { std::string codec; };
 VideoWriter::VideoWriter(const std::string& path, int, int, double) { unavailable("write video", path); }

@@ -11,4 +11,11 @@ namespace corrtrack {
 // `compare_ffmpeg`, the same for the ffmpeg command decoding to rgb24 (its process start included).
 nlohmann::json bench_decode(const std::string& path, bool compare_ffmpeg);
 
+// Click to segment on the first frame of every sequence of a DAVIS root (JPEGImages/<seq>/ and
+// Annotations/<seq>/, all objects of the first mask as one): clicks placed by click_next, up to
+// `max_clicks`; per sequence the IoU after each click, the clicks' signs, the clicks needed to
+// reach IoU `target` ("noc", max_clicks + 1 when never) and ms per click; the means over the
+// sequences. Throws Error naming the root when it holds no sequence.
+nlohmann::json bench_clicks(const std::string& davis_root, int max_clicks, double target, int work_side);
+
 }  // namespace corrtrack

@@ -1,6 +1,6 @@
 // The frame canvas: shows a rendered frame at its native aspect with zoom (wheel, at the cursor)
 // and pan (middle or right drag); turns left-button input into strokes, polygon points, clicks
-// in image coordinates. It knows nothing about masks or models.
+// in image coordinates (with the click tool, a right click that does not drag is a negative click). It knows nothing about masks or models.
 #pragma once
 
 #include <QImage>
@@ -11,7 +11,7 @@
 
 namespace corrtrack::ui {
 
-enum class Tool { Brush, Eraser, Polygon, Fill, Inspect };
+enum class Tool { Brush, Eraser, Polygon, Fill, Inspect, Click };
 
 class FrameView : public QWidget {
   Q_OBJECT
@@ -23,6 +23,8 @@ class FrameView : public QWidget {
   void setBrushRadius(double r) { m_radius = r; update(); }
   double brushRadius() const { return m_radius; }
   void setMarkers(std::vector<QPointF> points) { m_markers = std::move(points); update(); }
+  // The click tool's points (green: positive, red: negative), image coordinates.
+  void setClickMarkers(std::vector<std::pair<QPointF, bool>> points) { m_clicks = std::move(points); update(); }
   void fitToWindow();
   double zoom() const { return m_zoom; }
   // Image coordinates of a widget position, and back.
@@ -33,6 +35,8 @@ class FrameView : public QWidget {
   void strokeFinished(std::vector<QPointF> points);   // brush / eraser, image coordinates
   void polygonFinished(std::vector<QPointF> points);  // double-click or Enter closes it
   void clicked(QPointF imagePos);                     // fill / inspect
+  // Click tool: left click adds (positive), right click or Shift+left click removes (negative).
+  void pointClicked(QPointF imagePos, bool positive);
 
  protected:
   void paintEvent(QPaintEvent*) override;
@@ -46,7 +50,7 @@ class FrameView : public QWidget {
 
  private:
   QImage m_image;
-  Tool m_tool = Tool::Brush;
+  Tool m_tool = Tool::Click;
   double m_radius = 8.0;
   double m_zoom = 1.0;
   QPointF m_offset;            // widget position of image pixel (0, 0)
@@ -54,6 +58,7 @@ class FrameView : public QWidget {
   bool m_painting = false, m_panning = false;
   QPointF m_panStart, m_offsetStart, m_cursor;
   std::vector<QPointF> m_stroke, m_polygon, m_markers;
+  std::vector<std::pair<QPointF, bool>> m_clicks;
 };
 
 }  // namespace corrtrack::ui

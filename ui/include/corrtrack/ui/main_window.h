@@ -4,6 +4,7 @@
 // child process owned by the training panel.
 #pragma once
 
+#include "corrtrack/click_segment.h"
 #include "corrtrack/ui/frame_view.h"
 #include "corrtrack/ui/inspect_panel.h"
 #include "corrtrack/ui/jobs.h"
@@ -48,6 +49,11 @@ class MainWindow : public QMainWindow {
   void cancelPropagation();
   bool propagationRunning() const { return m_propagation.running(); }
   PropagationJob& propagationJob() { return m_propagation; }
+  // Click to segment on the current frame for the current object: adds the click and replaces
+  // the object's mask on this frame by the segmentation of all clicks so far (one undoable edit
+  // per click; Undo takes back the last click). The clicks start over on another frame, object or tool.
+  void segmentClick(QPointF imagePos, bool positive);
+  size_t clickCount() const { return m_clicks.size(); }
   // Inspection at an image pixel of the current frame: computes features (worker) if needed.
   void inspectAt(QPointF imagePos);
   const torch::Tensor& similarityCurrent() const { return m_simCurrent; }
@@ -83,6 +89,8 @@ class MainWindow : public QMainWindow {
   void onPropagationFinished(bool cancelled, const QString& error);
   void onFeaturesReady(std::shared_ptr<const FeaturePair> f);
   void updateSimilarity();
+  void resetClicks();
+  void showClickMarkers();
   void exportPngs();
   void exportBinary();
   void exportVideo();
@@ -95,6 +103,11 @@ class MainWindow : public QMainWindow {
   int m_object = 1;
   ViewMode m_viewMode = ViewMode::Masks;
   QString m_lastMessage;
+  // Click-to-segment state: the clicks on (frame, object) and that frame's mask before them.
+  std::vector<Click> m_clicks;
+  int64_t m_clickFrame = -1;
+  int m_clickObject = 0;
+  Image m_clickBase;
   // Inspection state.
   std::shared_ptr<const FeaturePair> m_pair;
   bool m_haveQuery = false;

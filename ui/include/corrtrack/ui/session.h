@@ -50,6 +50,10 @@ class Session : public QObject {
   void paintStroke(int64_t k, const std::vector<QPointF>& points, double radius, uint8_t id);
   void fillPolygon(int64_t k, const std::vector<QPointF>& points, uint8_t id);
   void floodFill(int64_t k, QPointF seed, uint8_t id);
+  // Object `id` on frame k becomes `region` (nonzero = object) drawn over `base` (frame k's mask
+  // before the click sequence that made the region): the object's pixels of `base` are cleared,
+  // then the region takes the background and the object's own pixels — other objects keep theirs.
+  void setObjectRegion(int64_t k, const Image& base, const Image& region, uint8_t id);
   // Imports a mask PNG as frame k's annotation; throws Error when it cannot be read or has another size.
   void importMask(int64_t k, const QString& png);
   void clearFrame(int64_t k);
