@@ -1,5 +1,5 @@
 // corrtrack-studio: the Qt6 desktop application. Argument parsing only; the window lives in ui/.
-//   corrtrack-studio [VIDEO|FOLDER] [--mask PNG] [--workspace DIR] [--checkpoint CKPT | --features F]
+//   corrtrack-studio [VIDEO|FOLDER] [--mask PNG] [--workspace DIR | --no-autosave] [--checkpoint CKPT | --features F]
 //   Offscreen rendering for READMEs and tests:
 //   corrtrack-studio VIDEO --mask PNG --propagate 10 --frame 8 --inspect 300,200 --screenshot out.png
 #include <torch/torch.h>
@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
   p.addVersionOption();
   p.addPositionalArgument("video", "Video file or frame folder to open");
   const QCommandLineOption mask("mask", "Mask PNG for the first frame (or --frame)", "png");
-  const QCommandLineOption workspace("workspace", "Workspace folder: masks are saved there as you go", "dir");
+  const QCommandLineOption workspace("workspace", "Workspace folder: masks are saved there as you go (default: the video's own, VIDEO.corrtrack/)", "dir");
+  const QCommandLineOption noAutosave("no-autosave", "Without --workspace, save nothing until File > Save workspace as (a scratch session)");
   const QCommandLineOption checkpoint("checkpoint", "Encoder checkpoint for features", "ckpt");
   const QCommandLineOption features("features", "default | pixels | random", "name", "default");
   const QCommandLineOption screenshot("screenshot", "Render the window offscreen into this PNG and exit", "png");
@@ -58,13 +59,16 @@ int main(int argc, char** argv) {
   const QCommandLineOption other("other", "The other frame of the similarity view", "k");
   const QCommandLineOption view("view", "masks | similarity | pca", "mode", "masks");
   const QCommandLineOption size("size", "Window size WxH", "wxh", "1400x860");
-  for (const auto& o : {mask, workspace, checkpoint, features, screenshot, propagateN, frame, inspect, other, view, size}) p.addOption(o);
+  for (const auto& o : {mask, workspace, noAutosave, checkpoint, features, screenshot, propagateN, frame, inspect, other, view, size}) p.addOption(o);
   p.process(app);
 
-  corrtrack::ui::MainWindow w;
+  const bool shot = p.isSet(screenshot);
+  // An offscreen render neither restores the last layout nor writes a workspace: the same
+  // arguments give the same picture, and rendering leaves no files behind.
+  corrtrack::ui::MainWindow w(nullptr, !shot);
+  w.setAutosave(!shot && !p.isSet(noAutosave));
   const QStringList wh = p.value(size).split('x');
   if (wh.size() == 2) w.resize(wh[0].toInt(), wh[1].toInt());
-  const bool shot = p.isSet(screenshot);
   if (p.isSet(checkpoint)) {
     if (!w.useCheckpoint(p.value(checkpoint)) && shot) return fail(w.lastMessage());
   } else if (p.value(features) != "default") {
@@ -104,8 +108,10 @@ int main(int argc, char** argv) {
   if (shot) {
     w.show();
     QCoreApplication::processEvents();
-    QTimer::singleShot(200, &app, &QCoreApplication::quit);
-    app.exec();
+    // A local loop: QCoreApplication::quit would close the window, which asks about unsaved edits.
+    QEventLoop settle;
+    QTimer::singleShot(200, &settle, &QEventLoop::quit);
+    settle.exec();
     if (!w.grab().save(p.value(screenshot))) return fail("cannot write " + p.value(screenshot));
     std::printf("%s\n", p.value(screenshot).toLocal8Bit().constData());
     return 0;

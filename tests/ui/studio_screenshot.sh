@@ -19,6 +19,11 @@ w, h = struct.unpack(">II", d[16:24])
 sys.exit(0 if d[:8] == b"\x89PNG\r\n\x1a\n" and (w, h) == (900, 600) else 1)
 PY
 then echo "ok   screenshot: 900x600 PNG"; else echo "FAIL screenshot: no 900x600 PNG"; fails=$((fails + 1)); fi
+# An offscreen render writes no workspace (a video opened in the Studio otherwise gets VIDEO.corrtrack/).
+cp "$SRC/assets/sample/city.mp4" "$TMP/copy.mp4"
+"$BIN" "$TMP/copy.mp4" --mask "$SRC/assets/sample/city_00000.png" --features pixels --screenshot "$TMP/copy.png" >/dev/null 2>"$TMP/err"
+if [ -s "$TMP/copy.png" ] && [ ! -e "$TMP/copy.mp4.corrtrack" ]; then echo "ok   screenshot leaves no workspace"
+else echo "FAIL screenshot: no picture, or it wrote $TMP/copy.mp4.corrtrack: $(cat "$TMP/err")"; fails=$((fails + 1)); fi
 if "$BIN" "$TMP/missing.mp4" --screenshot "$TMP/x.png" 2>"$TMP/err" >/dev/null; then
   echo "FAIL missing video accepted"; fails=$((fails + 1))
 elif [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "missing.mp4" "$TMP/err"; then echo "ok   missing video: $(cat "$TMP/err")"

@@ -15,11 +15,16 @@
 #include <QComboBox>
 #include <QElapsedTimer>
 #include <QLabel>
+#include <QMessageBox>
+#include <QProcess>
+#include <QPushButton>
+#include <QAbstractButton>
 #include <QProgressBar>
 #include <QTemporaryDir>
 #include <QTimer>
 #include <QtTest/QtTest>
 
+#include <csignal>
 #include <filesystem>
 #include <algorithm>
 #include <fstream>
@@ -56,8 +61,158 @@ int countNonZero(const Image& m) {
 
 class StudioTest : public QObject {
   Q_OBJECT
+  QTemporaryDir m_home;
  private Q_SLOTS:
-  void initTestCase() { torch::set_num_threads(1); }
+  // Every window of this run keeps its automatic workspaces, settings (recent files, layout) and
+  // per-user data in a private folder: nothing is written next to the sample video or in $HOME,
+  // and no state of an earlier run is resumed.
+  void initTestCase() {
+    torch::set_num_threads(1);
+    QVERIFY(m_home.isValid());
+    if (!qEnvironmentVariableIsEmpty("CORRTRACK_TEST_CRASH")) return;   // the crash child uses its parent's
+    qputenv("XDG_CONFIG_HOME", m_home.filePath("config").toLocal8Bit());
+    qputenv("XDG_DATA_HOME", m_home.filePath("data").toLocal8Bit());
+  }
+  // Each test function starts with no automatic workspace (they would resume each other's masks).
+  void init() {
+    if (!qEnvironmentVariableIsEmpty("CORRTRACK_TEST_CRASH")) return;
+    qputenv("CORRTRACK_WORKSPACES", m_home.filePath("workspaces-" + QString(QTest::currentTestFunction())).toLocal8Bit());
+  }
+
+  // The crash test's child (run only by sigkillKeepsTheLastEdit, through CORRTRACK_TEST_CRASH):
+  // edits in a real window — a brush stroke on frame 0, a click-to-segment click on frame 2 —
+  // then SIGKILL right after the last edit returns.
+  void crashChild() {
+    if (qEnvironmentVariableIsEmpty("CORRTRACK_TEST_CRASH")) QSKIP("the child of sigkillKeepsTheLastEdit");
+    MainWindow w;
+    w.show();
+    QVERIFY(w.openVideo(kVideo));
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    QTest::keyClick(&w, Qt::Key_B);
+    w.view().setBrushRadius(6);
+    const QPoint a = w.view().toWidget(QPointF(100, 100)).toPoint(), b = w.view().toWidget(QPointF(160, 100)).toPoint();
+    QTest::mousePress(&w.view(), Qt::LeftButton, Qt::NoModifier, a);
+    QMouseEvent move(QEvent::MouseMove, QPointF(b), w.view().mapToGlobal(QPointF(b)), Qt::NoButton, Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(&w.view(), &move);
+    QTest::mouseRelease(&w.view(), Qt::LeftButton, Qt::NoModifier, b);
+    w.setCurrentFrame(2);
+    QTest::keyClick(&w, Qt::Key_C);
+    QTest::mouseClick(&w.view(), Qt::LeftButton, Qt::NoModifier, w.view().toWidget(QPointF(330, 215)).toPoint());
+    std::printf("edits done: %d pixels on frame 2\n", countNonZero(w.session().mask(2)));
+    std::fflush(stdout);
+    ::raise(SIGKILL);
+  }
+
+  // Never lose work: the Studio killed with SIGKILL right after two edits (no close, no flush at
+  // exit) is reopened on the same video; both masks and anchors are there.
+  void sigkillKeepsTheLastEdit() {
+    QProcess child;
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert("CORRTRACK_TEST_CRASH", "1");
+    child.setProcessEnvironment(env);
+    child.start(QCoreApplication::applicationFilePath(), {"crashChild"});
+    QVERIFY(child.waitForFinished(120000));
+    const QString out = QString::fromLocal8Bit(child.readAllStandardOutput());
+    QCOMPARE(child.exitStatus(), QProcess::CrashExit);
+    QVERIFY2(out.contains("edits done"), qPrintable(out + child.readAllStandardError()));
+    const int clickPixels = out.section("edits done: ", 1).section(' ', 0, 0).toInt();
+    QVERIFY(clickPixels > 100);
+    MainWindow w;
+    QVERIFY(w.openVideo(kVideo));
+    QCOMPARE(w.session().workspace(), ui::Session::automaticWorkspace(kVideo));
+    QVERIFY(w.session().isAnchor(0));
+    QVERIFY(w.session().isAnchor(2));
+    QCOMPARE(int(*w.session().mask(0).px(130, 100)), 1);   // on the stroke
+    QCOMPARE(int(*w.session().mask(0).px(130, 140)), 0);
+    QCOMPARE(countNonZero(w.session().mask(2)), clickPixels);
+    QVERIFY(!w.session().hasUnsavedChanges());
+    QVERIFY(MainWindow::recentFiles().contains(QFileInfo(kVideo).absoluteFilePath()));
+  }
+
+  // The automatic workspace: $CORRTRACK_WORKSPACES/<name>-<hash> when set, else next to the video.
+  void automaticWorkspaceLocation() {
+    const QString ws = ui::Session::automaticWorkspace(kVideo);
+    QVERIFY(ws.startsWith(qEnvironmentVariable("CORRTRACK_WORKSPACES") + "/city.mp4-"));
+    QVERIFY(ws != ui::Session::automaticWorkspace(m_home.filePath("elsewhere/city.mp4")));
+    QTemporaryDir tmp;
+    const QString clip = writeClip(tmp.filePath("clip"), 3);
+    const QByteArray saved = qgetenv("CORRTRACK_WORKSPACES");
+    qunsetenv("CORRTRACK_WORKSPACES");
+    const QString beside = ui::Session::automaticWorkspace(clip);
+    const QString video = tmp.filePath("v.mp4");
+    QVERIFY(QFile::copy(kVideo, video));
+    const QString besideVideo = ui::Session::automaticWorkspace(video);
+    qputenv("CORRTRACK_WORKSPACES", saved);
+    QCOMPARE(beside, QFileInfo(clip).absoluteFilePath() + "/.corrtrack");   // a frame folder: inside, hidden
+    QCOMPARE(besideVideo, QFileInfo(video).absoluteFilePath() + ".corrtrack");
+  }
+
+  // A scratch session (no autosave): closing with edits asks; Cancel keeps the window open,
+  // Discard closes it. After Save workspace as… nothing is unsaved and closing does not ask.
+  void closeAsksWhenUnsaved() {
+    QTemporaryDir tmp;
+    MainWindow w;
+    w.setAutosave(false);
+    w.show();
+    QVERIFY(w.openVideo(kVideo));
+    QVERIFY(w.session().workspace().isEmpty());
+    w.session().paintStroke(1, {QPointF(40, 40)}, 8, 1);
+    QVERIFY(w.session().hasUnsavedChanges());
+    auto answerPrompt = [](QMessageBox::StandardButton answer, bool* asked) {
+      QTimer::singleShot(100, [answer, asked] {
+        auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget());
+        *asked = box && box->objectName() == "unsavedPrompt";
+        if (box) box->button(answer)->click();
+      });
+    };
+    bool asked = false;
+    answerPrompt(QMessageBox::Cancel, &asked);
+    QVERIFY(!w.close());
+    QVERIFY(asked);
+    QVERIFY(w.isVisible());
+    // Opening another video asks the same way; Cancel keeps this one.
+    asked = false;
+    answerPrompt(QMessageBox::Cancel, &asked);
+    QVERIFY(!w.openVideo(writeClip(tmp.filePath("clip"), 2)));
+    QVERIFY(asked);
+    QCOMPARE(w.session().path(), kVideo);
+    // Saved: the workspace holds the mask, and closing no longer asks.
+    QVERIFY(w.saveWorkspaceAs(tmp.filePath("saved")));
+    QVERIFY(!w.session().hasUnsavedChanges());
+    QVERIFY(QFileInfo::exists(tmp.filePath("saved/masks/") + QString::fromStdString(w.session().frameName(1)) + ".png"));
+    w.session().paintStroke(2, {QPointF(40, 40)}, 8, 1);   // saved there as it happens
+    QVERIFY(!w.session().hasUnsavedChanges());
+    QVERIFY(w.close());
+    // A workspace of another video is refused.
+    MainWindow other;
+    other.setAutosave(false);
+    QVERIFY(other.openVideo(writeClip(tmp.filePath("clip2"), 2)));
+    QVERIFY(!other.saveWorkspaceAs(tmp.filePath("saved")));
+    QVERIFY(other.lastMessage().contains("another video"));
+    asked = false;
+    other.session().paintStroke(0, {QPointF(10, 10)}, 4, 1);
+    answerPrompt(QMessageBox::Discard, &asked);
+    QVERIFY(other.close());
+    QVERIFY(asked);
+  }
+
+  // A save that fails (the workspace's mask folder replaced by a file) is reported in the window,
+  // the edit stays in memory as unsaved, and the next edit after the folder is back saves both.
+  void failedSaveIsReportedAndRetried() {
+    QTemporaryDir tmp;
+    MainWindow w;
+    QVERIFY(w.openVideo(kVideo, tmp.filePath("ws")));
+    QVERIFY(QDir(tmp.filePath("ws/masks")).removeRecursively());
+    { QFile f(tmp.filePath("ws/masks")); QVERIFY(f.open(QIODevice::WriteOnly)); }
+    w.session().paintStroke(3, {QPointF(40, 40)}, 8, 1);
+    QVERIFY(w.session().hasUnsavedChanges());
+    QVERIFY(w.lastMessage().contains("Saving the masks failed"));
+    QVERIFY(QFile::remove(tmp.filePath("ws/masks")));
+    QVERIFY(QDir().mkpath(tmp.filePath("ws/masks")));
+    w.session().paintStroke(5, {QPointF(40, 40)}, 8, 1);
+    QVERIFY(!w.session().hasUnsavedChanges());
+    for (int k : {3, 5}) QVERIFY(QFileInfo::exists(tmp.filePath("ws/masks/") + QString::fromStdString(w.session().frameName(k)) + ".png"));
+  }
 
   // The training panel's curve: every complete metrics line in order; a torn last line (a run
   // killed mid-write) and lines without step/loss are skipped.

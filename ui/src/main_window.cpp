@@ -12,9 +12,12 @@
 #include <QHBoxLayout>
 #include <QKeyEvent>
 #include <QLabel>
+#include <QMenu>
 #include <QMenuBar>
+#include <QMessageBox>
 #include <QMimeData>
 #include <QScrollArea>
+#include <QSettings>
 #include <QSignalBlocker>
 #include <QSlider>
 #include <QStatusBar>
@@ -28,6 +31,10 @@ namespace corrtrack::ui {
 
 namespace {
 
+constexpr int kRecentFiles = 10;
+
+QSettings studioSettings() { return QSettings(QStringLiteral("CorrTrack"), QStringLiteral("Studio")); }
+
 QImage toQImage(const Image& img) {
   QImage q(img.width, img.height, QImage::Format_RGB888);
   for (int y = 0; y < img.height; ++y) std::memcpy(q.scanLine(y), img.px(0, y), size_t(img.width) * 3);
@@ -36,7 +43,7 @@ QImage toQImage(const Image& img) {
 
 }  // namespace
 
-MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
+MainWindow::MainWindow(QWidget* parent, bool remember) : QMainWindow(parent), m_remember(remember) {
   setWindowTitle("CorrTrack Studio");
   setAcceptDrops(true);
   buildCentre();
@@ -45,6 +52,11 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connectPanels();
   connectJobs();
   resize(1400, 860);
+  if (m_remember) {
+    QSettings settings = studioSettings();
+    restoreGeometry(settings.value("window/geometry").toByteArray());
+    restoreState(settings.value("window/state").toByteArray());
+  }
   refresh();
 }
 
@@ -168,6 +180,9 @@ void MainWindow::connectJobs() {
     refreshTimeline();
   });
   connect(&m_session, &Session::objectsChanged, this, &MainWindow::refreshObjects);
+  connect(&m_session, &Session::saveFailed, this, [this](const QString& why) {
+    showMessage(tr("Saving the masks failed (%1); they are kept in memory and saving is retried at the next edit").arg(why), true);
+  });
   connect(&m_session, &Session::undoStateChanged, this, [this] {
     m_undo->setEnabled(m_session.canUndo());
     m_redo->setEnabled(m_session.canRedo());
@@ -196,6 +211,18 @@ void MainWindow::buildMenus() {
     if (f.isEmpty()) return;
     const QString ws = QFileDialog::getExistingDirectory(this, tr("Workspace folder (masks are saved there as you go)"));
     if (!ws.isEmpty()) openVideo(f, ws);
+  });
+  auto* recent = file->addMenu(tr("Open &recent"));
+  recent->setObjectName("recentMenu");
+  connect(recent, &QMenu::aboutToShow, this, [this, recent] {
+    recent->clear();
+    for (const QString& f : recentFiles()) recent->addAction(f, this, [this, f] { openVideo(f); });
+    if (recent->isEmpty()) recent->addAction(tr("(none yet)"))->setEnabled(false);
+  });
+  file->addAction(tr("&Save workspace as…"), QKeySequence::SaveAs, this, [this] {
+    if (!m_session.isOpen()) return showMessage(tr("Open a video first."), true);
+    const QString d = QFileDialog::getExistingDirectory(this, tr("Workspace folder (masks are saved there from now on)"));
+    if (!d.isEmpty()) saveWorkspaceAs(d);
   });
   file->addAction(tr("&Import mask PNG…"), this, [this] {
     const QString f = QFileDialog::getOpenFileName(this, tr("Mask"), QString(), tr("PNG (*.png)"));
@@ -247,7 +274,9 @@ bool MainWindow::openVideo(const QString& path, const QString& workspace) {
     showMessage(tr("Cancel the running propagation before opening another video."), true);
     return false;
   }
-  if (!attempt([&] { m_session.open(path, workspace); })) return false;
+  if (!confirmUnsaved()) return false;
+  if (!attempt([&] { m_session.open(path, workspace, m_autosave); })) return false;
+  noteRecent(path);
   m_pair.reset();
   m_haveQuery = false;
   m_current = -1;
@@ -260,10 +289,50 @@ bool MainWindow::openVideo(const QString& path, const QString& workspace) {
   m_inspect->setOtherFrame(m_other);
   m_training->setDefaultData(path);
   setWindowTitle("CorrTrack Studio — " + QFileInfo(path).fileName());
-  showMessage(tr("Opened %1: %2 frames, %3×%4").arg(path).arg(m_session.frameCount()).arg(m_session.width()).arg(m_session.height()));
   refreshObjects();
   setCurrentFrame(0);
+  const QString opened = tr("Opened %1: %2 frames, %3×%4").arg(path).arg(m_session.frameCount()).arg(m_session.width()).arg(m_session.height());
+  if (!m_session.workspaceError().isEmpty()) {
+    showMessage(tr("%1. Masks are NOT saved automatically (%2): use File ▸ Save workspace as…").arg(opened, m_session.workspaceError()), true);
+  } else if (m_session.workspace().isEmpty()) {
+    showMessage(tr("%1 (scratch: nothing is saved until File ▸ Save workspace as…)").arg(opened));
+  } else {
+    showMessage(tr("%1; masks are saved as you go in %2").arg(opened, m_session.workspace()));
+  }
   return true;
+}
+
+bool MainWindow::saveWorkspaceAs(const QString& dir) {
+  if (!attempt([&] { m_session.saveWorkspaceAs(dir); })) return false;
+  showMessage(tr("Saved the workspace in %1; masks are saved there from now on").arg(dir));
+  return true;
+}
+
+bool MainWindow::confirmUnsaved() {
+  if (!m_session.isOpen() || !m_session.hasUnsavedChanges()) return true;
+  QMessageBox box(QMessageBox::Warning, tr("Unsaved masks"),
+                  tr("The masks of %1 have changes that are not saved.").arg(QFileInfo(m_session.path()).fileName()),
+                  QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel, this);
+  box.setObjectName("unsavedPrompt");
+  box.setInformativeText(tr("Save them in a workspace folder, discard them, or go back?"));
+  box.setDefaultButton(QMessageBox::Save);
+  const int answer = box.exec();
+  if (answer == QMessageBox::Discard) return true;
+  if (answer != QMessageBox::Save) return false;
+  const QString d = QFileDialog::getExistingDirectory(this, tr("Workspace folder"));
+  return !d.isEmpty() && saveWorkspaceAs(d);
+}
+
+QStringList MainWindow::recentFiles() { return studioSettings().value("recentFiles").toStringList(); }
+
+void MainWindow::noteRecent(const QString& path) {
+  QSettings settings = studioSettings();
+  QStringList files = settings.value("recentFiles").toStringList();
+  const QString absolute = QFileInfo(path).absoluteFilePath();
+  files.removeAll(absolute);
+  files.prepend(absolute);
+  while (files.size() > kRecentFiles) files.removeLast();
+  settings.setValue("recentFiles", files);
 }
 
 bool MainWindow::importMask(const QString& png) {
@@ -569,8 +638,17 @@ void MainWindow::dropEvent(QDropEvent* e) {
 }
 
 void MainWindow::closeEvent(QCloseEvent* e) {
+  if (!confirmUnsaved()) {
+    e->ignore();
+    return;
+  }
   m_propagation.cancel();
   m_propagation.wait();
+  if (m_remember) {
+    QSettings settings = studioSettings();
+    settings.setValue("window/geometry", saveGeometry());
+    settings.setValue("window/state", saveState());
+  }
   QMainWindow::closeEvent(e);
 }
 

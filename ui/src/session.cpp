@@ -3,6 +3,11 @@
 
 #include "corrtrack/mask_export.h"
 
+#include <QCryptographicHash>
+#include <QDir>
+#include <QFileInfo>
+#include <QStandardPaths>
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -20,7 +25,21 @@ constexpr const char* kWorkspaceFile = "workspace.json";  // video path, anchors
 
 Session::Session(QObject* parent) : QObject(parent) {}
 
-void Session::open(const QString& path, const QString& workspace) {
+QString Session::automaticWorkspace(const QString& video) {
+  const QFileInfo info(video);
+  const QString absolute = info.absoluteFilePath();
+  const QString name = info.fileName().isEmpty() ? QStringLiteral("video") : info.fileName();
+  const QString hashed = name + "-" + QCryptographicHash::hash(absolute.toUtf8(), QCryptographicHash::Sha1).toHex().left(10);
+  const QByteArray root = qgetenv("CORRTRACK_WORKSPACES");
+  if (!root.isEmpty()) return QDir(QString::fromLocal8Bit(root)).filePath(hashed);
+  // A frame folder keeps it inside, hidden (a sibling would look like one more sequence to a
+  // DAVIS-layout reader); a video file beside it.
+  const QFileInfo home(info.isDir() ? absolute : info.absolutePath());
+  if (home.isDir() && home.isWritable()) return info.isDir() ? QDir(absolute).filePath(".corrtrack") : absolute + ".corrtrack";
+  return QDir(QStandardPaths::writableLocation(QStandardPaths::GenericDataLocation)).filePath("corrtrack/workspaces/" + hashed);
+}
+
+void Session::open(const QString& path, const QString& workspace, bool autosave) {
   auto source = frame_source_open(path.toStdString());
   const int64_t n = source->size();
   if (n < 1) throw Error("'" + path.toStdString() + "' holds no frames");
@@ -37,8 +56,26 @@ void Session::open(const QString& path, const QString& workspace) {
   m_objects.clear();
   m_undo.clear();
   m_redo.clear();
+  m_dirty.clear();
+  m_anchorsDirty = false;
+  m_saveFailing = false;
+  m_workspaceError.clear();
   m_workspace = workspace;
-  if (!m_workspace.isEmpty()) {
+  if (m_workspace.isEmpty() && autosave) {
+    // The automatic workspace must never stop a video from opening: without it the session is
+    // a scratch one and says why.
+    m_workspace = automaticWorkspace(path);
+    try {
+      dir_ensure_writable((fs::path(m_workspace.toStdString()) / "masks").string());
+      loadWorkspace();
+    } catch (const std::exception& e) {
+      m_workspaceError = QString::fromStdString(error_message(e));
+      m_workspace.clear();
+      m_masks.clear();
+      m_anchors.clear();
+      m_objects.clear();
+    }
+  } else if (!m_workspace.isEmpty()) {
     dir_ensure_writable((fs::path(m_workspace.toStdString()) / "masks").string());
     loadWorkspace();
   }
@@ -259,8 +296,33 @@ std::pair<int64_t, int64_t> Session::propagationRange(int64_t from, bool forward
 
 // ---- workspace ----
 
-void Session::saveFrame(int64_t k) const {
+void Session::saveFrame(int64_t k) {
+  m_dirty.insert(k);
+  flush();
+}
+
+void Session::saveAnchors() {
+  m_anchorsDirty = true;
+  flush();
+}
+
+void Session::flush() {
   if (m_workspace.isEmpty()) return;
+  try {
+    while (!m_dirty.empty()) {
+      writeFrame(*m_dirty.begin());
+      m_dirty.erase(m_dirty.begin());
+    }
+    if (m_anchorsDirty) writeAnchors();
+    m_anchorsDirty = false;
+    m_saveFailing = false;
+  } catch (const std::exception& e) {
+    if (!m_saveFailing) Q_EMIT saveFailed(QString::fromStdString(error_message(e)));
+    m_saveFailing = true;
+  }
+}
+
+void Session::writeFrame(int64_t k) const {
   const auto file = fs::path(m_workspace.toStdString()) / "masks" / (frameName(k) + ".png");
   auto it = m_masks.find(k);
   if (it == m_masks.end()) {
@@ -271,24 +333,62 @@ void Session::saveFrame(int64_t k) const {
   mask_write(file.string(), it->second);
 }
 
-void Session::saveAnchors() const {
-  if (m_workspace.isEmpty()) return;
+void Session::writeAnchors() const {
   nlohmann::json j = {{"video", m_path.toStdString()},
+                      {"video_absolute", QFileInfo(m_path).absoluteFilePath().toStdString()},
                       {"anchors", std::vector<int64_t>(m_anchors.begin(), m_anchors.end())},
                       {"objects", m_objects}};
   file_write_atomic((fs::path(m_workspace.toStdString()) / kWorkspaceFile).string(), j.dump(2));
+}
+
+void Session::saveWorkspaceAs(const QString& dir) {
+  if (!isOpen()) throw Error("no video is open");
+  const fs::path target = dir.toStdString();
+  const fs::path file = target / kWorkspaceFile;
+  if (fs::exists(file) && !sameVideo(file)) {
+    throw Error("'" + target.string() + "' holds the workspace of another video; choose an empty folder");
+  }
+  dir_ensure_writable((target / "masks").string());
+  const QString previous = m_workspace;
+  m_workspace = dir;
+  try {
+    for (const auto& e : fs::directory_iterator(target / "masks")) {   // stale masks of frames now empty
+      const std::string stem = e.path().stem().string();
+      bool ours = false;
+      for (const auto& [k, m] : m_masks) ours = ours || frameName(k) == stem;
+      if (!ours && e.path().extension() == ".png") fs::remove(e.path());
+    }
+    for (const auto& [k, m] : m_masks) writeFrame(k);
+    writeAnchors();
+  } catch (...) {
+    m_workspace = previous;
+    throw;
+  }
+  m_dirty.clear();
+  m_anchorsDirty = false;
+  m_saveFailing = false;
+}
+
+bool Session::sameVideo(const fs::path& workspaceFile) const {
+  std::ifstream in(workspaceFile);
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw Error("workspace file '" + workspaceFile.string() + "' is not valid JSON");
+  if (j.value("video", std::string()) == m_path.toStdString()) return true;
+  const std::string absolute = j.value("video_absolute", std::string());
+  return !absolute.empty() && absolute == QFileInfo(m_path).absoluteFilePath().toStdString();
 }
 
 void Session::loadWorkspace() {
   const fs::path dir = m_workspace.toStdString();
   const fs::path file = dir / kWorkspaceFile;
   if (!fs::exists(file)) return;
-  std::ifstream in(file);
-  auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) throw Error("workspace file '" + file.string() + "' is not valid JSON");
-  if (j.value("video", std::string()) != m_path.toStdString()) {
+  if (!sameVideo(file)) {
+    std::ifstream in(file);
+    const auto j = nlohmann::json::parse(in, nullptr, false);
     throw Error("workspace '" + dir.string() + "' belongs to another video (" + j.value("video", std::string("?")) + ")");
   }
+  std::ifstream in(file);
+  const auto j = nlohmann::json::parse(in, nullptr, false);
   for (int64_t k = 0; k < m_frames; ++k) {
     const auto png = dir / "masks" / (frameName(k) + ".png");
     if (!fs::exists(png)) continue;

@@ -28,12 +28,22 @@ namespace corrtrack::ui {
 class MainWindow : public QMainWindow {
   Q_OBJECT
  public:
-  explicit MainWindow(QWidget* parent = nullptr);
+  // `remember`: restore the window layout saved at the last close and save it at this one
+  // (QSettings "CorrTrack"/"Studio", with the recent files); off for offscreen renders.
+  explicit MainWindow(QWidget* parent = nullptr, bool remember = true);
   ~MainWindow() override;
 
-  // Opens a video or frame folder (with an optional workspace folder); on failure shows the
-  // message in the window, keeps what was open and returns false.
+  // Opens a video or frame folder; on failure shows the message in the window, keeps what was
+  // open and returns false. Masks are saved as they change in `workspace`, else in the video's
+  // automatic workspace (Session::automaticWorkspace) unless autosave is off. When the open
+  // session has unsaved edits the user is asked first (false when they cancel).
   bool openVideo(const QString& path, const QString& workspace = QString());
+  // Off: videos opened from now on get no automatic workspace (scratch sessions).
+  void setAutosave(bool on) { m_autosave = on; }
+  // Writes the session into `dir` and keeps saving there; false (message shown) on failure.
+  bool saveWorkspaceAs(const QString& dir);
+  // The recent videos, newest first (at most 10).
+  static QStringList recentFiles();
   // Imports a mask PNG on the current frame; false (message shown) when it does not fit.
   bool importMask(const QString& png);
   // Uses a checkpoint for features; false (message shown) when it cannot be loaded.
@@ -95,6 +105,9 @@ class MainWindow : public QMainWindow {
   void exportBinary();
   void exportVideo();
   void exportCoco();
+  // Asks what to do with unsaved edits: true when they were saved or may be discarded.
+  bool confirmUnsaved();
+  void noteRecent(const QString& path);
 
   Session m_session;
   PropagationJob m_propagation;
@@ -103,6 +116,7 @@ class MainWindow : public QMainWindow {
   int m_object = 1;
   ViewMode m_viewMode = ViewMode::Masks;
   QString m_lastMessage;
+  bool m_autosave = true, m_remember = true;
   // Click-to-segment state: the clicks on (frame, object) and that frame's mask before them.
   std::vector<Click> m_clicks;
   int64_t m_clickFrame = -1;

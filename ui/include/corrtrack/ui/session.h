@@ -11,6 +11,7 @@
 #include <QString>
 
 #include <deque>
+#include <filesystem>
 #include <list>
 #include <map>
 #include <memory>
@@ -24,13 +25,30 @@ class Session : public QObject {
  public:
   explicit Session(QObject* parent = nullptr);
 
-  // Opens a video file or frame folder; throws Error naming the path. With a non-empty
-  // `workspace` folder, masks and anchors are saved there as they change and loaded from it when
-  // it already holds a workspace of the same video.
-  void open(const QString& path, const QString& workspace = QString());
+  // Opens a video file or frame folder; throws Error naming the path. Masks and anchors are saved
+  // in a workspace folder as they change (each mask PNG and the anchors file written atomically
+  // right after the edit) and loaded from it when it already holds this video's workspace:
+  // `workspace` when given, else the video's automatic workspace (automaticWorkspace). With
+  // `autosave` false and no `workspace`, nothing is written: a scratch session, whose edits count
+  // as unsaved until saveWorkspaceAs.
+  void open(const QString& path, const QString& workspace = QString(), bool autosave = true);
   bool isOpen() const { return m_source != nullptr; }
   QString path() const { return m_path; }
   QString workspace() const { return m_workspace; }
+  // The automatic workspace of a video: $CORRTRACK_WORKSPACES/<name>-<hash> when that variable is
+  // set; else next to the video when its folder is writable (VIDEO.corrtrack/ beside a video file,
+  // FOLDER/.corrtrack/ inside a frame folder); else <per-user data folder>/workspaces/<name>-<hash> (hash: of the
+  // video's absolute path, so two videos of one name do not share a workspace).
+  static QString automaticWorkspace(const QString& video);
+  // Why the automatic workspace could not be used at open (the session is then a scratch one);
+  // empty when it is in use.
+  QString workspaceError() const { return m_workspaceError; }
+  // Writes every mask and the anchors into `dir` (created; masks of frames without one removed)
+  // and saves there from now on. Throws Error when `dir` holds another video's workspace or
+  // cannot be written.
+  void saveWorkspaceAs(const QString& dir);
+  // Edits not on disk: a scratch session's, or those whose save failed (retried at every edit).
+  bool hasUnsavedChanges() const { return !m_dirty.empty() || m_anchorsDirty; }
   int64_t frameCount() const { return m_frames; }
   int width() const { return m_width; }
   int height() const { return m_height; }
@@ -84,6 +102,8 @@ class Session : public QObject {
 
  Q_SIGNALS:
   void maskChanged(qint64 frame);
+  // A save into the workspace failed (the edit stays in memory, unsaved, and is retried).
+  void saveFailed(QString message);
   void objectsChanged();
   void undoStateChanged();
 
@@ -99,15 +119,21 @@ class Session : public QObject {
   void swapEdit(std::deque<Edit>& from, std::deque<Edit>& to);
   void finishEdit(int64_t k);
   void noteObjects(const Image& mask);
-  void saveFrame(int64_t k) const;
-  void saveAnchors() const;
+  // Marks frame k's mask (or the anchors file) unsaved and writes what is unsaved.
+  void saveFrame(int64_t k);
+  void saveAnchors();
+  void flush();
+  void writeFrame(int64_t k) const;
+  void writeAnchors() const;
   void loadWorkspace();
+  // Whether a workspace.json names this session's video (by the path given, or its absolute path).
+  bool sameVideo(const std::filesystem::path& workspaceFile) const;
 
   static constexpr size_t kCacheFrames = 48;   // decoded frames kept for display
   static constexpr size_t kUndoDepth = 100;    // edits kept for undo
 
   std::unique_ptr<FrameSource> m_source;
-  QString m_path, m_workspace;
+  QString m_path, m_workspace, m_workspaceError;
   int64_t m_frames = 0;
   int m_width = 0, m_height = 0;
   double m_fps = 25.0;
@@ -116,6 +142,9 @@ class Session : public QObject {
   std::set<int64_t> m_anchors;
   std::vector<int> m_objects;
   std::deque<Edit> m_undo, m_redo;
+  std::set<int64_t> m_dirty;       // frames whose mask file is not up to date
+  bool m_anchorsDirty = false;
+  bool m_saveFailing = false;      // one saveFailed per run of failures
 };
 
 }  // namespace corrtrack::ui
