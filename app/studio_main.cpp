@@ -55,11 +55,12 @@ int main(int argc, char** argv) {
   const QCommandLineOption screenshot("screenshot", "Render the window offscreen into this PNG and exit", "png");
   const QCommandLineOption propagateN("propagate", "Before the screenshot: propagate the mask this many frames", "n");
   const QCommandLineOption frame("frame", "Frame to show; --mask is imported on it", "k", "0");
+  const QCommandLineOption show("show", "Frame to show at the end (default: --frame)", "k");
   const QCommandLineOption inspect("inspect", "Before the screenshot: similarity of pixel X,Y", "x,y");
   const QCommandLineOption other("other", "The other frame of the similarity view", "k");
   const QCommandLineOption view("view", "masks | similarity | pca", "mode", "masks");
   const QCommandLineOption size("size", "Window size WxH", "wxh", "1400x860");
-  for (const auto& o : {mask, workspace, noAutosave, checkpoint, features, screenshot, propagateN, frame, inspect, other, view, size}) p.addOption(o);
+  for (const auto& o : {mask, workspace, noAutosave, checkpoint, features, screenshot, propagateN, frame, show, inspect, other, view, size}) p.addOption(o);
   p.process(app);
 
   const bool shot = p.isSet(screenshot);
@@ -93,7 +94,7 @@ int main(int argc, char** argv) {
     QCoreApplication::processEvents();
   }
   if (p.isSet(other)) w.setOtherFrame(p.value(other).toLongLong());
-  w.setCurrentFrame(p.value(frame).toLongLong());
+  w.setCurrentFrame(p.value(p.isSet(show) ? show : frame).toLongLong());
   if (p.value(view) == "pca") {
     w.setViewMode(corrtrack::ui::ViewMode::Pca);
     waitUntil([&] { return !w.featureJob().running(); }, 600);

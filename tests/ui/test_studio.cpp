@@ -15,6 +15,14 @@
 #include <QComboBox>
 #include <QElapsedTimer>
 #include <QLabel>
+#include <QDockWidget>
+#include <QScrollArea>
+#include <QLineEdit>
+#include <QScrollBar>
+#include <QTabBar>
+#include <QTableWidget>
+#include <QAbstractSpinBox>
+#include <QAbstractSlider>
 #include <QMessageBox>
 #include <QProcess>
 #include <QPushButton>
@@ -310,6 +318,120 @@ class StudioTest : public QObject {
         QCOMPARE(int(w.clickCount()), clicks - 1);
         QVERIFY(davis_jaccard(w.session().mask(0), truth) != iou);
       }
+    }
+  }
+
+  // Correcting fast: Ctrl+Right propagates; the timeline strip then marks frame 0 annotated and
+  // the rest propagated; an edit on a propagated frame marks it corrected (undo takes that back);
+  // ] and [ jump between anchors; Space plays and pauses; Help lists every shortcut.
+  void timelineKeysAndShortcuts() {
+    using FS = ui::Session::FrameState;
+    QTemporaryDir tmp;
+    MainWindow w;
+    w.useBaseline("pixels");
+    w.show();
+    QVERIFY(w.openVideo(writeClip(tmp.filePath("clip"), 8)));
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    w.activateWindow();
+    QVERIFY(QTest::qWaitForWindowActive(&w));
+    QVERIFY(w.importMask(kMask));
+    QTest::keyClick(&w, Qt::Key_Right, Qt::ControlModifier);
+    QVERIFY(w.propagationRunning() || w.session().hasMask(7));
+    QVERIFY(waitUntil([&] { return !w.propagationRunning(); }, 120000));
+    QCoreApplication::processEvents();
+    const auto& states = w.timelineStrip().states();
+    QCOMPARE(int(states.size()), 8);
+    QCOMPARE(int(states[0]), int(FS::Annotated));
+    for (int k = 1; k < 8; ++k) QCOMPARE(int(states[size_t(k)]), int(FS::Propagated));
+    // The strip draws them: frame 0's column amber, frame 5's blue.
+    const QImage strip = w.timelineStrip().grab().toImage();
+    auto colourAt = [&](int k) { return strip.pixelColor(int((k + 0.5) / 8.0 * strip.width()), strip.height() / 2); };
+    QCOMPARE(colourAt(5), ui::TimelineStrip::colour(FS::Propagated));
+    QVERIFY(colourAt(0) != ui::TimelineStrip::colour(FS::Propagated));   // amber (the current-frame line may cross it)
+    w.setCurrentFrame(4);
+    w.session().paintStroke(4, {QPointF(60, 60)}, 6, 1);
+    QCOMPARE(int(w.timelineStrip().states()[4]), int(FS::Corrected));
+    QCOMPARE(int(w.session().state(4)), int(FS::Corrected));
+    w.session().undo();
+    QCOMPARE(int(w.timelineStrip().states()[4]), int(FS::Propagated));
+    w.session().redo();
+    QCOMPARE(int(w.timelineStrip().states()[4]), int(FS::Corrected));
+    // Anchors are 0 and 4.
+    QTest::keyClick(&w, Qt::Key_Home);
+    QCOMPARE(int(w.currentFrame()), 0);
+    QTest::keyClick(&w, Qt::Key_BracketRight);
+    QCOMPARE(int(w.currentFrame()), 4);
+    QTest::keyClick(&w, Qt::Key_BracketRight);
+    QCOMPARE(int(w.currentFrame()), 4);
+    QTest::keyClick(&w, Qt::Key_BracketLeft);
+    QCOMPARE(int(w.currentFrame()), 0);
+    // Space plays (frames advance), Space again pauses.
+    QTest::keyClick(&w, Qt::Key_Space);
+    QVERIFY(waitUntil([&] { return w.currentFrame() >= 2; }, 5000));
+    QTest::keyClick(&w, Qt::Key_Space);
+    const int64_t paused = w.currentFrame();
+    QTest::qWait(300);
+    QCOMPARE(w.currentFrame(), paused);
+    // Help ▸ Keyboard shortcuts lists every action's shortcut.
+    const auto list = w.shortcuts();
+    QStringList keys;
+    for (const auto& [k, what] : list) keys << k;
+    for (const char* k : {"Ctrl+Right", "Ctrl+Left", "Space", "]", "[", "Ctrl+Z", "F1"}) QVERIFY2(keys.contains(k), k);
+    int rows = -1;
+    QTimer::singleShot(100, [&] {
+      auto* d = QApplication::activeModalWidget();
+      if (d && d->objectName() == "shortcutsDialog") {
+        rows = d->findChild<QTableWidget*>()->rowCount();
+        d->close();
+      }
+    });
+    w.findChild<QAction*>("shortcutsHelp")->trigger();
+    QCOMPARE(rows, int(list.size()));
+    // Every control of the window explains itself.
+    QStringList silent;
+    for (QWidget* c : w.findChildren<QWidget*>()) {
+      const bool control = qobject_cast<QAbstractButton*>(c) || qobject_cast<QComboBox*>(c) || qobject_cast<QAbstractSpinBox*>(c) ||
+                           qobject_cast<QAbstractSlider*>(c) || qobject_cast<QLineEdit*>(c);
+      if (!control || c->objectName().startsWith("qt_") || QString(c->metaObject()->className()).startsWith("QDockWidget")) continue;
+      if (qobject_cast<QLineEdit*>(c) && qobject_cast<QAbstractSpinBox*>(c->parentWidget())) continue;   // a spin box's own editor
+      if (qobject_cast<QScrollBar*>(c) || qobject_cast<QTabBar*>(c->parentWidget())) continue;   // Qt's own scrolling
+      if (c->toolTip().isEmpty()) {
+        silent << QString("%1 '%2' in %3").arg(c->metaObject()->className(), c->property("text").toString(),
+                                               c->parentWidget() ? c->parentWidget()->metaObject()->className() : "-");
+      }
+    }
+    QVERIFY2(silent.isEmpty(), qPrintable(silent.join(", ")));
+  }
+
+  // Looks and layout: at 1280×720 every dock (each tab raised in turn) shows all of its controls
+  // without scrolling, and the propagation buttons are on screen.
+  void fitsAt1280x720() {
+    MainWindow w(nullptr, false);
+    w.resize(1280, 720);
+    w.show();
+    QVERIFY(w.openVideo(kVideo));
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    QCOMPARE(w.size(), QSize(1280, 720));
+    const auto docks = w.findChildren<QDockWidget*>();
+    QCOMPARE(int(docks.size()), 4);
+    for (QDockWidget* d : docks) {
+      d->raise();
+      QCoreApplication::processEvents();
+      auto* area = qobject_cast<QScrollArea*>(d->widget());
+      QVERIFY(area && area->isVisible());
+      QVERIFY2(!area->verticalScrollBar()->isVisible(), qPrintable(d->windowTitle() + ": scrolls vertically"));
+      QVERIFY2(!area->horizontalScrollBar()->isVisible(), qPrintable(d->windowTitle() + ": scrolls horizontally"));
+    }
+    docks.front()->raise();   // any; then the model dock by its title
+    for (QDockWidget* d : docks) {
+      if (d->windowTitle() == "Model and propagation") d->raise();
+    }
+    QCoreApplication::processEvents();
+    for (QPushButton* b : w.findChildren<QPushButton*>()) {
+      if (!b->text().contains("Propagate")) continue;
+      QVERIFY(b->isVisible());
+      const QRect r(b->mapTo(&w, QPoint(0, 0)), b->size());
+      QVERIFY2(w.rect().contains(r), qPrintable(b->text()));
     }
   }
 

@@ -14,6 +14,7 @@ InspectPanel::InspectPanel(QWidget* parent) : QWidget(parent) {
   auto* form = new QFormLayout();
   m_other = new QSpinBox(this);
   m_other->setRange(0, 0);
+  m_other->setToolTip(tr("The frame whose similarity to the clicked pixel is shown here"));
   form->addRow(tr("Other frame"), m_other);
   v->addLayout(form);
   auto* help = new QLabel(tr("Inspect tool (I): click a pixel of the frame; its feature similarity is shown there and here on the other frame, with the best matches numbered."), this);

@@ -4,7 +4,12 @@
 #include <QAction>
 #include <QApplication>
 #include <QCloseEvent>
+#include <QDialog>
+#include <QDialogButtonBox>
 #include <QDockWidget>
+#include <QHeaderView>
+#include <QTableWidget>
+#include <QToolBar>
 #include <QDragEnterEvent>
 #include <QDropEvent>
 #include <QFileDialog>
@@ -49,6 +54,7 @@ MainWindow::MainWindow(QWidget* parent, bool remember) : QMainWindow(parent), m_
   buildCentre();
   buildDocks();
   buildMenus();
+  buildToolbar();
   connectPanels();
   connectJobs();
   resize(1400, 860);
@@ -88,6 +94,12 @@ void MainWindow::buildCentre() {
   m_timeline->setMinimumWidth(200);
   m_frameLabel = new QLabel("–", central);
   m_anchorLabel = new QLabel(central);
+  m_play->setToolTip(tr("Play / pause (Space)"));
+  m_timeline->setToolTip(tr("Frame (←/→: one frame, Shift: ten, Home/End)"));
+  m_strip = new TimelineStrip(central);
+  m_strip->setObjectName("timelineStrip");
+  v->addWidget(m_strip);
+  connect(m_strip, &TimelineStrip::frameChosen, this, [this](qint64 k) { setCurrentFrame(k); });
   bar->addWidget(m_play);
   bar->addWidget(m_timeline, 1);
   bar->addWidget(m_frameLabel);
@@ -135,13 +147,18 @@ void MainWindow::buildDocks() {
   m_model = new ModelPanel(this);
   m_inspect = new InspectPanel(this);
   m_training = new TrainingPanel(this);
+  // Right: the annotation tools. Left: propagation (in front), inspection and training as tabs —
+  // so that each column fits a 1280×720 screen without scrolling.
   auto* tools = dock(tr("Objects and tools"), m_tools, Qt::RightDockWidgetArea);
-  dock(tr("Model and propagation"), m_model, Qt::RightDockWidgetArea);
+  auto* model = dock(tr("Model and propagation"), m_model, Qt::LeftDockWidgetArea);
   auto* inspect = dock(tr("Inspect"), m_inspect, Qt::LeftDockWidgetArea);
   auto* training = dock(tr("Training"), m_training, Qt::LeftDockWidgetArea);
+  tabifyDockWidget(model, inspect);
   tabifyDockWidget(inspect, training);
-  inspect->raise();
-  resizeDocks({inspect, tools}, {340, 300}, Qt::Horizontal);
+  model->raise();
+  m_modelDock = model;
+  m_inspectDock = inspect;
+  resizeDocks({model, tools}, {340, 290}, Qt::Horizontal);
 }
 
 void MainWindow::connectPanels() {
@@ -177,6 +194,7 @@ void MainWindow::connectPanels() {
 void MainWindow::connectJobs() {
   connect(&m_session, &Session::maskChanged, this, [this](qint64 k) {
     if (k == m_current || k == m_other) refresh();
+    m_strip->setState(k, m_session.state(k));
     refreshTimeline();
   });
   connect(&m_session, &Session::objectsChanged, this, &MainWindow::refreshObjects);
@@ -253,6 +271,116 @@ void MainWindow::buildMenus() {
   m_redo->setObjectName("redo");
   m_undo->setEnabled(false);
   m_redo->setEnabled(false);
+
+  auto* go = menuBar()->addMenu(tr("&Go"));
+  m_actPlay = go->addAction(tr("&Play / pause"), QKeySequence(Qt::Key_Space), this, [this] { m_play->toggle(); });
+  m_actNextAnchor = go->addAction(tr("&Next anchor"), QKeySequence(Qt::Key_BracketRight), this, &MainWindow::nextAnchor);
+  m_actPrevAnchor = go->addAction(tr("P&revious anchor"), QKeySequence(Qt::Key_BracketLeft), this, &MainWindow::previousAnchor);
+  go->addSeparator();
+  m_actForward = go->addAction(tr("Propagate &forward"), QKeySequence(Qt::CTRL | Qt::Key_Right), this, [this] { propagate(true); });
+  m_actBackward = go->addAction(tr("Propagate &backward"), QKeySequence(Qt::CTRL | Qt::Key_Left), this, [this] { propagate(false); });
+  m_actCancel = go->addAction(tr("&Cancel propagation"), QKeySequence(Qt::CTRL | Qt::Key_Period), this, &MainWindow::cancelPropagation);
+  m_actPlay->setObjectName("play");
+  m_actNextAnchor->setObjectName("nextAnchor");
+  m_actPrevAnchor->setObjectName("previousAnchor");
+  m_actForward->setObjectName("propagateForward");
+  m_actBackward->setObjectName("propagateBackward");
+  m_actCancel->setObjectName("cancelPropagation");
+
+  m_viewMenu = menuBar()->addMenu(tr("&View"));
+  m_actFit = m_viewMenu->addAction(tr("&Fit frame to window"), QKeySequence(Qt::Key_0), this, [this] { m_view->fitToWindow(); });
+  m_viewMenu->addAction(tr("&Masks"), QKeySequence(Qt::Key_M), this, [this] { setViewMode(ViewMode::Masks); });
+  m_viewMenu->addAction(tr("&Similarity"), QKeySequence(Qt::Key_S), this, [this] { setViewMode(ViewMode::Similarity); });
+  m_viewMenu->addAction(tr("Feature &PCA"), this, [this] { setViewMode(ViewMode::Pca); });
+  m_viewMenu->addSeparator();   // the docks' and toolbar's show/hide entries follow (buildToolbar)
+
+  auto* help = menuBar()->addMenu(tr("&Help"));
+  help->addAction(tr("&Keyboard shortcuts"), QKeySequence(Qt::Key_F1), this, &MainWindow::showShortcuts)->setObjectName("shortcutsHelp");
+  help->addAction(tr("&About CorrTrack Studio"), this, [this] {
+    QMessageBox::about(this, tr("About CorrTrack Studio"),
+                       tr("<b>CorrTrack Studio %1</b><br>Annotate objects with a few clicks, propagate the masks through the "
+                          "video with a self-supervised correspondence model, correct and export them.").arg(QCoreApplication::applicationVersion()));
+  });
+}
+
+void MainWindow::buildToolbar() {
+  auto* bar = addToolBar(tr("Main toolbar"));
+  bar->setObjectName("mainToolbar");
+  bar->setToolButtonStyle(Qt::ToolButtonTextOnly);
+  auto add = [bar](QAction* a, const QString& text, const QString& tip) {
+    QAction* b = bar->addAction(text);
+    b->setToolTip(tip);
+    connect(b, &QAction::triggered, a, &QAction::trigger);
+    return b;
+  };
+  add(m_undo, tr("Undo"), tr("Undo the last edit (Ctrl+Z)"));
+  add(m_redo, tr("Redo"), tr("Redo (Ctrl+Shift+Z)"));
+  bar->addSeparator();
+  add(m_actPrevAnchor, tr("|◀ Anchor"), tr("Previous anchor ([)"));
+  add(m_actBackward, tr("◀ Propagate"), tr("Propagate backward from this annotated frame (Ctrl+Left)"));
+  add(m_actCancel, tr("■ Cancel"), tr("Cancel the propagation; computed masks are kept (Ctrl+.)"));
+  add(m_actForward, tr("Propagate ▶"), tr("Propagate forward from this annotated frame (Ctrl+Right)"));
+  add(m_actNextAnchor, tr("Anchor ▶|"), tr("Next anchor (])"));
+  bar->addSeparator();
+  add(m_actFit, tr("Fit"), tr("Fit the frame to the window (0)"));
+  // View ▸ the docks and the toolbar (show / hide).
+  for (auto* d : findChildren<QDockWidget*>()) m_viewMenu->addAction(d->toggleViewAction());
+  m_viewMenu->addAction(bar->toggleViewAction());
+}
+
+QList<QPair<QString, QString>> MainWindow::shortcuts() const {
+  QList<QPair<QString, QString>> list = {
+      {"C", tr("Click tool: left click adds to the object, right click / Shift+click removes")},
+      {"B / E / P / F / I", tr("Brush / eraser / polygon / fill / inspect tool")},
+      {"1 … 9", tr("Select object 1 … 9")},
+      {"← / →", tr("Previous / next frame (Shift: 10 frames)")},
+      {"Home / End", tr("First / last frame")},
+      {tr("Wheel / right or middle drag"), tr("Zoom at the cursor / pan")},
+      {tr("Enter / double-click, Esc"), tr("Close / drop the polygon")},
+  };
+  for (const QAction* a : findChildren<QAction*>()) {
+    if (a->shortcut().isEmpty()) continue;
+    QString text = a->text();
+    text.remove('&');
+    list.append({a->shortcut().toString(QKeySequence::NativeText), text});
+  }
+  return list;
+}
+
+void MainWindow::showShortcuts() {
+  QDialog dialog(this);
+  dialog.setObjectName("shortcutsDialog");
+  dialog.setWindowTitle(tr("Keyboard shortcuts"));
+  auto* v = new QVBoxLayout(&dialog);
+  const auto list = shortcuts();
+  auto* table = new QTableWidget(int(list.size()), 2, &dialog);
+  table->setHorizontalHeaderLabels({tr("Keys"), tr("Action")});
+  for (int i = 0; i < int(list.size()); ++i) {
+    table->setItem(i, 0, new QTableWidgetItem(list[i].first));
+    table->setItem(i, 1, new QTableWidgetItem(list[i].second));
+  }
+  table->horizontalHeader()->setStretchLastSection(true);
+  table->resizeColumnToContents(0);
+  table->verticalHeader()->hide();
+  table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  v->addWidget(table);
+  auto* buttons = new QDialogButtonBox(QDialogButtonBox::Close, &dialog);
+  connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+  v->addWidget(buttons);
+  dialog.resize(560, 480);
+  dialog.exec();
+}
+
+void MainWindow::nextAnchor() {
+  const auto& a = m_session.anchors();
+  auto it = a.upper_bound(m_current);
+  if (it != a.end()) setCurrentFrame(*it);
+}
+
+void MainWindow::previousAnchor() {
+  const auto& a = m_session.anchors();
+  auto it = a.lower_bound(m_current);
+  if (it != a.begin()) setCurrentFrame(*std::prev(it));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -291,6 +419,7 @@ bool MainWindow::openVideo(const QString& path, const QString& workspace) {
   setWindowTitle("CorrTrack Studio — " + QFileInfo(path).fileName());
   refreshObjects();
   setCurrentFrame(0);
+  rebuildTimeline();
   const QString opened = tr("Opened %1: %2 frames, %3×%4").arg(path).arg(m_session.frameCount()).arg(m_session.width()).arg(m_session.height());
   if (!m_session.workspaceError().isEmpty()) {
     showMessage(tr("%1. Masks are NOT saved automatically (%2): use File ▸ Save workspace as…").arg(opened, m_session.workspaceError()), true);
@@ -355,6 +484,7 @@ void MainWindow::setCurrentFrame(int64_t k) {
     const QSignalBlocker quiet(m_timeline);
     m_timeline->setValue(int(k));
   }
+  m_strip->setCurrent(k);
   // A similarity query belongs to the frame it was made on.
   m_haveQuery = false;
   m_simCurrent = torch::Tensor();
@@ -388,10 +518,17 @@ void MainWindow::refreshObjects() {
   m_tools->setObjects(objs, m_object);
 }
 
+void MainWindow::rebuildTimeline() {
+  std::vector<Session::FrameState> states(size_t(std::max<int64_t>(0, m_session.frameCount())));
+  for (int64_t k = 0; k < int64_t(states.size()); ++k) states[size_t(k)] = m_session.state(k);
+  m_strip->setStates(std::move(states));
+  m_strip->setCurrent(m_current);
+  refreshTimeline();
+}
+
 void MainWindow::refreshTimeline() {
   if (!m_session.isOpen()) return;
-  int masked = 0;
-  for (int64_t k = 0; k < m_session.frameCount(); ++k) masked += m_session.hasMask(k) ? 1 : 0;
+  const size_t masked = m_session.maskCount();
   m_anchorLabel->setText(tr("%1 anchors · %2 frames with masks").arg(m_session.anchors().size()).arg(masked));
 }
 
@@ -494,6 +631,7 @@ bool MainWindow::propagate(bool forward) {
   if (mask_num_objects(mask) == 0) return refuse(tr("This frame's mask is empty."));
   if (!attempt([&, last = last] { m_propagation.start(m_session.path(), m_current, mask, last, modelChoice()); })) return false;
   m_model->setPropagating(true, int(std::llabs(last - m_current)));
+  m_modelDock->raise();   // its progress bar and Cancel
   showMessage(tr("Propagating from frame %1 to %2…").arg(m_current).arg(last));
   return true;
 }
@@ -532,6 +670,7 @@ void MainWindow::setViewMode(ViewMode mode) {
 
 void MainWindow::inspectAt(QPointF p) {
   if (!m_session.isOpen()) return;
+  m_inspectDock->raise();   // the other frame's similarity is shown there
   m_query = p;
   m_haveQuery = true;
   if (m_viewMode == ViewMode::Masks) setViewMode(ViewMode::Similarity);

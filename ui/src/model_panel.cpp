@@ -41,6 +41,7 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   auto* form = new QFormLayout();
   m_model = new QComboBox(this);
   m_model->addItems({tr("default (bundled MAST)"), "pixels", "random", tr("checkpoint…")});
+  m_model->setToolTip(tr("The encoder whose features propagate the masks: the bundled model, raw pixels, a random ResNet, or a checkpoint file"));
   form->addRow(tr("Features"), m_model);
   m_info = new QLabel(this);
   m_info->setWordWrap(true);
@@ -51,22 +52,28 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   m_device->addItem(tr("auto (%1)").arg(cuda ? "cuda" : "cpu"), "auto");
   m_device->addItem("cpu", "cpu");
   if (cuda) m_device->addItem("cuda", "cuda");
-  else m_device->setToolTip(tr("No CUDA device: this build or machine has none"));
+  m_device->setToolTip(cuda ? tr("Where the model runs") : tr("Where the model runs (no CUDA device: this build or machine has none)"));
   form->addRow(tr("Device"), m_device);
   connect(m_device, &QComboBox::activated, this, [this] { Q_EMIT modelChanged(); });
   m_scale = doubleSpin(this, 0.1, 2.0, 0.05);
+  m_scale->setToolTip(tr("Frames are scaled by this factor before the encoder (the masks come back at full size)"));
   form->addRow(tr("Internal resolution"), m_scale);
   m_context = intSpin(this, 1, 100);
+  m_context->setToolTip(tr("How many preceding frames each frame takes its labels from (besides the first)"));
   form->addRow(tr("Context frames"), m_context);
   m_topk = intSpin(this, 0, 1000);
   m_topk->setSpecialValueText(tr("all keys (mast)"));   // 0: MAST's full softmax
+  m_topk->setToolTip(tr("Each pixel takes its label from its k most similar context pixels"));
   form->addRow(tr("Top-k"), m_topk);
   m_radius = doubleSpin(this, 0, 100, 1);
+  m_radius->setToolTip(tr("How far (in feature cells) a pixel may have moved from one frame to the next"));
   form->addRow(tr("Radius (cells)"), m_radius);
   m_temperature = doubleSpin(this, 0.001, 10, 0.01, 3);
+  m_temperature->setToolTip(tr("Softmax temperature of the affinities: lower is sharper"));
   form->addRow(tr("Temperature"), m_temperature);
   m_mode = new QComboBox(this);
   m_mode->addItems({"crw", "mast"});
+  m_mode->setToolTip(tr("crw: the CRW/UVC context of recent frames; mast: MAST's long- and short-term memory"));
   form->addRow(tr("Mode"), m_mode);
   m_feedback = new QComboBox(this);
   m_feedback->addItems({tr("auto (the mode's)"), tr("soft labels"), tr("hard (argmax)")});
@@ -88,6 +95,8 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   auto* row = new QHBoxLayout();
   m_backward = new QPushButton(tr("◀ Propagate"), this);
   m_forward = new QPushButton(tr("Propagate ▶"), this);
+  m_backward->setToolTip(tr("Propagate from this annotated frame backward to the previous anchor (Ctrl+Left)"));
+  m_forward->setToolTip(tr("Propagate from this annotated frame forward to the next anchor or the end (Ctrl+Right)"));
   row->addWidget(m_backward);
   row->addWidget(m_forward);
   v->addLayout(row);
@@ -98,6 +107,7 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   m_rate->setObjectName("propagationRate");
   m_cancel = new QPushButton(tr("Cancel"), this);
   m_cancel->setEnabled(false);
+  m_cancel->setToolTip(tr("Stop the propagation; the masks already computed are kept"));
   v->addWidget(m_progress);
   v->addWidget(m_rate);
   v->addWidget(m_cancel);

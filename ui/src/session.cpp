@@ -53,6 +53,7 @@ void Session::open(const QString& path, const QString& workspace, bool autosave)
   m_cache.clear();
   m_masks.clear();
   m_anchors.clear();
+  m_corrected.clear();
   m_objects.clear();
   m_undo.clear();
   m_redo.clear();
@@ -73,6 +74,7 @@ void Session::open(const QString& path, const QString& workspace, bool autosave)
       m_workspace.clear();
       m_masks.clear();
       m_anchors.clear();
+      m_corrected.clear();
       m_objects.clear();
     }
   } else if (!m_workspace.isEmpty()) {
@@ -106,6 +108,11 @@ Image Session::mask(int64_t k) const {
   return Image(m_width, m_height, 1, 0);
 }
 
+Session::FrameState Session::state(int64_t k) const {
+  if (isAnchor(k)) return m_corrected.count(k) ? FrameState::Corrected : FrameState::Annotated;
+  return hasMask(k) ? FrameState::Propagated : FrameState::None;
+}
+
 Image& Session::editableMask(int64_t k) {
   auto it = m_masks.find(k);
   if (it == m_masks.end()) it = m_masks.emplace(k, Image(m_width, m_height, 1, 0)).first;
@@ -114,7 +121,9 @@ Image& Session::editableMask(int64_t k) {
 
 void Session::beginEdit(int64_t k) {
   if (k < 0 || k >= m_frames) throw Error("frame " + std::to_string(k) + " is outside the video");
-  Edit e{k, hasMask(k), isAnchor(k), hasMask(k) ? m_masks.at(k) : Image()};
+  Edit e{k, hasMask(k), isAnchor(k), m_corrected.count(k) > 0, hasMask(k) ? m_masks.at(k) : Image()};
+  // Editing a propagated mask corrects it.
+  if (hasMask(k) && !isAnchor(k)) m_corrected.insert(k);
   m_undo.push_back(std::move(e));
   if (m_undo.size() > kUndoDepth) m_undo.pop_front();
   m_redo.clear();
@@ -224,9 +233,11 @@ void Session::swapEdit(std::deque<Edit>& from, std::deque<Edit>& to) {
   if (from.empty()) return;
   Edit e = std::move(from.back());
   from.pop_back();
-  to.push_back(Edit{e.frame, hasMask(e.frame), isAnchor(e.frame), hasMask(e.frame) ? m_masks.at(e.frame) : Image()});
+  to.push_back(Edit{e.frame, hasMask(e.frame), isAnchor(e.frame), m_corrected.count(e.frame) > 0,
+                    hasMask(e.frame) ? m_masks.at(e.frame) : Image()});
   if (e.had_mask) m_masks[e.frame] = e.mask; else m_masks.erase(e.frame);
   if (e.was_anchor) m_anchors.insert(e.frame); else m_anchors.erase(e.frame);
+  if (e.was_corrected) m_corrected.insert(e.frame); else m_corrected.erase(e.frame);
   saveFrame(e.frame);
   saveAnchors();
   Q_EMIT maskChanged(e.frame);
@@ -337,6 +348,7 @@ void Session::writeAnchors() const {
   nlohmann::json j = {{"video", m_path.toStdString()},
                       {"video_absolute", QFileInfo(m_path).absoluteFilePath().toStdString()},
                       {"anchors", std::vector<int64_t>(m_anchors.begin(), m_anchors.end())},
+                      {"corrected", std::vector<int64_t>(m_corrected.begin(), m_corrected.end())},
                       {"objects", m_objects}};
   file_write_atomic((fs::path(m_workspace.toStdString()) / kWorkspaceFile).string(), j.dump(2));
 }
@@ -397,6 +409,9 @@ void Session::loadWorkspace() {
   }
   for (int64_t k : j.value("anchors", std::vector<int64_t>())) {
     if (m_masks.count(k)) m_anchors.insert(k);
+  }
+  for (int64_t k : j.value("corrected", std::vector<int64_t>())) {
+    if (m_anchors.count(k)) m_corrected.insert(k);
   }
   m_objects = j.value("objects", std::vector<int>());
   for (const auto& [k, m] : m_masks) noteObjects(m);

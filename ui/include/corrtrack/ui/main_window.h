@@ -10,6 +10,7 @@
 #include "corrtrack/ui/jobs.h"
 #include "corrtrack/ui/model_panel.h"
 #include "corrtrack/ui/session.h"
+#include "corrtrack/ui/timeline_strip.h"
 #include "corrtrack/ui/tools_panel.h"
 #include "corrtrack/ui/training_panel.h"
 
@@ -18,6 +19,8 @@
 #include <functional>
 
 class QAction;
+class QDockWidget;
+class QMenu;
 class QLabel;
 class QSlider;
 class QTimer;
@@ -51,6 +54,12 @@ class MainWindow : public QMainWindow {
   void useBaseline(const QString& features);  // default | pixels | random
 
   void setCurrentFrame(int64_t k);
+  // The nearest anchor after / before the current frame (stays when there is none).
+  void nextAnchor();
+  void previousAnchor();
+  TimelineStrip& timelineStrip() { return *m_strip; }
+  // Every keyboard shortcut as (keys, what it does), in the order Help ▸ Keyboard shortcuts lists them.
+  QList<QPair<QString, QString>> shortcuts() const;
   int64_t currentFrame() const { return m_current; }
   void selectObject(int id);
   int currentObject() const { return m_object; }
@@ -88,11 +97,14 @@ class MainWindow : public QMainWindow {
   void buildCentre();
   void buildDocks();
   void buildMenus();
+  void buildToolbar();
+  void showShortcuts();
   void connectPanels();
   void connectJobs();
   void refresh();
   void refreshObjects();
-  void refreshTimeline();
+  void refreshTimeline();   // the counts line
+  void rebuildTimeline();   // the strip, from every frame's state
   void showMessage(const QString& text, bool error = false);
   // Runs `action`; an exception becomes an error message in the window and false.
   bool attempt(const std::function<void()>& action);
@@ -130,6 +142,16 @@ class MainWindow : public QMainWindow {
 
   FrameView* m_view = nullptr;
   QSlider* m_timeline = nullptr;
+  TimelineStrip* m_strip = nullptr;
+  // Actions with window-wide shortcuts (menus, toolbar and the shortcuts list share them).
+  QAction* m_actPlay = nullptr;
+  QAction* m_actNextAnchor = nullptr;
+  QAction* m_actPrevAnchor = nullptr;
+  QAction* m_actForward = nullptr;
+  QAction* m_actBackward = nullptr;
+  QAction* m_actCancel = nullptr;
+  QAction* m_actFit = nullptr;
+  QMenu* m_viewMenu = nullptr;
   QLabel* m_frameLabel = nullptr;
   QLabel* m_anchorLabel = nullptr;
   QLabel* m_message = nullptr;
@@ -141,6 +163,8 @@ class MainWindow : public QMainWindow {
   ModelPanel* m_model = nullptr;
   InspectPanel* m_inspect = nullptr;
   TrainingPanel* m_training = nullptr;
+  QDockWidget* m_modelDock = nullptr;
+  QDockWidget* m_inspectDock = nullptr;
 };
 
 }  // namespace corrtrack::ui

@@ -60,9 +60,15 @@ class Session : public QObject {
   // The index mask of frame k (all zero where nothing was annotated or propagated).
   Image mask(int64_t k) const;
   bool hasMask(int64_t k) const { return m_masks.count(k) > 0; }
+  size_t maskCount() const { return m_masks.size(); }
   // Annotated or corrected frames: propagation starts from them and never overwrites them.
   const std::set<int64_t>& anchors() const { return m_anchors; }
   bool isAnchor(int64_t k) const { return m_anchors.count(k) > 0; }
+
+  // What a frame's mask is, as the timeline shows it: none; propagated by the model; an anchor the
+  // user annotated before anything was propagated there; an anchor that corrects a propagated mask.
+  enum class FrameState { None, Propagated, Annotated, Corrected };
+  FrameState state(int64_t k) const;
 
   // Editing (each edit makes frame k an anchor and can be undone). id 0 erases.
   void paintStroke(int64_t k, const std::vector<QPointF>& points, double radius, uint8_t id);
@@ -110,7 +116,7 @@ class Session : public QObject {
  private:
   struct Edit {
     int64_t frame;
-    bool had_mask, was_anchor;
+    bool had_mask, was_anchor, was_corrected;
     Image mask;
   };
   Image& editableMask(int64_t k);
@@ -140,6 +146,7 @@ class Session : public QObject {
   std::list<std::pair<int64_t, Image>> m_cache;  // most recent first
   std::map<int64_t, Image> m_masks;
   std::set<int64_t> m_anchors;
+  std::set<int64_t> m_corrected;   // anchors made over a propagated mask (a subset of m_anchors)
   std::vector<int> m_objects;
   std::deque<Edit> m_undo, m_redo;
   std::set<int64_t> m_dirty;       // frames whose mask file is not up to date
