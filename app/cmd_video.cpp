@@ -120,14 +120,17 @@ void register_video_commands(CLI::App& app) {
     auto root = std::make_shared<std::string>();
     auto max_clicks = std::make_shared<int>(5);
     auto target = std::make_shared<double>(0.8);
-    auto side = std::make_shared<int>(ClickSegmentParams{}.work_side);
+    auto params = std::make_shared<ClickSegmentParams>();
     auto out = std::make_shared<std::string>();
     clicks->add_option("--davis", *root, "DAVIS root (JPEGImages/, Annotations/)")->required();
     clicks->add_option("--max-clicks", *max_clicks, "Clicks per sequence")->capture_default_str();
     clicks->add_option("--target", *target, "IoU whose click count is reported (noc)")->capture_default_str();
-    clicks->add_option("--work-side", *side, "Long side GrabCut runs at")->capture_default_str()->check(CLI::Range(16, 8192));
+    clicks->add_option("--work-side", params->work_side, "Long side GrabCut runs at")->capture_default_str()->check(CLI::Range(16, 8192));
+    clicks->add_option("--iterations", params->iterations, "GrabCut rounds")->capture_default_str()->check(CLI::Range(1, 50));
+    clicks->add_option("--prior-radius", params->prior_radius, "Probable-object disc around positive clicks, fraction of the diagonal")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+    clicks->add_option("--colour-weight", params->colour_weight, "Geodesic cost per unit of colour difference (negative clicks)")->capture_default_str()->check(CLI::Range(0.0, 100.0));
     clicks->add_option("--json", *out, "Write the JSON here instead of stdout");
-    clicks->callback([=] { json_emit(bench_clicks(*root, *max_clicks, *target, *side), *out); });
+    clicks->callback([=] { json_emit(bench_clicks(*root, *max_clicks, *target, *params), *out); });
   }
 }
 

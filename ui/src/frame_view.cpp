@@ -1,7 +1,11 @@
 // Frame canvas: zoom, pan, brush cursor, stroke / polygon / click input in image coordinates.
 #include "corrtrack/ui/frame_view.h"
 
+#include "corrtrack/drawing.h"
+
+#include <QFontMetricsF>
 #include <QKeyEvent>
+#include <QLinearGradient>
 #include <QMouseEvent>
 #include <QPainter>
 #include <QPainterPath>
@@ -44,7 +48,8 @@ void FrameView::paintEvent(QPaintEvent*) {
   QPainter painter(this);
   if (m_image.isNull()) {
     painter.setPen(QColor(180, 180, 190));
-    painter.drawText(rect(), Qt::AlignCenter, tr("Open a video or frame folder (File ▸ Open, or drop it here)"));
+    painter.drawText(rect().adjusted(12, 0, -12, 0), Qt::AlignCenter | Qt::TextWordWrap,
+                     m_placeholder.isEmpty() ? tr("Open a video or frame folder (File ▸ Open, or drop it here)") : m_placeholder);
     return;
   }
   painter.setRenderHint(QPainter::SmoothPixmapTransform, m_zoom < 1.0);
@@ -58,14 +63,54 @@ void FrameView::paintEvent(QPaintEvent*) {
     path.lineTo(toWidget(toImage(m_cursor)));
     painter.drawPath(path);
   }
-  // Best matches of the similarity view.
+  // Best matches of the similarity view: crosses, then their numbers where they overlap nothing.
   painter.setPen(QPen(QColor(255, 255, 255), 2));
+  std::vector<QRectF> taken;
   for (size_t i = 0; i < m_markers.size(); ++i) {
     const QPointF c = toWidget(m_markers[i]);
     const double r = i == 0 ? 9 : 6;
     painter.drawLine(c - QPointF(r, 0), c + QPointF(r, 0));
     painter.drawLine(c - QPointF(0, r), c + QPointF(0, r));
-    painter.drawText(c + QPointF(r + 2, -r), QString::number(i + 1));
+    taken.emplace_back(c - QPointF(r, r), c + QPointF(r, r));
+  }
+  m_labels.clear();
+  const QFontMetricsF fm(painter.font());
+  for (size_t i = 0; i < m_markers.size(); ++i) {
+    const QPointF c = toWidget(m_markers[i]);
+    const double r = i == 0 ? 9 : 6;
+    const QSizeF size(fm.horizontalAdvance(QString::number(i + 1)) + 2, fm.height());
+    // Candidates: right, left, above, below, then further out on the right and left.
+    const QPointF corners[] = {c + QPointF(r + 2, -size.height() / 2), c + QPointF(-r - 2 - size.width(), -size.height() / 2),
+                               c + QPointF(-size.width() / 2, -r - 2 - size.height()), c + QPointF(-size.width() / 2, r + 2),
+                               c + QPointF(r + 2, -r - size.height()), c + QPointF(-r - 2 - size.width(), r)};
+    QRectF chosen(corners[0], size);
+    for (const QPointF& at : corners) {
+      const QRectF box(at, size);
+      bool free = true;
+      for (size_t j = 0; j < taken.size() && free; ++j) free = !box.intersects(taken[j]) || j == i;
+      if (free) {
+        chosen = box;
+        break;
+      }
+    }
+    taken.push_back(chosen);
+    m_labels.push_back(chosen);
+    painter.drawText(chosen, Qt::AlignCenter, QString::number(i + 1));
+  }
+  // Colour bar of the similarity view.
+  if (colourBarShown()) {
+    const QRectF bar(width() - 26, 24, 12, std::max(60.0, height() * 0.4));
+    QLinearGradient g(bar.bottomLeft(), bar.topLeft());
+    for (int i = 0; i <= 10; ++i) {
+      const Rgb col = colormap_viridis(i / 10.0);
+      g.setColorAt(i / 10.0, QColor(col.r, col.g, col.b));
+    }
+    painter.fillRect(bar, g);
+    painter.setPen(QPen(QColor(230, 230, 230), 1));
+    painter.drawRect(bar);
+    const QString hi = QString::number(m_barHi, 'f', 2), lo = QString::number(m_barLo, 'f', 2);
+    painter.drawText(QRectF(bar.left() - 64, bar.top() - 2, 60, 16), Qt::AlignRight | Qt::AlignVCenter, hi);
+    painter.drawText(QRectF(bar.left() - 64, bar.bottom() - 14, 60, 16), Qt::AlignRight | Qt::AlignVCenter, lo);
   }
   // Click tool points.
   for (const auto& [p, positive] : m_clicks) {

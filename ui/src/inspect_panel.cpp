@@ -22,6 +22,7 @@ InspectPanel::InspectPanel(QWidget* parent) : QWidget(parent) {
   v->addWidget(help);
   m_view = new FrameView(this);
   m_view->setTool(Tool::Inspect);
+  m_view->setPlaceholder(tr("Inspect a pixel (Inspect tool, I) to see its feature similarity on this other frame."));
   m_view->setMinimumSize(320, 200);
   v->addWidget(m_view, 1);
   connect(m_other, &QSpinBox::valueChanged, this, [this](int k) { Q_EMIT otherFrameChosen(k); });

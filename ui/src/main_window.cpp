@@ -31,6 +31,7 @@
 #include <QVBoxLayout>
 
 #include <algorithm>
+#include <cmath>
 
 namespace corrtrack::ui {
 
@@ -548,8 +549,19 @@ void MainWindow::refresh() {
       shown = overlay_render(frame, m_session.mask(m_current), m_tools->overlayMode(), m_tools->opacity());
     }
     m_view->setImage(toQImage(shown));
-    const Image& other = m_session.frame(m_other);
-    m_inspect->otherView().setImage(toQImage(m_simOther.defined() ? heat_overlay(other, m_simOther) : other));
+    auto bar = [](FrameView& v, const torch::Tensor& map) {
+      if (map.defined()) v.setColourBar(map.min().item<double>(), map.max().item<double>()); else v.setColourBar(1, 0);
+    };
+    bar(*m_view, m_viewMode == ViewMode::Similarity ? m_simCurrent : torch::Tensor());
+    // The Inspect dock shows the other frame only while inspecting.
+    FrameView& otherView = m_inspect->otherView();
+    if (m_viewMode == ViewMode::Masks) {
+      otherView.setImage(QImage());
+    } else {
+      const Image& other = m_session.frame(m_other);
+      otherView.setImage(toQImage(m_simOther.defined() ? heat_overlay(other, m_simOther) : other));
+    }
+    bar(otherView, m_viewMode == ViewMode::Similarity ? m_simOther : torch::Tensor());
   });
   m_frameLabel->setText(tr("frame %1 / %2%3").arg(m_current).arg(m_session.frameCount() - 1).arg(m_session.isAnchor(m_current) ? tr(" (anchor)") : QString()));
   refreshTimeline();
@@ -571,7 +583,8 @@ void MainWindow::segmentClick(QPointF p, bool positive) {
     m_clickObject = m_object;
     m_clickBase = m_session.mask(m_current);
   }
-  m_clicks.push_back(Click{p.x(), p.y(), positive});
+  // A click names a pixel: its centre (so the same pixel gives the same mask at any zoom).
+  m_clicks.push_back(Click{std::floor(p.x()) + 0.5, std::floor(p.y()) + 0.5, positive});
   QApplication::setOverrideCursor(Qt::WaitCursor);
   const bool ok = attempt([&] {
     const Image region = click_segment(m_session.frame(m_current), m_clicks);

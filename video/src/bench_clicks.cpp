@@ -33,7 +33,7 @@ std::string first_file(const fs::path& dir) {
 
 }  // namespace
 
-nlohmann::json bench_clicks(const std::string& davis_root, int max_clicks, double target, int work_side) {
+nlohmann::json bench_clicks(const std::string& davis_root, int max_clicks, double target, const ClickSegmentParams& params) {
   if (max_clicks < 1) throw Error("--max-clicks must be at least 1");
   const fs::path root = davis_root;
   if (!fs::is_directory(root / "JPEGImages") || !fs::is_directory(root / "Annotations")) {
@@ -45,8 +45,6 @@ nlohmann::json bench_clicks(const std::string& davis_root, int max_clicks, doubl
   }
   std::sort(seqs.begin(), seqs.end());
   if (seqs.empty()) throw Error("'" + davis_root + "' holds no sequence with both frames and annotations");
-  ClickSegmentParams params;
-  params.work_side = work_side;
   nlohmann::json per = nlohmann::json::array();
   std::vector<double> sum_iou(size_t(max_clicks), 0.0);
   double sum_noc = 0, sum_ms = 0;
@@ -83,7 +81,8 @@ nlohmann::json bench_clicks(const std::string& davis_root, int max_clicks, doubl
   for (double v : sum_iou) mean_iou.push_back(v / double(seqs.size()));
   int reached = 0;
   for (const auto& p : per) reached += p["reached"].get<bool>() ? 1 : 0;
-  return {{"benchmark", "clicks"}, {"root", davis_root}, {"method", "grabcut"}, {"work_side", work_side},
+  return {{"benchmark", "clicks"}, {"root", davis_root}, {"method", "grabcut"}, {"work_side", params.work_side}, {"iterations", params.iterations},
+          {"prior_radius", params.prior_radius}, {"colour_weight", params.colour_weight},
           {"max_clicks", max_clicks}, {"target_iou", target}, {"sequences", per},
           {"mean_iou_per_click", mean_iou}, {"mean_noc", sum_noc / double(seqs.size())}, {"reached", reached},
           {"ms_per_click", clicks_made ? sum_ms / double(clicks_made) : 0.0}};

@@ -16,6 +16,7 @@ nlohmann::json bench_decode(const std::string& path, bool compare_ffmpeg);
 // `max_clicks`; per sequence the IoU after each click, the clicks' signs, the clicks needed to
 // reach IoU `target` ("noc", max_clicks + 1 when never) and ms per click; the means over the
 // sequences. Throws Error naming the root when it holds no sequence.
-nlohmann::json bench_clicks(const std::string& davis_root, int max_clicks, double target, int work_side);
+struct ClickSegmentParams;
+nlohmann::json bench_clicks(const std::string& davis_root, int max_clicks, double target, const ClickSegmentParams& params);
 
 }  // namespace corrtrack

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <QImage>
+#include <QRectF>
+#include <QString>
 #include <QPointF>
 #include <QWidget>
 
@@ -18,6 +20,7 @@ class FrameView : public QWidget {
  public:
   explicit FrameView(QWidget* parent = nullptr);
   void setImage(const QImage& image);   // keeps zoom and pan when the size does not change
+  bool hasImage() const { return !m_image.isNull(); }
   void setTool(Tool tool) { m_tool = tool; m_polygon.clear(); update(); }
   Tool tool() const { return m_tool; }
   void setBrushRadius(double r) { m_radius = r; update(); }
@@ -25,6 +28,15 @@ class FrameView : public QWidget {
   void setMarkers(std::vector<QPointF> points) { m_markers = std::move(points); update(); }
   // The click tool's points (green: positive, red: negative), image coordinates.
   void setClickMarkers(std::vector<std::pair<QPointF, bool>> points) { m_clicks = std::move(points); update(); }
+  // A vertical colour bar (viridis, as heat_overlay colours) at the right edge labelled with the
+  // values at its ends; lo > hi hides it.
+  void setColourBar(double lo, double hi) { m_barLo = lo; m_barHi = hi; update(); }
+  bool colourBarShown() const { return m_barLo <= m_barHi; }
+  // The text shown while there is no image.
+  void setPlaceholder(const QString& text) { m_placeholder = text; update(); }
+  // Where each marker's number is drawn (widget coordinates), after the last paint: labels are
+  // placed beside their marker where they overlap no other label or marker.
+  const std::vector<QRectF>& markerLabels() const { return m_labels; }
   void fitToWindow();
   double zoom() const { return m_zoom; }
   // Image coordinates of a widget position, and back.
@@ -59,6 +71,9 @@ class FrameView : public QWidget {
   QPointF m_panStart, m_offsetStart, m_cursor;
   std::vector<QPointF> m_stroke, m_polygon, m_markers;
   std::vector<std::pair<QPointF, bool>> m_clicks;
+  std::vector<QRectF> m_labels;
+  double m_barLo = 1, m_barHi = 0;
+  QString m_placeholder;
 };
 
 }  // namespace corrtrack::ui
