@@ -180,12 +180,20 @@ void overlay_video_check(const std::string& path) {
 
 void run_propagate(PropagateArgs& a) {
   if (a.out.empty()) throw Error("--out DIR is required");
+  auto folder = [](std::string p) {
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    return std::filesystem::weakly_canonical(p);
+  };
+  if (!a.soft.empty() && folder(a.soft) == folder(a.out)) {
+    throw Error("--soft '" + a.soft + "' must be another folder than --out");
+  }
   overlay_video_check(a.overlay);
   const OverlayMode mode = overlay_mode(a.overlay_mode);
   auto feats = make_features(a);
   if (!a.davis.empty()) {
     if (!a.video.empty() || !a.frames.empty() || !a.mask.empty()) throw Error("--davis cannot be combined with --video/--frames/--mask");
     if (!a.coco.empty()) throw Error("--coco writes one video's masks; it cannot be combined with --davis");
+    if (!a.soft.empty()) throw Error("--soft writes one video's masks; it cannot be combined with --davis");
     const auto seqs = a.sequences.empty() ? davis_sequences(a.davis) : split_list(a.sequences);
     // Every sequence is opened and its first annotation read before any is propagated, so a bad
     // name or a missing annotation fails before results are written.
@@ -212,7 +220,7 @@ void run_propagate(PropagateArgs& a) {
   if (a.video.empty() == a.frames.empty()) throw Error("give exactly one of --video FILE, --frames DIR or --davis ROOT");
   auto src = frame_source_open(a.video.empty() ? a.frames : a.video, source_options(a));
   auto anchors = collect_anchors(a, *src);
-  const auto r = propagate_to_files(*src, anchors, *feats, a.cfg, PropagationOutput{a.out, a.overlay, a.overlay_frames, mode, a.coco});
+  const auto r = propagate_to_files(*src, anchors, *feats, a.cfg, PropagationOutput{a.out, a.overlay, a.overlay_frames, mode, a.coco, a.soft});
   log_get("app")->info("{} masks in {:.1f} s ({:.2f} fps) written to {}{}", r.frames, r.seconds, r.frames / r.seconds,
                        a.out, a.overlay.empty() ? "" : ", overlay video " + a.overlay);
 }
@@ -251,6 +259,7 @@ void register_tracking_commands(CLI::App& app) {
     c->add_option("--overlay", a->overlay, "Also write an overlay video (.mp4, .mkv, .avi)");
     c->add_option("--overlay-frames", a->overlay_frames, "Also write overlay frames as PNGs into this folder");
     c->add_option("--coco", a->coco, "Also write the masks as a COCO data set (JSON: an image per frame, a category per object, RLE annotations)");
+    c->add_option("--soft", a->soft, "Also write soft masks: DIR/object_<id>/<frame>.png, 8-bit probability of the object (255 = certain)");
     c->add_option("--overlay-mode", a->overlay_mode, "blend | contour | fade | mask")->capture_default_str();
     add_engine_options(c, *a);
     c->callback([a] { run_propagate(*a); });

@@ -15,7 +15,7 @@
 namespace corrtrack::cli {
 
 struct PropagateArgs {
-  std::string video, frames, mask, davis, out, overlay, overlay_frames, overlay_mode = "blend", json, coco;
+  std::string video, frames, mask, davis, out, overlay, overlay_frames, overlay_mode = "blend", json, coco, soft;
   std::string sequences, size, protocol, mode = "crw", device = "auto", feedback = "auto";
   std::string long_term = "0,5", short_term = "1,3,5";
   ModelSpec model;

@@ -116,6 +116,7 @@ expect_error memory-without-first-reference "long-term 0" -- propagate --video "
 expect_error crw-topk-zero "top-k" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --topk 0 --out "$TMP/out"
 expect_error bench-objects-zero "--objects" -- bench propagate --video "$VIDEO" --features pixels --objects 0
 expect_error bench-objects-with-mask "--objects" -- bench propagate --video "$VIDEO" --mask "$MASK" --features pixels --objects 5
+expect_error soft-is-out "--soft" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --out "$TMP/out" --soft "$TMP/out/"
 expect_error bench-clicks-not-davis "$TMP/afile" -- bench clicks --davis "$TMP/afile"
 expect_error bench-clicks-zero "--max-clicks" -- bench clicks --davis "$TMP" --max-clicks 0
 # Inspection and plots.

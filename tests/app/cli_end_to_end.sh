@@ -26,8 +26,38 @@ check "no staging folders left" test -z "$(find "$TMP" -maxdepth 1 -name '.*part
 # --coco: a COCO data set of the 40 masks; every annotation's runs cover the frame and its area
 # is the sum of its object runs.
 "$BIN" -q propagate --video "$SRC/assets/sample/city.mp4" --mask "$SRC/assets/sample/city_00000.png" --features pixels --context 4 \
-  --out "$TMP/coco-masks" --coco "$TMP/coco.json"
-check "propagate --coco exits 0" test $? -eq 0
+  --out "$TMP/coco-masks" --coco "$TMP/coco.json" --soft "$TMP/soft"
+check "propagate --coco --soft exits 0" test $? -eq 0
+check "--soft: 40 gray 640x360 PNGs per object, frame 0 exactly 0/255" python3 - "$TMP/soft" <<'PY'
+import os, struct, sys, zlib
+root = sys.argv[1]
+assert sorted(os.listdir(root)) == ["object_1", "object_2"], os.listdir(root)
+for obj in ("object_1", "object_2"):
+    names = sorted(os.listdir(os.path.join(root, obj)))
+    assert len(names) == 40 and names[0] == "00000.png", (obj, len(names))
+    for n in (names[0], names[20]):
+        d = open(os.path.join(root, obj, n), "rb").read()
+        w, h, depth, colour = struct.unpack(">IIBB", d[16:26])
+        assert (w, h, depth, colour) == (640, 360, 8, 0), (obj, n, w, h, depth, colour)
+    # Frame 0 is the anchor: its probabilities are 0 or 255 only (decode the IDAT rows, filter bytes skipped).
+    d = open(os.path.join(root, obj, names[0]), "rb").read()
+    pos, idat = 8, b""
+    while pos < len(d):
+        ln, kind = struct.unpack(">I4s", d[pos:pos + 8])
+        if kind == b"IDAT": idat += d[pos + 8:pos + 8 + ln]
+        pos += 12 + ln
+    raw, prev, values = zlib.decompress(idat), bytearray(640), set()
+    for r in range(360):   # undo the PNG row filters (None, Sub, Up, Average, Paeth), 1 byte per pixel
+        f, row = raw[r * 641], bytearray(raw[r * 641 + 1:(r + 1) * 641])
+        for x in range(640):
+            a, b, c = (row[x - 1] if x else 0), prev[x], (prev[x - 1] if x else 0)
+            p = a + b - c
+            pr = a if abs(p - a) <= abs(p - b) and abs(p - a) <= abs(p - c) else (b if abs(p - b) <= abs(p - c) else c)
+            row[x] = (row[x] + (0, a, b, (a + b) // 2, pr)[f]) & 255
+        values.update(row)
+        prev = row
+    assert values <= {0, 255} and 255 in values, (obj, sorted(values)[:10])
+PY
 check "the COCO file holds 40 images, both objects, consistent RLE" python3 - "$TMP/coco.json" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))

@@ -127,6 +127,46 @@ TEST(Propagation, FollowsTwoMovingObjects) {
   }
 }
 
+// Soft masks agree with the hard ones: each pixel's probabilities (background = 255 - the
+// objects') have their maximum at the hard mask's label, up to rounding ties; they sum to 255
+// within rounding; anchors are exactly 0/255. Setting the sink leaves the hard masks unchanged.
+TEST(Propagation, SoftMasksAgreeWithTheHardOnes) {
+  SquaresSource src(8, 160, 128, 2);
+  auto feats = feature_extractor_create("pixels");
+  const auto plain = propagate_all(src, *feats, PropagationConfig{});
+  LabelPropagator prop(*feats, PropagationConfig{});
+  std::map<int64_t, std::vector<Image>> soft;
+  std::map<int64_t, Image> hard;
+  prop.set_soft_sink([&](int64_t k, const std::vector<Image>& objects) { soft[k] = objects; });
+  prop.run(src, {Anchor{0, src.truth(0)}}, [&](int64_t k, const Image& m, const Image&) {
+    hard[k] = m;
+    EXPECT_EQ(soft.count(k), 1u) << "the soft masks of frame " << k << " come before its mask";
+  });
+  ASSERT_EQ(soft.size(), 8u);
+  for (const auto& [k, m] : hard) EXPECT_TRUE(m == plain.at(k)) << "frame " << k;
+  const Image truth0 = src.truth(0);
+  for (size_t i = 0; i < truth0.data.size(); ++i) {
+    for (int l = 1; l <= 2; ++l) ASSERT_EQ(soft[0][size_t(l - 1)].data[i], truth0.data[i] == l ? 255 : 0);
+  }
+  int64_t disagree = 0, partial = 0, pixels = 0;
+  for (int64_t k = 1; k < 8; ++k) {
+    ASSERT_EQ(soft[k].size(), 2u);
+    for (size_t i = 0; i < hard[k].data.size(); ++i) {
+      const int p1 = soft[k][0].data[i], p2 = soft[k][1].data[i], bg = 255 - p1 - p2;
+      ASSERT_GE(bg, -2) << "objects' probabilities sum above 1 at frame " << k;
+      const int best = std::max({bg, p1, p2});
+      const int label = hard[k].data[i];
+      const int mine = label == 0 ? bg : label == 1 ? p1 : p2;
+      disagree += mine < best - 1 ? 1 : 0;   // one step of rounding either way
+      partial += (p1 > 0 && p1 < 255) ? 1 : 0;
+      ++pixels;
+    }
+  }
+  EXPECT_EQ(disagree, 0);
+  EXPECT_GT(partial, 0) << "propagated frames have soft edges";
+  EXPECT_LT(partial, pixels / 2);
+}
+
 // Property: MAST memory mode tracks both objects over 24 frames although they jump 148 px at
 // frame 16: the 40 px objects land beyond the short-term windows (radius 12 cells = 96 px), but
 // the anchor is then more than roi_gap = 15 frames away and its ROI search (dilation 2, reach

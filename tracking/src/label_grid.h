@@ -56,6 +56,20 @@ struct LabelGrid {
     return m;
   }
 
+  // Soft labels [L, h, w] -> objects 1..L-1 as 8-bit probability images at frame size.
+  std::vector<Image> probabilities_from_labels(const torch::Tensor& labels) const {
+    auto up = resize(labels.unsqueeze(0), h * stride, w * stride).narrow(2, 0, Hs).narrow(3, 0, Ws);
+    if (Hs != H || Ws != W) up = resize(up, H, W);
+    auto bytes = (up.squeeze(0) * 255.0f).round().clamp(0, 255).to(torch::kUInt8).to(torch::kCPU).contiguous();
+    std::vector<Image> out;
+    for (int64_t l = 1; l < bytes.size(0); ++l) {
+      Image m(static_cast<int>(W), static_cast<int>(H), 1);
+      std::memcpy(m.data.data(), bytes[l].data_ptr<uint8_t>(), m.data.size());
+      out.push_back(std::move(m));
+    }
+    return out;
+  }
+
   static torch::Tensor resize(const torch::Tensor& x, int64_t oh, int64_t ow) {
     return F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{oh, ow}).mode(torch::kBilinear).align_corners(false));
   }

@@ -153,8 +153,8 @@ std::vector<int64_t> frame_steps(int64_t from, int64_t stop, int step) {
 class PropagationRun {
  public:
   PropagationRun(FeatureExtractor& features, const PropagationConfig& config, FrameSource& source, const MaskSink& sink,
-                 const ProgressCallback& progress, const CancelCallback& cancel)
-      : m_features(features), m_config(config), m_source(source), m_sink(sink), m_cancel(cancel),
+                 const SoftSink& soft, const ProgressCallback& progress, const CancelCallback& cancel)
+      : m_features(features), m_config(config), m_source(source), m_sink(sink), m_soft(soft), m_cancel(cancel),
         m_meter(source.size(), "frames", progress), m_memory(propagation_memory_create(config, &m_result.stages)),
         m_feedback(label_feedback_effective(config)) {}
 
@@ -178,16 +178,31 @@ class PropagationRun {
       auto q = features_of(frame);
       auto labels = m_memory->predict(q);
       Image mask;
+      std::vector<Image> soft;
       {
         StageScope s(&m_result.stages, "labels");
         mask = m_grid.mask_from_labels(labels);
+        if (m_soft) soft = m_grid.probabilities_from_labels(labels);
       }
+      if (m_soft) m_soft(t, soft);
       emit(t, mask, frame);
       m_memory->remember(q, m_feedback == LabelFeedback::Hard ? one_hot_argmax(labels) : labels);
     }
   }
 
-  void emit_anchor(const Anchor& a, const Image& frame) { emit(a.frame, without_void(a.mask), frame); }
+  void emit_anchor(const Anchor& a, const Image& frame) {
+    const Image mask = without_void(a.mask);
+    if (m_soft) {
+      std::vector<Image> soft;
+      for (int64_t l = 1; l < m_labels; ++l) {
+        Image m(mask.width, mask.height, 1, 0);
+        for (size_t i = 0; i < m.data.size(); ++i) m.data[i] = mask.data[i] == l ? 255 : 0;
+        soft.push_back(std::move(m));
+      }
+      m_soft(a.frame, soft);
+    }
+    emit(a.frame, mask, frame);
+  }
 
   Image read(int64_t k) {
     StageScope s(&m_result.stages, "decode");
@@ -218,6 +233,7 @@ class PropagationRun {
   const PropagationConfig& m_config;
   FrameSource& m_source;
   const MaskSink& m_sink;
+  const SoftSink& m_soft;
   const CancelCallback& m_cancel;
   PropagationResult m_result;
   ProgressMeter m_meter;
@@ -241,7 +257,7 @@ PropagationResult LabelPropagator::run(FrameSource& source, std::vector<Anchor> 
   const int64_t L = detail::anchors_check(anchors, source);
   const Image first = source.frame(anchors.front().frame);
   detail::anchor_sizes_check(anchors, first);
-  detail::PropagationRun run(m_features, m_config, source, sink, progress, cancel);
+  detail::PropagationRun run(m_features, m_config, source, sink, m_soft, progress, cancel);
   run.start(first, L);
   // Backward from the first anchor to frame 0, then forward from each anchor to the next.
   run.segment(anchors.front(), first, detail::frame_steps(anchors.front().frame - 1, -1, -1));

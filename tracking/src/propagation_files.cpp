@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <filesystem>
 #include <map>
 
 namespace corrtrack {
@@ -68,11 +69,23 @@ PropagationResult propagate_to_files(FrameSource& src, const std::vector<Anchor>
     if (staged_overlays) image_write_png(staged_overlays->path() + "/" + src.frame_name(k) + ".png", overlay_render(rgb, mask, out.overlay_mode));
     if (writer) writer->add(k, overlay_render(rgb, mask, out.overlay_mode));
   };
+  std::unique_ptr<StagedFolder> staged_soft;
+  if (!out.soft_dir.empty()) {
+    staged_soft = std::make_unique<StagedFolder>(out.soft_dir);
+    engine.set_soft_sink([&](int64_t k, const std::vector<Image>& objects) {
+      for (size_t i = 0; i < objects.size(); ++i) {
+        const std::string dir = staged_soft->path() + "/object_" + std::to_string(i + 1);
+        std::filesystem::create_directories(dir);
+        image_write_png(dir + "/" + src.frame_name(k) + ".png", objects[i]);
+      }
+    });
+  }
   PropagationResult r = engine.run(src, anchors, sink);
   if (writer) writer->close();
   if (!out.coco_json.empty()) coco_write(out.coco_json, src, anchors, coco_frames);
   staged.commit();
   if (staged_overlays) staged_overlays->commit();
+  if (staged_soft) staged_soft->commit();
   return r;
 }
 

@@ -725,14 +725,30 @@ void MainWindow::updateSimilarity() {
 // Export
 // ---------------------------------------------------------------------------------------------
 
+// The export dialogs start where the same kind of export last went (QSettings "export/<kind>").
+QString MainWindow::askExportFolder(const QString& kind, const QString& title) {
+  QSettings settings = studioSettings();
+  const QString d = QFileDialog::getExistingDirectory(this, title, settings.value("export/" + kind).toString());
+  if (!d.isEmpty()) settings.setValue("export/" + kind, d);
+  return d;
+}
+
+QString MainWindow::askExportFile(const QString& kind, const QString& title, const QString& name, const QString& filter) {
+  QSettings settings = studioSettings();
+  const QString last = settings.value("export/" + kind).toString();
+  const QString f = QFileDialog::getSaveFileName(this, title, last.isEmpty() ? name : QFileInfo(last).dir().filePath(name), filter);
+  if (!f.isEmpty()) settings.setValue("export/" + kind, f);
+  return f;
+}
+
 void MainWindow::exportPngs() {
-  const QString d = QFileDialog::getExistingDirectory(this, tr("Folder for palette PNGs"));
+  const QString d = askExportFolder("palette", tr("Folder for palette PNGs"));
   if (d.isEmpty()) return;
   if (attempt([&] { m_session.exportPalettePngs(d); })) showMessage(tr("Wrote %1 palette PNGs to %2").arg(m_session.frameCount()).arg(d));
 }
 
 void MainWindow::exportBinary() {
-  const QString d = QFileDialog::getExistingDirectory(this, tr("Folder for binary masks"));
+  const QString d = askExportFolder("binary", tr("Folder for binary masks"));
   if (d.isEmpty()) return;
   if (attempt([&] { m_session.exportBinaryMasks(d); })) {
     showMessage(tr("Wrote binary masks of %1 objects to %2").arg(m_session.objects().size()).arg(d));
@@ -740,13 +756,13 @@ void MainWindow::exportBinary() {
 }
 
 void MainWindow::exportCoco() {
-  const QString f = QFileDialog::getSaveFileName(this, tr("COCO data set"), "masks.json", tr("JSON (*.json)"));
+  const QString f = askExportFile("coco", tr("COCO data set"), "masks.json", tr("JSON (*.json)"));
   if (f.isEmpty()) return;
   if (attempt([&] { m_session.exportCoco(f); })) showMessage(tr("Wrote %1 frames as COCO to %2").arg(m_session.frameCount()).arg(f));
 }
 
 void MainWindow::exportVideo() {
-  const QString f = QFileDialog::getSaveFileName(this, tr("Overlay video"), "overlay.mp4", tr("Video (*.mp4 *.mkv *.avi)"));
+  const QString f = askExportFile("video", tr("Overlay video"), "overlay.mp4", tr("Video (*.mp4 *.mkv *.avi)"));
   if (f.isEmpty()) return;
   if (attempt([&] { m_session.exportOverlayVideo(f, m_tools->overlayMode(), m_tools->opacity()); })) showMessage(tr("Wrote %1").arg(f));
 }

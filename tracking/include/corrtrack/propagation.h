@@ -73,6 +73,13 @@ struct Anchor {
 // (frames arrive segment by segment: backward before the first anchor, then forward).
 using MaskSink = std::function<void(int64_t frame, const Image& mask, const Image& rgb)>;
 
+// Optionally receives, just before a frame's mask, each object's probability at every pixel of
+// the frame: objects[i] (object i + 1) is an 8-bit image, round(255 × p). p is the soft label the
+// mask's argmax is taken from (bilinearly brought to frame size; the background's share is the
+// rest, so the values of a pixel sum to at most 255 + rounding). Anchors give 255 inside the
+// object and 0 elsewhere.
+using SoftSink = std::function<void(int64_t frame, const std::vector<Image>& objects)>;
+
 struct PropagationResult {
   int64_t frames = 0;          // masks delivered (anchors included)
   bool cancelled = false;
@@ -90,10 +97,13 @@ class LabelPropagator {
   PropagationResult run(FrameSource& source, std::vector<Anchor> anchors, const MaskSink& sink,
                         const ProgressCallback& progress = nullptr, const CancelCallback& cancel = nullptr);
   const PropagationConfig& config() const { return m_config; }
+  // Soft masks of the next runs (none when empty): costs one more resize of the labels per frame.
+  void set_soft_sink(SoftSink sink) { m_soft = std::move(sink); }
 
  private:
   FeatureExtractor& m_features;
   PropagationConfig m_config;
+  SoftSink m_soft;
 };
 
 // The affinity step on its own, for tests and benchmarks: for each query pixel of `query`

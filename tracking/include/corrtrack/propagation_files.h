@@ -17,6 +17,7 @@ struct PropagationOutput {
   std::string overlay_frames;                   // optional: folder of overlay PNGs
   OverlayMode overlay_mode = OverlayMode::Blend;
   std::string coco_json;                        // optional: every frame's objects as a COCO data set with RLE masks
+  std::string soft_dir;                         // optional: soft masks, DIR/object_<id>/<frame>.png (8-bit probability)
 };
 
 // Runs the engine over `source` and writes what `out` asks for; returns the engine's result.
