@@ -13,7 +13,11 @@
 #include <QThread>
 #include <QTimer>
 
+#include <algorithm>
 #include <cstdio>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -32,6 +36,40 @@ int fail(const QString& message) {
   std::fprintf(stderr, "corrtrack-studio: error: %s\n", message.toLocal8Bit().constData());
   return 1;
 }
+
+// Steps n frames forward, then n back, each step drawn (the window's refresh included); JSON.
+int benchSteps(corrtrack::ui::MainWindow& w, int n) {
+  if (!w.session().isOpen()) return fail("--bench-steps needs a video");
+  w.show();
+  QCoreApplication::processEvents();
+  auto run = [&](int dir) {
+    std::vector<double> ms;
+    for (int i = 0; i < n; ++i) {
+      const int64_t next = w.currentFrame() + dir;
+      if (next < 0 || next >= w.session().frameCount()) break;
+      QElapsedTimer t;
+      t.start();
+      w.setCurrentFrame(next);
+      QCoreApplication::processEvents();
+      ms.push_back(double(t.nsecsElapsed()) / 1e6);
+    }
+    std::sort(ms.begin(), ms.end());
+    double sum = 0;
+    for (double v : ms) sum += v;
+    return nlohmann::json{{"steps", ms.size()}, {"mean_ms", ms.empty() ? 0.0 : sum / double(ms.size())},
+                          {"median_ms", ms.empty() ? 0.0 : ms[ms.size() / 2]}, {"max_ms", ms.empty() ? 0.0 : ms.back()}};
+  };
+  const auto forward = run(1);
+  const auto backward = run(-1);
+  const auto& s = w.session();
+  nlohmann::json j = {{"video", s.path().toStdString()}, {"frames", s.frameCount()}, {"width", s.width()}, {"height", s.height()},
+                      {"step_forward", forward}, {"step_backward", backward}, {"masks", s.maskCount()},
+                      {"mask_bytes", s.maskBytes()}, {"raw_mask_bytes", int64_t(s.maskCount()) * s.width() * s.height()},
+                      {"peak_rss_mb", double(corrtrack::peak_rss_bytes()) / (1 << 20)}};
+  std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
 
 }  // namespace
 
@@ -60,10 +98,12 @@ int main(int argc, char** argv) {
   const QCommandLineOption other("other", "The other frame of the similarity view", "k");
   const QCommandLineOption view("view", "masks | similarity | pca", "mode", "masks");
   const QCommandLineOption size("size", "Window size WxH", "wxh", "1400x860");
-  for (const auto& o : {mask, workspace, noAutosave, checkpoint, features, screenshot, propagateN, frame, show, inspect, other, view, size}) p.addOption(o);
+  const QCommandLineOption bench("bench-steps", "After the other options: step N frames forward from --show/--frame, then N back, "
+                                 "and print JSON (latency per step, masks' memory, peak RSS)", "n");
+  for (const auto& o : {mask, workspace, noAutosave, checkpoint, features, screenshot, propagateN, frame, show, bench, inspect, other, view, size}) p.addOption(o);
   p.process(app);
 
-  const bool shot = p.isSet(screenshot);
+  const bool shot = p.isSet(screenshot) || p.isSet(bench);
   // An offscreen render neither restores the last layout nor writes a workspace: the same
   // arguments give the same picture, and rendering leaves no files behind.
   corrtrack::ui::MainWindow w(nullptr, !shot);
@@ -106,6 +146,7 @@ int main(int argc, char** argv) {
     w.inspectAt(QPointF(xy[0].toDouble(), xy[1].toDouble()));
     waitUntil([&] { return w.similarityCurrent().defined(); }, 600);
   }
+  if (p.isSet(bench)) return benchSteps(w, p.value(bench).toInt());
   if (shot) {
     w.show();
     QCoreApplication::processEvents();

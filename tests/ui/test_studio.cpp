@@ -480,6 +480,11 @@ class StudioTest : public QObject {
     QCoreApplication::processEvents();
     const int objects = mask_num_objects(w.session().mask(0));
     QVERIFY(objects >= 1);
+    // Masks are held run-length encoded: ten frames' masks and the history take far less than
+    // ten raw masks (640×360 bytes each).
+    const size_t raw = size_t(10) * 640 * 360;
+    QVERIFY2(w.session().maskBytes() < raw / 10, qPrintable(QString("%1 bytes").arg(w.session().maskBytes())));
+    std::printf("masks of 10 frames: %zu bytes held (raw: %zu)\n", w.session().maskBytes(), raw);
     for (int k = 1; k < 10; ++k) {
       QVERIFY2(w.session().hasMask(k), qPrintable(QString("frame %1 has no mask").arg(k)));
       QCOMPARE(mask_num_objects(w.session().mask(k)), objects);

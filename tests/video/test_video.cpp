@@ -3,6 +3,8 @@
 
 #include "corrtrack/core.h"
 #include "corrtrack/mask_export.h"
+#include "corrtrack/mask_rle.h"
+#include "corrtrack/read_ahead.h"
 
 #include <fstream>
 #include <random>
@@ -248,4 +250,75 @@ TEST(VideoSource, SequentialReadingResumesAfterCounting) {
   EXPECT_EQ(src->size(), 12);  // builds the index by decoding everything
   ASSERT_TRUE(src->next(img));
   EXPECT_EQ(corrtrack::test::image_hash(img), hashes[5]);
+}
+
+// Run-length masks (how the Studio keeps masks): exact round trips — random noise (many runs),
+// an empty mask (one run) and two boxes at 1920×1080 (a few kilobytes instead of 2 MB).
+TEST(MaskRle, RoundTripsAndIsSmallForObjects) {
+  std::mt19937 rng(3);
+  Image noise(37, 23, 1);
+  for (auto& v : noise.data) v = uint8_t(rng() % 4);
+  EXPECT_TRUE(MaskRle(noise).decode() == noise);
+  const Image empty(64, 48, 1, 0);
+  const MaskRle packed_empty(empty);
+  EXPECT_EQ(packed_empty.runs(), 1u);
+  EXPECT_TRUE(packed_empty.decode() == empty);
+  Image boxes(1920, 1080, 1, 0);
+  for (int y = 100; y < 600; ++y)
+    for (int x = 200; x < 900; ++x) *boxes.px(x, y) = 1;
+  for (int y = 500; y < 1000; ++y)
+    for (int x = 1000; x < 1500; ++x) *boxes.px(x, y) = 2;
+  const MaskRle packed(boxes);
+  EXPECT_TRUE(packed.decode() == boxes);
+  // Per row at most 5 runs: 1 + 2 per box crossing it; runs join across row ends.
+  EXPECT_LE(packed.runs(), 1080u * 5);
+  EXPECT_LT(packed.bytes(), 1920u * 1080 / 50);
+  EXPECT_THROW(MaskRle(Image(4, 4, 3)), Error);
+}
+
+namespace {
+// Synthetic frames that count the requests which are not the frame after the previous one.
+class CountingSource : public FrameSource {
+ public:
+  explicit CountingSource(int n) : m_n(n) {}
+  int64_t size() override { return m_n; }
+  Image frame(int64_t k) override {
+    if (k != m_last + 1) ++seeks;
+    m_last = k;
+    ++reads;
+    return corrtrack::test::synthetic_frame(int(k), 24, 16);
+  }
+  bool next(Image& out) override { if (m_last + 1 >= m_n) return false; out = frame(m_last + 1); return true; }
+  std::vector<double> timestamps() override { return std::vector<double>(size_t(m_n), 0.0); }
+  std::string frame_name(int64_t k) override { return std::to_string(k); }
+  VideoInfo info() override { VideoInfo v; v.frame_count = m_n; return v; }
+  const std::string& path() const override { return m_path; }
+  int seeks = 0, reads = 0;
+ private:
+  int m_n;
+  int64_t m_last = -1;
+  std::string m_path = "counting";
+};
+}  // namespace
+
+// Reading backward through ReadAheadSource: the frames are the inner source's, and 64 frames
+// stepped backward cost the first read (frame 99, a seek) plus one seek per block of 16 below it
+// (98..83, 82..67, 66..51, 50..35): 5 seeks and 65 reads instead of 64 seeks; forward reading
+// stays sequential; revisiting a kept frame reads nothing.
+TEST(ReadAhead, BackwardInBlocksSameFrames) {
+  auto* inner = new CountingSource(100);
+  ReadAheadSource src(std::unique_ptr<FrameSource>(inner), 16, 16);
+  for (int64_t k = 99; k >= 36; --k) ASSERT_TRUE(src.frame(k) == corrtrack::test::synthetic_frame(int(k), 24, 16)) << k;
+  EXPECT_EQ(inner->seeks, 5);
+  EXPECT_EQ(src.seeks(), 5);
+  EXPECT_EQ(inner->reads, 65);
+  const int reads = inner->reads;
+  EXPECT_TRUE(src.frame(40) == corrtrack::test::synthetic_frame(40, 24, 16));   // kept
+  EXPECT_EQ(inner->reads, reads);
+  CountingSource* fwd = new CountingSource(50);
+  ReadAheadSource forward(std::unique_ptr<FrameSource>(fwd), 16, 16);
+  for (int64_t k = 0; k < 50; ++k) ASSERT_TRUE(forward.frame(k) == corrtrack::test::synthetic_frame(int(k), 24, 16));
+  EXPECT_EQ(fwd->seeks, 0);
+  EXPECT_EQ(fwd->reads, 50);
+  EXPECT_EQ(forward.seeks(), 0);
 }

@@ -2,6 +2,8 @@
 // inspection view draws (with inspection.h).
 #include "corrtrack/ui/jobs.h"
 
+#include "corrtrack/read_ahead.h"
+
 #include <QFileInfo>
 
 #include <algorithm>
@@ -64,7 +66,8 @@ void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image
     QString error;
     try {
       auto features = feature_extractor_open(model.spec, model.device);
-      FrameRangeSource range(frame_source_open(videoPath.toStdString()), anchor, last);
+      // Backward propagation reads the video backward: in blocks, one seek per 16 frames.
+      FrameRangeSource range(std::make_unique<ReadAheadSource>(frame_source_open(videoPath.toStdString())), anchor, last);
       LabelPropagator engine(*features, model.config);
       auto sink = [&](int64_t k, const Image& mask, const Image&) {
         if (k == 0) return;  // the anchor itself

@@ -2,6 +2,7 @@
 #include "corrtrack/ui/session.h"
 
 #include "corrtrack/mask_export.h"
+#include "corrtrack/read_ahead.h"
 
 #include <QCryptographicHash>
 #include <QDir>
@@ -40,7 +41,8 @@ QString Session::automaticWorkspace(const QString& video) {
 }
 
 void Session::open(const QString& path, const QString& workspace, bool autosave) {
-  auto source = frame_source_open(path.toStdString());
+  // Stepping backward decodes blocks of 16 frames (one seek each) rather than seeking per frame.
+  std::unique_ptr<FrameSource> source = std::make_unique<ReadAheadSource>(frame_source_open(path.toStdString()), 16, 16);
   const int64_t n = source->size();
   if (n < 1) throw Error("'" + path.toStdString() + "' holds no frames");
   const auto info = source->info();
@@ -104,7 +106,7 @@ const Image& Session::frame(int64_t k) {
 
 Image Session::mask(int64_t k) const {
   auto it = m_masks.find(k);
-  if (it != m_masks.end()) return it->second;
+  if (it != m_masks.end()) return it->second.decode();
   return Image(m_width, m_height, 1, 0);
 }
 
@@ -113,15 +115,27 @@ Session::FrameState Session::state(int64_t k) const {
   return hasMask(k) ? FrameState::Propagated : FrameState::None;
 }
 
+size_t Session::maskBytes() const {
+  size_t n = m_editing.data.capacity();
+  for (const auto& [k, m] : m_masks) n += m.bytes();
+  for (const auto* history : {&m_undo, &m_redo}) {
+    for (const auto& e : *history) n += e.mask.bytes();
+  }
+  return n;
+}
+
 Image& Session::editableMask(int64_t k) {
-  auto it = m_masks.find(k);
-  if (it == m_masks.end()) it = m_masks.emplace(k, Image(m_width, m_height, 1, 0)).first;
-  return it->second;
+  if (m_editFrame != k) {
+    m_editing = mask(k);
+    m_editFrame = k;
+  }
+  return m_editing;
 }
 
 void Session::beginEdit(int64_t k) {
   if (k < 0 || k >= m_frames) throw Error("frame " + std::to_string(k) + " is outside the video");
-  Edit e{k, hasMask(k), isAnchor(k), m_corrected.count(k) > 0, hasMask(k) ? m_masks.at(k) : Image()};
+  Edit e{k, hasMask(k), isAnchor(k), m_corrected.count(k) > 0, hasMask(k) ? m_masks.at(k) : MaskRle()};
+  m_editFrame = -1;   // the next editableMask decodes the current mask
   // Editing a propagated mask corrects it.
   if (hasMask(k) && !isAnchor(k)) m_corrected.insert(k);
   m_undo.push_back(std::move(e));
@@ -131,7 +145,14 @@ void Session::beginEdit(int64_t k) {
 
 void Session::finishEdit(int64_t k) {
   m_anchors.insert(k);
-  noteObjects(m_masks.at(k));
+  if (m_editFrame == k) {
+    m_masks[k] = MaskRle(m_editing);
+    noteObjects(m_editing);
+  } else {
+    m_masks.emplace(k, MaskRle(Image(m_width, m_height, 1, 0)));
+  }
+  m_editFrame = -1;
+  m_editing = Image();
   saveFrame(k);
   saveAnchors();
   Q_EMIT maskChanged(k);
@@ -234,7 +255,7 @@ void Session::swapEdit(std::deque<Edit>& from, std::deque<Edit>& to) {
   Edit e = std::move(from.back());
   from.pop_back();
   to.push_back(Edit{e.frame, hasMask(e.frame), isAnchor(e.frame), m_corrected.count(e.frame) > 0,
-                    hasMask(e.frame) ? m_masks.at(e.frame) : Image()});
+                    hasMask(e.frame) ? m_masks.at(e.frame) : MaskRle()});
   if (e.had_mask) m_masks[e.frame] = e.mask; else m_masks.erase(e.frame);
   if (e.was_anchor) m_anchors.insert(e.frame); else m_anchors.erase(e.frame);
   if (e.was_corrected) m_corrected.insert(e.frame); else m_corrected.erase(e.frame);
@@ -257,12 +278,14 @@ int Session::addObject() {
 
 void Session::removeObject(int id) {
   m_objects.erase(std::remove(m_objects.begin(), m_objects.end(), id), m_objects.end());
-  for (auto& [k, m] : m_masks) {
+  for (auto& [k, packed] : m_masks) {
+    Image m = packed.decode();
     bool changed = false;
     for (auto& v : m.data) {
       if (v == id) { v = 0; changed = true; }
     }
     if (changed) {
+      packed = MaskRle(m);
       saveFrame(k);
       Q_EMIT maskChanged(k);
     }
@@ -289,7 +312,7 @@ void Session::noteObjects(const Image& mask) {
 
 void Session::setPropagated(int64_t k, const Image& mask) {
   if (isAnchor(k) || k < 0 || k >= m_frames) return;
-  m_masks[k] = mask;
+  m_masks[k] = MaskRle(mask);
   noteObjects(mask);
   saveFrame(k);
   Q_EMIT maskChanged(k);
@@ -341,7 +364,7 @@ void Session::writeFrame(int64_t k) const {
     fs::remove(file, ec);
     return;
   }
-  mask_write(file.string(), it->second);
+  mask_write(file.string(), it->second.decode());
 }
 
 void Session::writeAnchors() const {
@@ -405,7 +428,10 @@ void Session::loadWorkspace() {
     const auto png = dir / "masks" / (frameName(k) + ".png");
     if (!fs::exists(png)) continue;
     Image m = mask_read(png.string());
-    if (m.width == m_width && m.height == m_height) m_masks[k] = std::move(m);
+    if (m.width == m_width && m.height == m_height) {
+      noteObjects(m);
+      m_masks[k] = MaskRle(m);
+    }
   }
   for (int64_t k : j.value("anchors", std::vector<int64_t>())) {
     if (m_masks.count(k)) m_anchors.insert(k);
@@ -414,7 +440,7 @@ void Session::loadWorkspace() {
     if (m_anchors.count(k)) m_corrected.insert(k);
   }
   m_objects = j.value("objects", std::vector<int>());
-  for (const auto& [k, m] : m_masks) noteObjects(m);
+
 }
 
 // ---- export ----

@@ -3,6 +3,7 @@
 // forwards input); propagation and feature jobs run in worker threads (jobs.h).
 #pragma once
 
+#include "corrtrack/mask_rle.h"
 #include "corrtrack/tracking.h"
 #include "corrtrack/video.h"
 
@@ -61,6 +62,8 @@ class Session : public QObject {
   Image mask(int64_t k) const;
   bool hasMask(int64_t k) const { return m_masks.count(k) > 0; }
   size_t maskCount() const { return m_masks.size(); }
+  // Memory held by the masks and the undo/redo history (all run-length encoded, MaskRle).
+  size_t maskBytes() const;
   // Annotated or corrected frames: propagation starts from them and never overwrites them.
   const std::set<int64_t>& anchors() const { return m_anchors; }
   bool isAnchor(int64_t k) const { return m_anchors.count(k) > 0; }
@@ -117,9 +120,9 @@ class Session : public QObject {
   struct Edit {
     int64_t frame;
     bool had_mask, was_anchor, was_corrected;
-    Image mask;
+    MaskRle mask;
   };
-  Image& editableMask(int64_t k);
+  Image& editableMask(int64_t k);   // frame k's mask, decoded for an edit (between beginEdit and finishEdit)
   void beginEdit(int64_t k);
   // Restores the newest edit of `from`, recording the current state in `to` (undo / redo).
   void swapEdit(std::deque<Edit>& from, std::deque<Edit>& to);
@@ -144,7 +147,10 @@ class Session : public QObject {
   int m_width = 0, m_height = 0;
   double m_fps = 25.0;
   std::list<std::pair<int64_t, Image>> m_cache;  // most recent first
-  std::map<int64_t, Image> m_masks;
+  std::map<int64_t, MaskRle> m_masks;   // every frame's mask, run-length encoded
+  // The mask being edited (editableMask decodes it; finishEdit encodes it back).
+  int64_t m_editFrame = -1;
+  Image m_editing;
   std::set<int64_t> m_anchors;
   std::set<int64_t> m_corrected;   // anchors made over a propagated mask (a subset of m_anchors)
   std::vector<int> m_objects;
