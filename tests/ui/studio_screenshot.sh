@@ -24,6 +24,15 @@ cp "$SRC/assets/sample/city.mp4" "$TMP/copy.mp4"
 "$BIN" "$TMP/copy.mp4" --mask "$SRC/assets/sample/city_00000.png" --features pixels --screenshot "$TMP/copy.png" >/dev/null 2>"$TMP/err"
 if [ -s "$TMP/copy.png" ] && [ ! -e "$TMP/copy.mp4.corrtrack" ]; then echo "ok   screenshot leaves no workspace"
 else echo "FAIL screenshot: no picture, or it wrote $TMP/copy.mp4.corrtrack: $(cat "$TMP/err")"; fails=$((fails + 1)); fi
+# --bench-steps: JSON with 5 steps each way from frame 10 of the sample, and no workspace written.
+"$BIN" "$TMP/copy.mp4" --frame 10 --bench-steps 5 >"$TMP/bench.json" 2>"$TMP/err"
+if python3 - "$TMP/bench.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["frames"] == 40 and j["step_forward"]["steps"] == 5 and j["step_backward"]["steps"] == 5, j
+assert 0 < j["step_backward"]["mean_ms"] < 60000 and j["peak_rss_mb"] > 0 and j["masks"] == 0, j
+PY
+then echo "ok   --bench-steps: JSON"; else echo "FAIL --bench-steps: $(cat "$TMP/bench.json" "$TMP/err")"; fails=$((fails + 1)); fi
 if "$BIN" "$TMP/missing.mp4" --screenshot "$TMP/x.png" 2>"$TMP/err" >/dev/null; then
   echo "FAIL missing video accepted"; fails=$((fails + 1))
 elif [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "missing.mp4" "$TMP/err"; then echo "ok   missing video: $(cat "$TMP/err")"
