@@ -59,6 +59,16 @@ QString writeClip(const QString& dir, int n) {
   return dir;
 }
 
+// A left-button drag on the canvas from image point `from` to `to`; returns the widget points.
+std::pair<QPoint, QPoint> dragOnView(MainWindow& w, QPointF from, QPointF to) {
+  const QPoint a = w.view().toWidget(from).toPoint(), b = w.view().toWidget(to).toPoint();
+  QTest::mousePress(&w.view(), Qt::LeftButton, Qt::NoModifier, a);
+  QMouseEvent move(QEvent::MouseMove, QPointF(b), w.view().mapToGlobal(QPointF(b)), Qt::NoButton, Qt::LeftButton, Qt::NoModifier);
+  QCoreApplication::sendEvent(&w.view(), &move);
+  QTest::mouseRelease(&w.view(), Qt::LeftButton, Qt::NoModifier, b);
+  return {a, b};
+}
+
 int countNonZero(const Image& m) {
   int n = 0;
   for (uint8_t v : m.data) n += v != 0;
@@ -98,11 +108,7 @@ class StudioTest : public QObject {
     QVERIFY(QTest::qWaitForWindowExposed(&w));
     QTest::keyClick(&w, Qt::Key_B);
     w.view().setBrushRadius(6);
-    const QPoint a = w.view().toWidget(QPointF(100, 100)).toPoint(), b = w.view().toWidget(QPointF(160, 100)).toPoint();
-    QTest::mousePress(&w.view(), Qt::LeftButton, Qt::NoModifier, a);
-    QMouseEvent move(QEvent::MouseMove, QPointF(b), w.view().mapToGlobal(QPointF(b)), Qt::NoButton, Qt::LeftButton, Qt::NoModifier);
-    QCoreApplication::sendEvent(&w.view(), &move);
-    QTest::mouseRelease(&w.view(), Qt::LeftButton, Qt::NoModifier, b);
+    const auto [a, b] = dragOnView(w, QPointF(100, 100), QPointF(160, 100));
     w.setCurrentFrame(2);
     QTest::keyClick(&w, Qt::Key_C);
     QTest::mouseClick(&w.view(), Qt::LeftButton, Qt::NoModifier, w.view().toWidget(QPointF(330, 215)).toPoint());
@@ -453,11 +459,7 @@ class StudioTest : public QObject {
     QTest::keyClick(&w, Qt::Key_B);   // the brush (the click tool is the default)
     QCOMPARE(int(w.view().tool()), int(ui::Tool::Brush));
     w.view().setBrushRadius(6);
-    const QPoint a = w.view().toWidget(QPointF(100, 100)).toPoint(), b = w.view().toWidget(QPointF(160, 100)).toPoint();
-    QTest::mousePress(&w.view(), Qt::LeftButton, Qt::NoModifier, a);
-    QMouseEvent move(QEvent::MouseMove, QPointF(b), w.view().mapToGlobal(QPointF(b)), Qt::NoButton, Qt::LeftButton, Qt::NoModifier);
-    QCoreApplication::sendEvent(&w.view(), &move);
-    QTest::mouseRelease(&w.view(), Qt::LeftButton, Qt::NoModifier, b);
+    const auto [a, b] = dragOnView(w, QPointF(100, 100), QPointF(160, 100));
     const Image m = w.session().mask(0);
     const QPointF mid = w.view().toImage(QPointF((a + b) / 2));
     QCOMPARE(int(*m.px(int(mid.x()), int(mid.y()))), 1);

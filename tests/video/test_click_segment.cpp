@@ -12,15 +12,6 @@ using namespace corrtrack;
 
 namespace {
 
-double iou(const Image& a, const Image& b) {
-  int64_t inter = 0, uni = 0;
-  for (size_t i = 0; i < a.data.size(); ++i) {
-    inter += (a.data[i] && b.data[i]) ? 1 : 0;
-    uni += (a.data[i] || b.data[i]) ? 1 : 0;
-  }
-  return uni == 0 ? 1.0 : double(inter) / double(uni);
-}
-
 // A textured gray-green background with a red ellipse (the object) and a second red ellipse far
 // from it (a look-alike that must not be taken).
 struct Scene {
@@ -76,7 +67,7 @@ TEST(ClickSegment, OneClickTakesTheObjectButNotTheLookAlike) {
   const Scene s = red_ellipses();
   const Image m = click_segment(s.frame, {{110, 120, true}});
   ASSERT_EQ(m.width, 320);
-  EXPECT_GT(iou(m, s.object), 0.95);
+  EXPECT_GT(mask_iou(m, s.object), 0.95);
   EXPECT_EQ(*m.px(260, 60), 0) << "the look-alike far away is a separate region";
 }
 
@@ -107,5 +98,17 @@ TEST(ClickSegment, ANegativeClickRemovesWhatItTouches) {
   };
   EXPECT_GT(count(first, 180, 320), 200) << "the bridge leads the first mask out of the object";
   EXPECT_LT(count(second, 180, 320), count(first, 180, 320) / 4);
-  EXPECT_GT(iou(second, s.object), 0.85);
+  EXPECT_GT(mask_iou(second, s.object), 0.85);
+}
+
+TEST(MaskIou, ByHand) {
+  Image a(30, 10, 1, 0), b(30, 10, 1, 0);
+  for (int y = 0; y < 10; ++y)
+    for (int x = 0; x < 10; ++x) {
+      *a.px(x, y) = 1;
+      *b.px(x + 5, y) = 7;   // any nonzero value counts
+    }
+  EXPECT_DOUBLE_EQ(mask_iou(a, b), 50.0 / 150.0);
+  EXPECT_DOUBLE_EQ(mask_iou(Image(4, 4, 1, 0), Image(4, 4, 1, 0)), 1.0);
+  EXPECT_THROW(mask_iou(a, Image(4, 4, 1, 0)), Error);
 }

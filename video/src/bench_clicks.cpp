@@ -13,15 +13,6 @@ namespace corrtrack {
 
 namespace {
 
-double iou(const Image& a, const Image& b) {
-  int64_t inter = 0, uni = 0;
-  for (size_t i = 0; i < a.data.size(); ++i) {
-    inter += (a.data[i] && b.data[i]) ? 1 : 0;
-    uni += (a.data[i] || b.data[i]) ? 1 : 0;
-  }
-  return uni == 0 ? 1.0 : double(inter) / double(uni);
-}
-
 std::string first_file(const fs::path& dir) {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(dir)) {
@@ -67,7 +58,7 @@ nlohmann::json bench_clicks(const std::string& davis_root, int max_clicks, doubl
         pred = click_segment(frame, clicks, params);
         ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       }
-      ious.push_back(iou(pred, truth));
+      ious.push_back(mask_iou(pred, truth));
       if (noc > max_clicks && ious.back() >= target) noc = k + 1;
       sum_iou[size_t(k)] += ious.back();
     }

@@ -187,4 +187,14 @@ std::optional<Click> click_next(const Image& truth, const Image& predicted) {
   return Click{at.x + 0.5, at.y + 0.5, positive};
 }
 
+double mask_iou(const Image& a, const Image& b) {
+  if (a.data.size() != b.data.size()) throw Error("mask_iou needs two masks of one size");
+  int64_t inter = 0, uni = 0;
+  for (size_t i = 0; i < a.data.size(); ++i) {
+    inter += (a.data[i] && b.data[i]) ? 1 : 0;
+    uni += (a.data[i] || b.data[i]) ? 1 : 0;
+  }
+  return uni == 0 ? 1.0 : double(inter) / double(uni);
+}
+
 }  // namespace corrtrack

@@ -22,6 +22,7 @@ void image_write_png(const std::string& path, const Image&) { unavailable("write
 std::unique_ptr<Painter> painter_raster(Image&) { unavailable("draw on", "an image"); }
 Image click_segment(const Image&, const std::vector<Click>&, const ClickSegmentParams&) { unavailable("segment", "a frame"); }
 std::optional<Click> click_next(const Image&, const Image&) { unavailable("simulate clicks on", "a mask"); }
+double mask_iou(const Image&, const Image&) { unavailable("compare", "masks"); }
 
 struct VideoWriter::Impl { std::string codec; };
 VideoWriter::VideoWriter(const std::string& path, int, int, double) { unavailable("write video", path); }

@@ -51,4 +51,7 @@ Image click_segment(const Image& frame, const std::vector<Click>& clicks, const 
 // pixel. std::nullopt when the masks agree.
 std::optional<Click> click_next(const Image& truth, const Image& predicted);
 
+// Intersection over union of two masks of one size (nonzero = set); 1 when both are empty.
+double mask_iou(const Image& a, const Image& b);
+
 }  // namespace corrtrack
