@@ -62,6 +62,8 @@ void Session::open(const QString& path, const QString& workspace, bool autosave)
   m_dirty.clear();
   m_anchorsDirty = false;
   m_saveFailing = false;
+  m_editFrame = -1;
+  m_editing = Image();
   m_workspaceError.clear();
   m_workspace = workspace;
   if (m_workspace.isEmpty() && autosave) {
