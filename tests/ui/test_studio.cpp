@@ -17,6 +17,7 @@
 #include <QLabel>
 #include <QDockWidget>
 #include <QScrollArea>
+#include <QSettings>
 #include <QLineEdit>
 #include <QScrollBar>
 #include <QTabBar>
@@ -141,6 +142,39 @@ class StudioTest : public QObject {
     QCOMPARE(countNonZero(w.session().mask(2)), clickPixels);
     QVERIFY(!w.session().hasUnsavedChanges());
     QVERIFY(MainWindow::recentFiles().contains(QFileInfo(kVideo).absoluteFilePath()));
+  }
+
+  // The window's size and dock layout are remembered: a window closed at 1100×700 with the
+  // tools dock hidden comes back that way; an offscreen render (remember off) ignores it.
+  void layoutIsRemembered() {
+    {
+      MainWindow w;
+      w.resize(1100, 700);
+      w.show();
+      QVERIFY(QTest::qWaitForWindowExposed(&w));
+      for (auto* d : w.findChildren<QDockWidget*>()) {
+        if (d->windowTitle() == "Objects and tools") d->hide();
+      }
+      QVERIFY(w.close());
+    }
+    auto toolsVisible = [](MainWindow& w) {
+      for (auto* d : w.findChildren<QDockWidget*>()) {
+        if (d->windowTitle() == "Objects and tools") return d->isVisible();
+      }
+      return true;
+    };
+    MainWindow again;
+    again.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&again));
+    QCOMPARE(again.size(), QSize(1100, 700));
+    QVERIFY(!toolsVisible(again));
+    MainWindow fresh(nullptr, false);
+    fresh.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&fresh));
+    QCOMPARE(fresh.size(), QSize(1400, 860));
+    QVERIFY(toolsVisible(fresh));
+    again.close();   // saves the layout once more: later tests construct windows without `remember` off
+    QSettings("CorrTrack", "Studio").remove("window");
   }
 
   // The automatic workspace: $CORRTRACK_WORKSPACES/<name>-<hash> when set, else next to the video.
