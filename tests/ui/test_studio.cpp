@@ -643,6 +643,15 @@ class StudioTest : public QObject {
       w.setCurrentFrame(4);
       w.session().paintStroke(4, {QPointF(50, 50)}, 10, 2);
     }
+    // An object found in a mask but missing from the stored list is still offered.
+    {
+      const std::string file = tmp.filePath("ws/workspace.json").toStdString();
+      std::ifstream in(file);
+      auto j = nlohmann::json::parse(in);
+      in.close();
+      j["objects"] = {1};
+      std::ofstream(file) << j.dump();
+    }
     MainWindow again;
     QVERIFY(again.openVideo(kVideo, tmp.filePath("ws")));
     QVERIFY(again.session().isAnchor(4));

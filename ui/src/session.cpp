@@ -22,6 +22,20 @@ namespace corrtrack::ui {
 
 namespace {
 constexpr const char* kWorkspaceFile = "workspace.json";  // video path, anchors, objects
+
+nlohmann::json readWorkspaceFile(const fs::path& file) {
+  std::ifstream in(file);
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw Error("workspace file '" + file.string() + "' is not valid JSON");
+  return j;
+}
+
+// Whether a workspace file names `video` (by the path given, or its absolute path).
+bool namesVideo(const nlohmann::json& j, const QString& video) {
+  if (j.value("video", std::string()) == video.toStdString()) return true;
+  const std::string absolute = j.value("video_absolute", std::string());
+  return !absolute.empty() && absolute == QFileInfo(video).absoluteFilePath().toStdString();
+}
 }
 
 Session::Session(QObject* parent) : QObject(parent) {}
@@ -65,15 +79,15 @@ void Session::open(const QString& path, const QString& workspace, bool autosave)
   m_editFrame = -1;
   m_editing = Image();
   m_workspaceError.clear();
-  m_workspace = workspace;
-  if (m_workspace.isEmpty() && autosave) {
-    // The automatic workspace must never stop a video from opening: without it the session is
-    // a scratch one and says why.
-    m_workspace = automaticWorkspace(path);
+  m_workspace = workspace.isEmpty() && autosave ? automaticWorkspace(path) : workspace;
+  if (!m_workspace.isEmpty()) {
     try {
       dir_ensure_writable((fs::path(m_workspace.toStdString()) / "masks").string());
       loadWorkspace();
     } catch (const std::exception& e) {
+      if (!workspace.isEmpty()) throw;   // a folder the user chose must work
+      // The automatic workspace never stops a video from opening: the session is a scratch one
+      // and says why.
       m_workspaceError = QString::fromStdString(error_message(e));
       m_workspace.clear();
       m_masks.clear();
@@ -81,9 +95,6 @@ void Session::open(const QString& path, const QString& workspace, bool autosave)
       m_corrected.clear();
       m_objects.clear();
     }
-  } else if (!m_workspace.isEmpty()) {
-    dir_ensure_writable((fs::path(m_workspace.toStdString()) / "masks").string());
-    loadWorkspace();
   }
   if (m_objects.empty()) m_objects.push_back(1);
   Q_EMIT objectsChanged();
@@ -382,18 +393,17 @@ void Session::saveWorkspaceAs(const QString& dir) {
   if (!isOpen()) throw Error("no video is open");
   const fs::path target = dir.toStdString();
   const fs::path file = target / kWorkspaceFile;
-  if (fs::exists(file) && !sameVideo(file)) {
+  if (fs::exists(file) && !namesVideo(readWorkspaceFile(file), m_path)) {
     throw Error("'" + target.string() + "' holds the workspace of another video; choose an empty folder");
   }
   dir_ensure_writable((target / "masks").string());
   const QString previous = m_workspace;
   m_workspace = dir;
   try {
+    std::set<std::string> ours;
+    for (const auto& [k, m] : m_masks) ours.insert(frameName(k) + ".png");
     for (const auto& e : fs::directory_iterator(target / "masks")) {   // stale masks of frames now empty
-      const std::string stem = e.path().stem().string();
-      bool ours = false;
-      for (const auto& [k, m] : m_masks) ours = ours || frameName(k) == stem;
-      if (!ours && e.path().extension() == ".png") fs::remove(e.path());
+      if (e.path().extension() == ".png" && !ours.count(e.path().filename().string())) fs::remove(e.path());
     }
     for (const auto& [k, m] : m_masks) writeFrame(k);
     writeAnchors();
@@ -406,26 +416,16 @@ void Session::saveWorkspaceAs(const QString& dir) {
   m_saveFailing = false;
 }
 
-bool Session::sameVideo(const fs::path& workspaceFile) const {
-  std::ifstream in(workspaceFile);
-  auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) throw Error("workspace file '" + workspaceFile.string() + "' is not valid JSON");
-  if (j.value("video", std::string()) == m_path.toStdString()) return true;
-  const std::string absolute = j.value("video_absolute", std::string());
-  return !absolute.empty() && absolute == QFileInfo(m_path).absoluteFilePath().toStdString();
-}
-
 void Session::loadWorkspace() {
   const fs::path dir = m_workspace.toStdString();
   const fs::path file = dir / kWorkspaceFile;
   if (!fs::exists(file)) return;
-  if (!sameVideo(file)) {
-    std::ifstream in(file);
-    const auto j = nlohmann::json::parse(in, nullptr, false);
+  const auto j = readWorkspaceFile(file);
+  if (!namesVideo(j, m_path)) {
     throw Error("workspace '" + dir.string() + "' belongs to another video (" + j.value("video", std::string("?")) + ")");
   }
-  std::ifstream in(file);
-  const auto j = nlohmann::json::parse(in, nullptr, false);
+  // The stored objects first: objects found in the masks are added to them.
+  m_objects = j.value("objects", std::vector<int>());
   for (int64_t k = 0; k < m_frames; ++k) {
     const auto png = dir / "masks" / (frameName(k) + ".png");
     if (!fs::exists(png)) continue;
@@ -441,8 +441,6 @@ void Session::loadWorkspace() {
   for (int64_t k : j.value("corrected", std::vector<int64_t>())) {
     if (m_anchors.count(k)) m_corrected.insert(k);
   }
-  m_objects = j.value("objects", std::vector<int>());
-
 }
 
 // ---- export ----

@@ -12,7 +12,6 @@
 #include <QString>
 
 #include <deque>
-#include <filesystem>
 #include <list>
 #include <map>
 #include <memory>
@@ -135,8 +134,6 @@ class Session : public QObject {
   void writeFrame(int64_t k) const;
   void writeAnchors() const;
   void loadWorkspace();
-  // Whether a workspace.json names this session's video (by the path given, or its absolute path).
-  bool sameVideo(const std::filesystem::path& workspaceFile) const;
 
   static constexpr size_t kCacheFrames = 48;   // decoded frames kept for display
   static constexpr size_t kUndoDepth = 100;    // edits kept for undo
