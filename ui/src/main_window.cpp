@@ -308,11 +308,11 @@ void MainWindow::buildToolbar() {
   auto* bar = addToolBar(tr("Main toolbar"));
   bar->setObjectName("mainToolbar");
   bar->setToolButtonStyle(Qt::ToolButtonTextOnly);
-  auto add = [bar](QAction* a, const QString& text, const QString& tip) {
-    QAction* b = bar->addAction(text);
-    b->setToolTip(tip);
-    connect(b, &QAction::triggered, a, &QAction::trigger);
-    return b;
+  // The menus' own actions, with a short label and a tooltip: enabled and disabled together.
+  auto add = [bar](QAction* a, const QString& label, const QString& tip) {
+    a->setIconText(label);
+    a->setToolTip(tip);
+    bar->addAction(a);
   };
   add(m_undo, tr("Undo"), tr("Undo the last edit (Ctrl+Z)"));
   add(m_redo, tr("Redo"), tr("Redo (Ctrl+Shift+Z)"));
