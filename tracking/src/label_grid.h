@@ -45,22 +45,25 @@ struct LabelGrid {
     return resize(onehot, h, w).squeeze(0);
   }
 
-  // Soft labels [L, h, w] (on any device) -> object-index mask at frame size; only the mask
-  // leaves the device.
-  Image mask_from_labels(const torch::Tensor& labels) const {
+  // Soft labels [L, h, w] (on any device) -> soft labels [L, H, W] at frame size, on the device:
+  // feature cells to internal pixels (cell centres aligned), then to the frame's size.
+  torch::Tensor frame_labels(const torch::Tensor& labels) const {
     auto up = resize(labels.unsqueeze(0), h * stride, w * stride).narrow(2, 0, Hs).narrow(3, 0, Ws);
     if (Hs != H || Ws != W) up = resize(up, H, W);
-    auto arg = up.squeeze(0).argmax(0).to(torch::kUInt8).to(torch::kCPU).contiguous();
+    return up.squeeze(0);
+  }
+
+  // Frame-size soft labels [L, H, W] -> object-index mask (argmax); only the mask leaves the device.
+  Image mask_from_frame_labels(const torch::Tensor& up) const {
+    auto arg = up.argmax(0).to(torch::kUInt8).to(torch::kCPU).contiguous();
     Image m(static_cast<int>(W), static_cast<int>(H), 1);
     std::memcpy(m.data.data(), arg.data_ptr<uint8_t>(), m.data.size());
     return m;
   }
 
-  // Soft labels [L, h, w] -> objects 1..L-1 as 8-bit probability images at frame size.
-  std::vector<Image> probabilities_from_labels(const torch::Tensor& labels) const {
-    auto up = resize(labels.unsqueeze(0), h * stride, w * stride).narrow(2, 0, Hs).narrow(3, 0, Ws);
-    if (Hs != H || Ws != W) up = resize(up, H, W);
-    auto bytes = (up.squeeze(0) * 255.0f).round().clamp(0, 255).to(torch::kUInt8).to(torch::kCPU).contiguous();
+  // Frame-size soft labels [L, H, W] -> objects 1..L-1 as 8-bit probability images.
+  std::vector<Image> probabilities_from_frame_labels(const torch::Tensor& up) const {
+    auto bytes = (up * 255.0f).round().clamp(0, 255).to(torch::kUInt8).to(torch::kCPU).contiguous();
     std::vector<Image> out;
     for (int64_t l = 1; l < bytes.size(0); ++l) {
       Image m(static_cast<int>(W), static_cast<int>(H), 1);

@@ -181,8 +181,9 @@ class PropagationRun {
       std::vector<Image> soft;
       {
         StageScope s(&m_result.stages, "labels");
-        mask = m_grid.mask_from_labels(labels);
-        if (m_soft) soft = m_grid.probabilities_from_labels(labels);
+        const auto up = m_grid.frame_labels(labels);   // once for the mask and the soft masks
+        mask = m_grid.mask_from_frame_labels(up);
+        if (m_soft) soft = m_grid.probabilities_from_frame_labels(up);
       }
       if (m_soft) m_soft(t, soft);
       emit(t, mask, frame);

@@ -72,12 +72,12 @@ PropagationResult propagate_to_files(FrameSource& src, const std::vector<Anchor>
   std::unique_ptr<StagedFolder> staged_soft;
   if (!out.soft_dir.empty()) {
     staged_soft = std::make_unique<StagedFolder>(out.soft_dir);
-    engine.set_soft_sink([&](int64_t k, const std::vector<Image>& objects) {
-      for (size_t i = 0; i < objects.size(); ++i) {
-        const std::string dir = staged_soft->path() + "/object_" + std::to_string(i + 1);
-        std::filesystem::create_directories(dir);
-        image_write_png(dir + "/" + src.frame_name(k) + ".png", objects[i]);
+    engine.set_soft_sink([&, dirs = std::vector<std::string>()](int64_t k, const std::vector<Image>& objects) mutable {
+      while (dirs.size() < objects.size()) {   // a folder per object, made at the first frame
+        dirs.push_back(staged_soft->path() + "/object_" + std::to_string(dirs.size() + 1));
+        std::filesystem::create_directories(dirs.back());
       }
+      for (size_t i = 0; i < objects.size(); ++i) image_write_png(dirs[i] + "/" + src.frame_name(k) + ".png", objects[i]);
     });
   }
   PropagationResult r = engine.run(src, anchors, sink);

@@ -64,11 +64,9 @@ Image ReadAheadSource::frame(int64_t k) {
       return m_frames.front().second;
     }
   }
-  if (k > m_last) {   // forward: sequential for the inner source (or a seek it does anyway)
-    Image img = inner_frame(k);
-    keep(k, img);
-    return img;
-  }
+  // Forward: sequential for the inner source (or a seek it does anyway); not kept — the
+  // caller keeps what it shows, and a forward pass never asks twice.
+  if (k > m_last) return inner_frame(k);
   // Backward: the block ending at k, in order; k itself is read last, so it is kept first.
   const int64_t from = std::max<int64_t>(0, k - m_block + 1);
   for (int64_t j = from; j < k; ++j) {

@@ -14,7 +14,8 @@ namespace corrtrack {
 // kept nor the inner source's next one makes it decode the `block` frames ending at that frame in
 // order (one seek, then sequential decoding) and keep them, so stepping or propagating backward
 // costs one seek per block instead of one per frame. Forward requests go straight through (a
-// video decodes them sequentially). At most `keep` frames are kept (least recently used go first).
+// video decodes them sequentially) and are not kept. At most `keep` frames are kept (least
+// recently used go first).
 // `seeks()` counts the inner requests that were not the frame after the previous one.
 class ReadAheadSource : public FrameSource {
  public:
