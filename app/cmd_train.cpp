@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "cli_common.h"
+#include "corrtrack/clip_cache.h"
 #include "corrtrack/core.h"
 #include "corrtrack/distributed.h"
 #include "corrtrack/image_methods.h"
@@ -12,6 +13,7 @@
 #include "corrtrack/training_setup.h"
 #include "corrtrack/video_methods.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -75,7 +77,9 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--clip-grad", a.run.clip_grad_norm, "Clip the gradient norm (0 = off)")->capture_default_str();
   c->add_option("--seed", a.run.seed, "Seed (initialisation and batches)")->capture_default_str();
   c->add_option("--device", a.device, "cpu | cuda | auto")->capture_default_str();
-  c->add_option("--cache-size", s.cache_size, "Short side of frames decoded into the run's cache")->capture_default_str();
+  c->add_option("--cache-size", s.cache_size, "Video methods: short side of the frames trained on (the run's cache or streamed)")->capture_default_str();
+  c->add_option("--data-mode", s.data_mode, "Video methods given videos: cache (decode once into RUN/clips.ctc) | stream (read clips from the files) | auto (stream lists and more than 64 videos)")->capture_default_str();
+  c->add_option("--workers", s.video.loader.workers, "Video methods: threads reading the next steps' clips while a step trains (0 = in the step)")->capture_default_str();
   auto& d = a.dist;
   d.app = c;
   c->add_option("--nproc", d.nproc, "Train with this many processes on this machine (data parallel; --batch is split among them)")->capture_default_str();
@@ -325,18 +329,23 @@ void add_cache_commands(CLI::App& app) {
   auto* cache = app.add_subcommand("cache", "Pre-decode training videos into a clip cache")->require_subcommand(1);
   struct CacheArgs {
     std::vector<std::string> inputs;
-    std::string out, path;
-    int size = 256;
+    std::string out, path, codec = "raw";
+    ClipCacheBuildOptions build;
   };
   auto ca = std::make_shared<CacheArgs>();
-  auto* build = cache->add_subcommand("build", "Decode videos / frame folders / DAVIS roots into one cache file");
-  build->add_option("--input", ca->inputs, "Video files, frame folders, folders of videos, DAVIS roots")->required();
+  auto* build = cache->add_subcommand("build", "Decode videos / frame folders / DAVIS roots / lists into one cache file (resumable)");
+  build->add_option("--input", ca->inputs, "Video files, frame folders, folders of videos, DAVIS roots, text lists (.txt)")->required();
   build->add_option("--out", ca->out, "Cache file to write (.ctc)")->required();
-  build->add_option("--size", ca->size, "Short side of the stored frames (0 = native)")->capture_default_str();
+  build->add_option("--size", ca->build.short_side, "Short side of the stored frames (0 = native)")->capture_default_str();
+  build->add_option("--codec", ca->codec, "raw (decoded pixels, fastest to read) | jpeg (about 10x smaller)")->capture_default_str();
+  build->add_option("--quality", ca->build.quality, "JPEG quality, 1-100")->capture_default_str();
+  build->add_option("--workers", ca->build.workers, "Videos decoded at once")->capture_default_str();
   build->callback([ca] {
-    if (ca->size < 0) throw Error("--size must be >= 0");
-    const auto r = clip_cache_build(ca->inputs, ca->out, ca->size);
-    json_emit({{"cache", ca->out}, {"videos", r.videos}, {"frames", r.frames}, {"bytes", r.bytes}, {"seconds", r.seconds}});
+    if (ca->build.short_side < 0) throw Error("--size must be >= 0");
+    ca->build.codec = clip_codec_parse(ca->codec);
+    const auto r = clip_cache_build(ca->inputs, ca->out, ca->build);
+    json_emit({{"cache", ca->out}, {"codec", ca->codec}, {"videos", r.videos}, {"frames", r.frames}, {"resumed", r.resumed},
+               {"skipped", r.skipped}, {"bytes", r.bytes}, {"seconds", r.seconds}});
   });
   auto* inspect = cache->add_subcommand("inspect", "List the videos of a cache");
   inspect->add_option("cache", ca->path, "Cache file")->required();
@@ -344,7 +353,7 @@ void add_cache_commands(CLI::App& app) {
     ClipCache c(ca->path);
     json vids = json::array();
     for (const auto& v : c.videos()) vids.push_back({{"name", v.name}, {"frames", v.frames}, {"width", v.width}, {"height", v.height}});
-    json_emit({{"cache", ca->path}, {"frames", c.total_frames()}, {"videos", vids}});
+    json_emit({{"cache", ca->path}, {"codec", clip_codec_name(c.codec())}, {"frames", c.total_frames()}, {"videos", vids}});
   });
 }
 
@@ -384,19 +393,28 @@ void add_train_benchmarks(CLI::App& bench) {
     json_emit(j);
   });
 
-  // ---- bench clips: data loading from the cache vs decoding the sources ----
-  struct ClipArgs {
-    std::string cache;
-    std::vector<std::string> inputs;
-    int clips = 50, crop = 256;
-  };
-  auto ca = std::make_shared<ClipArgs>();
-  auto* bc = bench.add_subcommand("clips", "Clip loading: from a cache vs decoding the source videos");
-  bc->add_option("--cache", ca->cache, "Clip cache")->required();
-  bc->add_option("--input", ca->inputs, "The sources the cache was built from (decoded for comparison)");
-  bc->add_option("--clips", ca->clips, "Clips to load (3 frames, 4 apart)")->capture_default_str();
-  bc->add_option("--crop", ca->crop, "Crop side")->capture_default_str();
-  bc->callback([ca] { json_emit(bench_clips(ca->cache, ca->inputs, ca->clips, ca->crop)); });
+  // ---- bench clips: clips/s of the training loader from a cache or streamed videos ----
+  auto bo = std::make_shared<BenchClipsOptions>();
+  auto* bc = bench.add_subcommand("clips", "Clip loading for training: clips/s from a cache or streamed videos, per worker count");
+  bc->add_option("--data", bo->setup.data, "A clip cache, or videos / frame folders / DAVIS roots / lists")->required();
+  bc->add_option("--data-mode", bo->setup.data_mode, "For videos: stream | cache (decoded into a temporary cache first) | auto")->capture_default_str();
+  bc->add_option("--size", bo->setup.cache_size, "For videos: short side of the frames")->capture_default_str();
+  bc->add_option("--workers", bo->workers, "Worker counts to measure")->capture_default_str()->delimiter(',');
+  bc->add_option("--clips", bo->clips, "Clips per measurement (3 frames, 4 apart)")->capture_default_str();
+  bc->add_option("--batch", bo->batch, "Clips per step")->capture_default_str();
+  bc->add_option("--crop", bo->crop, "Crop side")->capture_default_str();
+  bc->callback([bo] {
+    if (bo->workers.empty()) throw SettingError("workers", "needs at least one count");
+    for (int w : bo->workers) if (w < 0 || w > 256) throw SettingError("workers", "must be in [0, 256]");
+    const std::string tmp = (fs::temp_directory_path() / ("corrtrack-bench-clips-" + std::to_string(::getpid()))).string();
+    struct Cleanup {
+      std::string p;
+      ~Cleanup() { std::error_code ec; fs::remove_all(p, ec); }
+    } cleanup{tmp};
+    bo->setup.run_dir = tmp;
+    bo->setup.video.loader.workers = *std::max_element(bo->workers.begin(), bo->workers.end());
+    json_emit(bench_clips(*bo));
+  });
 }
 
 }  // namespace

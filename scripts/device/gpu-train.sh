@@ -22,13 +22,18 @@ timeout 330 cmake --build /tmp/b -j16 -- -k 0 >"$OUT/build.log" 2>&1 || { grep -
 echo "build done after $(( $(date +%s) - T0 )) s"
 python3 scripts/device/frames_to_cache.py .devdata/JPEGImages /tmp/train.ctc || exit 1
 C=/tmp/b/app/corrtrack
+# Issue 15: can the loader feed the GPU? MAST-style clips at 224 from the cache, per worker count
+# (the H200 trains MAST at ~234 clips/s).
+timeout 60 $C --threads 16 bench clips --data /tmp/train.ctc --workers 0,2,4,8,16 --crop 224 --clips 1200 --batch 32 \
+  >"$OUT/bench-clips.json" 2>"$OUT/bench-clips.log"
+echo "bench clips rc=$? $(tr -d '\n ' <"$OUT/bench-clips.json")"
 
 train() {  # method seconds lr [extra train options]
   local m=$1 secs=$2 lr=$3
   shift 3
   echo "training $m for $secs s"
   $C --threads 8 train --method "$m" --data /tmp/train.ctc --out "/tmp/run-$m" --batch "${BATCH:-32}" \
-    --lr "$lr" --steps 1000000 --time-budget "$secs" --checkpoint-every 1000 --log-every 25 --device cuda "$@" \
+    --lr "$lr" --steps 1000000 --time-budget "$secs" --checkpoint-every 1000 --log-every 25 --device cuda --workers "${WORKERS:-8}" "$@" \
     >"$OUT/train-$m.json" 2>"$OUT/train-$m.log"
   echo "rc=$? $(cat "$OUT/train-$m.json" | tr -d '\n ')"
   tail -3 "$OUT/train-$m.log"

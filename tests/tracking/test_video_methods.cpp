@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <random>
 
 using namespace corrtrack;
@@ -142,6 +143,78 @@ TEST(ClipSampler, OffsetsAndCrop) {
 
 namespace {
 
+// A store whose video 0 cannot be read: the sampler must draw past it.
+class HalfBrokenStore : public ClipStore {
+ public:
+  explicit HalfBrokenStore(std::shared_ptr<const ClipStore> inner) : m_inner(std::move(inner)) {}
+  const std::vector<ClipVideo>& videos() const override { return m_inner->videos(); }
+  const std::string& path() const override { return m_inner->path(); }
+  std::string kind() const override { return "test"; }
+  void read(size_t video, const std::vector<int64_t>& frames, const PixelRect& rect, std::vector<Image>& out) const override {
+    if (video == 0) throw Error("video 0 is broken");
+    m_inner->read(video, frames, rect, out);
+  }
+ private:
+  std::shared_ptr<const ClipStore> m_inner;
+};
+
+}  // namespace
+
+// Property: a batch depends only on (seed, step, rank, clip): the same with 0, 1 or 3 workers,
+// in any order of requests (a jump back restarts the workers), different on another rank.
+TEST(ClipLoader, SameBatchesForAnyWorkerCount) {
+  TempDir d;
+  auto cache = std::make_shared<ClipCache>(write_pan_cache(d / "c.ctc", 3, 24));
+  ClipSamplerConfig sc;
+  sc.crop = 32;
+  const ClipOffsets gaps{{{0, 2}, {0, 5}, {0, 8}}, {0.4, 0.4, 0.2}};
+  std::vector<torch::Tensor> want;
+  ClipLoader sync(ClipSampler(cache, sc), 7, ClipLoaderConfig{0, 2});
+  for (int64_t s = 0; s < 4; ++s) want.push_back(sync.batch(s, 0, 5, gaps, torch::kCPU));
+  ASSERT_EQ(want[0].sizes(), (std::vector<int64_t>{5, 2, 3, 32, 32}));
+  EXPECT_FALSE(torch::equal(want[0], want[1]));
+  for (int workers : {1, 3}) {
+    ClipLoader loader(ClipSampler(cache, sc), 7, ClipLoaderConfig{workers, 2});
+    for (int64_t s = 0; s < 4; ++s) EXPECT_TRUE(torch::equal(loader.batch(s, 0, 5, gaps, torch::kCPU), want[size_t(s)])) << workers << " " << s;
+    EXPECT_TRUE(torch::equal(loader.batch(1, 0, 5, gaps, torch::kCPU), want[1])) << workers;
+    EXPECT_FALSE(torch::equal(loader.batch(2, 1, 5, gaps, torch::kCPU), want[2])) << workers;
+    EXPECT_EQ(loader.stats().clips, 30);
+  }
+  // The gap choices follow their weights: over 400 clips about 40 % / 40 % / 20 %.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  torch::Generator g(gen);
+  std::map<int, int> count;
+  ClipSampler s(cache, sc);
+  for (int i = 0; i < 400; ++i) ++count[s.draw(gaps, g).offsets[1]];
+  EXPECT_NEAR(count[2] / 400.0, 0.4, 0.08);
+  EXPECT_NEAR(count[5] / 400.0, 0.4, 0.08);
+  EXPECT_NEAR(count[8] / 400.0, 0.2, 0.06);
+}
+
+// Property: an unreadable video is drawn past (counted), with and without workers; when nothing
+// is readable the batch fails with an error naming the store.
+TEST(ClipLoader, UnreadableVideosAreRedrawn) {
+  TempDir d;
+  auto cache = std::make_shared<ClipCache>(write_pan_cache(d / "c.ctc", 2, 24));
+  ClipSamplerConfig sc;
+  sc.crop = 32;
+  for (int workers : {0, 2}) {
+    ClipLoader loader(ClipSampler(std::make_shared<HalfBrokenStore>(cache), sc), 1, ClipLoaderConfig{workers, 2});
+    for (int64_t s = 0; s < 3; ++s) EXPECT_EQ(loader.batch(s, 0, 8, ClipOffsets::fixed({0, 4}), torch::kCPU).size(0), 8);
+    EXPECT_GT(loader.stats().failed_reads, 0) << workers;
+  }
+  auto one = std::make_shared<ClipCache>(write_pan_cache(d / "one.ctc", 1, 24));
+  ClipLoader broken(ClipSampler(std::make_shared<HalfBrokenStore>(one), sc), 1, ClipLoaderConfig{2, 2});
+  try {
+    broken.batch(0, 0, 2, ClipOffsets::fixed({0, 4}), torch::kCPU);
+    ADD_FAILURE() << "a batch from nothing readable";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("one.ctc"), std::string::npos) << e.what();
+  }
+}
+
+namespace {
+
 // Mean loss of the first and last `n` steps of a short run.
 std::pair<double, double> loss_trend(const std::string& method, const std::string& cache_path, int crop, int steps, int n,
                                      const std::function<void(VideoMethodConfig&)>& tweak = {}) {
@@ -173,7 +246,9 @@ std::pair<double, double> loss_trend(const std::string& method, const std::strin
 TEST(VideoMethods, MastLossFalls) {
   if (!video_support_available()) GTEST_SKIP() << "built without video support";
   TempDir d;
-  clip_cache_build({std::string(CORRTRACK_TEST_SOURCE_DIR) + "/assets/sample/city.mp4"}, d / "city.ctc", 96);
+  ClipCacheBuildOptions o;
+  o.short_side = 96;
+  clip_cache_build({std::string(CORRTRACK_TEST_SOURCE_DIR) + "/assets/sample/city.mp4"}, d / "city.ctc", o);
   const auto [first, last] = loss_trend("mast", d / "city.ctc", 48, 80, 20);
   EXPECT_LT(last, 0.9 * first) << "first " << first << " last " << last;
 }

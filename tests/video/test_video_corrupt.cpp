@@ -4,6 +4,7 @@
 #include "test_support.h"
 
 #include "corrtrack/checkpoint_info.h"
+#include "corrtrack/clip_cache.h"
 #include "corrtrack/core.h"
 
 #include <cctype>

@@ -31,45 +31,40 @@ nlohmann::json bench_train(TrainableMethod& method, const OptimizerConfig& opt, 
           {"threads", torch::get_num_threads()}, {"omp_wait_policy", omp_wait_policy()}, {"peak_rss_mb", peak_rss_bytes() / 1048576.0}};
 }
 
-nlohmann::json bench_clips(const std::string& cache_path, const std::vector<std::string>& inputs, int clips, int crop) {
-  auto cache = std::make_shared<ClipCache>(cache_path);
-  const auto& vids = cache->videos();
-  torch::Generator g(at::make_generator<at::CPUGeneratorImpl>(1));
-  // The same clips (video, start) for both paths: three frames 4 apart, as float tensors.
-  std::vector<std::pair<size_t, int64_t>> picks;
-  for (int i = 0; i < clips; ++i) {
-    const size_t v = size_t(random_int(g, int64_t(vids.size())));
-    picks.push_back({v, vids[v].frames > 9 ? random_int(g, vids[v].frames - 8) : 0});
+nlohmann::json bench_clips(const BenchClipsOptions& o) {
+  if (o.clips < 1 || o.batch < 1) throw SettingError("clips", "and --batch must be at least 1");
+  auto store = training_clips(o.setup);
+  // Bytes on disk of what is read: the cache file, or the streamed videos and frame folders.
+  uint64_t bytes = 0;
+  std::error_code ec;
+  if (const auto* cache = dynamic_cast<const ClipCache*>(store.get())) {
+    bytes = fs::file_size(cache->path(), ec);
+  } else {
+    for (const auto& src : clip_cache_expand_inputs(o.setup.data)) {
+      if (fs::is_regular_file(src, ec)) { bytes += fs::file_size(src, ec); continue; }
+      for (const auto& e : fs::directory_iterator(src, ec)) if (e.is_regular_file()) bytes += e.file_size(ec);
+    }
   }
-  double t0 = time_now_s();
-  for (const auto& [v, start] : picks) {
-    for (int o : {0, 4, 8}) if (start + o < vids[v].frames) cache->frame_tensor(v, start + o);
-  }
-  const double cache_s = time_now_s() - t0;
-  // Crop, flip and jitter on top (what training adds after loading).
   ClipSamplerConfig sc;
-  sc.crop = crop;
-  ClipSampler sampler(cache, sc);
-  t0 = time_now_s();
-  for (int i = 0; i < clips; ++i) sampler.sample({0, 4, 8}, g);
-  const double sample_s = time_now_s() - t0;
-  nlohmann::json out = {{"cache", cache_path}, {"clips", clips}, {"cache_load_clips_per_s", clips / cache_s},
-                        {"cache_load_augment_clips_per_s", clips / sample_s}};
-  if (inputs.empty()) return out;
-  const auto sources = clip_cache_expand_inputs(inputs);
-  if (sources.size() != vids.size()) throw Error("the inputs do not list the same videos as the cache '" + cache_path + "'");
-  t0 = time_now_s();
-  for (const auto& [v, start] : picks) {
-    FrameSourceOptions fo;
-    fo.width = vids[v].width;
-    fo.height = vids[v].height;
-    auto src = frame_source_open(sources[v], fo);
-    for (int o : {0, 4, 8}) if (start + o < vids[v].frames) image_to_tensor(src->frame(start + o));
+  sc.crop = o.crop;
+  const int steps = (o.clips + o.batch - 1) / o.batch;
+  nlohmann::json results = nlohmann::json::array();
+  for (int w : o.workers) {
+    ClipLoaderConfig lc;
+    lc.workers = w;
+    ClipLoader loader(ClipSampler(store, sc), o.setup.seed, lc);
+    const auto offsets = ClipOffsets::fixed({0, 4, 8});
+    loader.batch(0, 0, o.batch, offsets, torch::kCPU);   // untimed: opens, warms the page cache, starts the workers
+    const double t0 = time_now_s();
+    for (int s = 1; s <= steps; ++s) loader.batch(s, 0, o.batch, offsets, torch::kCPU);
+    const double dt = time_now_s() - t0;
+    const auto st = loader.stats();
+    results.push_back({{"workers", w}, {"clips_per_s", steps * o.batch / dt}, {"ms_per_clip", dt * 1000.0 / (steps * o.batch)},
+                       {"failed_reads", st.failed_reads}});
   }
-  const double dec_s = time_now_s() - t0;
-  out["decode_load_clips_per_s"] = clips / dec_s;
-  out["load_speedup"] = dec_s / cache_s;
-  return out;
+  return {{"data", store->path()}, {"form", store->kind()}, {"videos", store->videos().size()}, {"frames", store->total_frames()},
+          {"bytes", bytes}, {"clip", "3 frames, 4 apart"}, {"crop", o.crop}, {"clips", steps * o.batch}, {"batch", o.batch},
+          {"threads", torch::get_num_threads()}, {"results", results}};
 }
 
 }  // namespace corrtrack

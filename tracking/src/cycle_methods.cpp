@@ -32,8 +32,8 @@ torch::Tensor cell_centres(int64_t n, const torch::TensorOptions& o) {
 // Shared parts of the two RGB clip methods: sampler, device, ImageNet-normalised clips.
 class RgbClipMethod : public TrainableMethod {
  public:
-  RgbClipMethod(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache, int default_gap)
-      : m_cfg(cfg), m_sampler(std::move(cache), cfg.sampler) {
+  RgbClipMethod(const VideoMethodConfig& cfg, std::shared_ptr<const ClipStore> clips, int default_gap)
+      : m_cfg(cfg), m_loader(ClipSampler(std::move(clips), cfg.sampler), cfg.seed, cfg.loader) {
     if (cfg.batch < 1) throw SettingError("batch", "must be at least 1");
     if (m_cfg.clip_frames == 0) m_cfg.clip_frames = 4;
     if (m_cfg.frame_gap == 0) m_cfg.frame_gap = default_gap;
@@ -43,13 +43,12 @@ class RgbClipMethod : public TrainableMethod {
   }
 
  protected:
-  // [B, T, 3, crop, crop], ImageNet-normalised, on the training device.
-  torch::Tensor sample_clips(torch::Generator& gen) {
+  // This rank's clips of `step`, [B, T, 3, crop, crop], ImageNet-normalised, on the training device.
+  torch::Tensor sample_clips(int64_t step) {
     std::vector<int> offsets;
     for (int t = 0; t < m_cfg.clip_frames; ++t) offsets.push_back(t * m_cfg.frame_gap);
-    std::vector<torch::Tensor> clips;
-    for (int i = 0; i < m_cfg.batch; ++i) clips.push_back(m_sampler.sample(offsets, gen, m_device));
-    return standardise_channels(torch::stack(clips), kImageNetMean, kImageNetStd);
+    auto clips = m_loader.batch(step, m_dist->rank(), m_cfg.batch, ClipOffsets::fixed(offsets), m_device);
+    return standardise_channels(clips, kImageNetMean, kImageNetStd);
   }
   CheckpointInfo base_info(const ResNetConfig& enc) const {
     CheckpointInfo info;
@@ -59,12 +58,12 @@ class RgbClipMethod : public TrainableMethod {
     info.input = InputConvention{"rgb", kImageNetMean, kImageNetStd, 0};
     info.record["train"] = {{"batch", m_cfg.batch}, {"crop", m_cfg.sampler.crop}, {"min_scale", m_cfg.sampler.min_scale},
                             {"jitter", m_cfg.sampler.jitter}, {"clip_frames", m_cfg.clip_frames}, {"frame_gap", m_cfg.frame_gap},
-                            {"cache", m_sampler.cache().path()}};
+                            {"data", m_loader.sampler().store().path()}, {"data_form", m_loader.sampler().store().kind()}};
     return info;
   }
 
   VideoMethodConfig m_cfg;
-  ClipSampler m_sampler;
+  ClipLoader m_loader;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -86,7 +85,7 @@ TORCH_MODULE(CrwModel);
 // head is dropped and the res3 features are used.
 class CrwMethod : public RgbClipMethod {
  public:
-  CrwMethod(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache) : RgbClipMethod(cfg, std::move(cache), 3) {
+  CrwMethod(const VideoMethodConfig& cfg, std::shared_ptr<const ClipStore> cache) : RgbClipMethod(cfg, std::move(cache), 3) {
     if (m_cfg.temperature == 0.0) m_cfg.temperature = kCrwTemperature;
     if (m_cfg.temperature <= 0.0) throw SettingError("temperature", "must be positive");
     if (m_cfg.edge_dropout < 0.0 || m_cfg.edge_dropout >= 1.0) throw SettingError("edge-dropout", "must be in [0, 1)");
@@ -106,9 +105,9 @@ class CrwMethod : public RgbClipMethod {
   std::string name() const override { return "crw"; }
   torch::nn::Module& module() override { return *m_model; }
 
-  StepOutput step(int64_t, torch::Generator& step_gen) override {
-    auto gen = m_dist->rank_generator(step_gen);   // this rank's clips
-    auto clip = sample_clips(gen);  // [B, T, 3, S, S]
+  StepOutput step(int64_t step, torch::Generator& step_gen) override {
+    auto gen = m_dist->rank_generator(step_gen);   // this rank's draws
+    auto clip = sample_clips(step);  // [B, T, 3, S, S]
     const int64_t b = clip.size(0), t = clip.size(1), s = clip.size(3);
     auto frames = clip.reshape({b * t, 3, s, s});
     torch::Tensor nodes;  // [B, T, N, 128]
@@ -177,7 +176,7 @@ int checked_depth(int depth) {
 
 class TimeCycleMethod : public RgbClipMethod {
  public:
-  TimeCycleMethod(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache)
+  TimeCycleMethod(const VideoMethodConfig& cfg, std::shared_ptr<const ClipStore> cache)
       : RgbClipMethod(cfg, std::move(cache), 2), m_model(checked_depth(cfg.backbone_depth)) {
     if (cfg.patch < 16 || cfg.patch % 8 != 0 || cfg.patch >= cfg.sampler.crop) {
       throw SettingError("patch", "must be a multiple of 8, at least 16 and smaller than the crop");
@@ -191,9 +190,9 @@ class TimeCycleMethod : public RgbClipMethod {
   std::string name() const override { return "timecycle"; }
   torch::nn::Module& module() override { return *m_model; }
 
-  StepOutput step(int64_t, torch::Generator& step_gen) override {
-    auto gen = m_dist->rank_generator(step_gen);   // this rank's clips
-    auto clip = sample_clips(gen);  // [B, T, 3, S, S]
+  StepOutput step(int64_t step, torch::Generator& step_gen) override {
+    auto gen = m_dist->rank_generator(step_gen);   // this rank's draws
+    auto clip = sample_clips(step);  // [B, T, 3, S, S]
     const int64_t b = clip.size(0), t = clip.size(1), s = clip.size(3), p = m_cfg.patch;
     auto feats = l2_normalise(m_model->encoder->forward(clip.reshape({b * t, 3, s, s})), 1);
     feats = feats.view({b, t, feats.size(1), feats.size(2), feats.size(3)});
@@ -312,7 +311,7 @@ AffineLocalization affine_localize(const torch::Tensor& patch, const torch::Tens
   return {theta, affinity, expected};
 }
 
-std::unique_ptr<TrainableMethod> make_cycle_method(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache) {
+std::unique_ptr<TrainableMethod> make_cycle_method(const VideoMethodConfig& cfg, std::shared_ptr<const ClipStore> cache) {
   if (cfg.method == "crw") return std::make_unique<CrwMethod>(cfg, std::move(cache));
   if (cfg.method == "timecycle") return std::make_unique<TimeCycleMethod>(cfg, std::move(cache));
   return nullptr;

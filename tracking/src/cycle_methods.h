@@ -6,6 +6,6 @@
 namespace corrtrack {
 
 // crw or timecycle; nullptr for another method name.
-std::unique_ptr<TrainableMethod> make_cycle_method(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache);
+std::unique_ptr<TrainableMethod> make_cycle_method(const VideoMethodConfig& cfg, std::shared_ptr<const ClipStore> cache);
 
 }  // namespace corrtrack

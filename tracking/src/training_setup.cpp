@@ -1,6 +1,8 @@
 // Any trainable method by name, built with its data (clip cache or image set).
 #include "corrtrack/training_setup.h"
 
+#include "corrtrack/clip_stream.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -11,20 +13,52 @@ namespace corrtrack {
 
 namespace {
 
-// A cache file as given, or one built from videos/folders into RUN/clips.ctc (reused on --resume).
-std::shared_ptr<const ClipCache> training_clips(const TrainingSetup& s) {
+bool has_list(const std::vector<std::string>& data) {
+  for (const auto& d : data) if (fs::path(d).extension() == ".txt" && fs::is_regular_file(d)) return true;
+  return false;
+}
+
+}  // namespace
+
+// A cache file as given; else the videos streamed, or decoded once into RUN/clips.ctc.
+std::shared_ptr<const ClipStore> training_clips(const TrainingSetup& s) {
   if (s.data.empty()) throw Error("training data is required: a clip cache (corrtrack cache build) or videos / frame folders");
+  if (s.data_mode != "auto" && s.data_mode != "cache" && s.data_mode != "stream") {
+    throw SettingError("data-mode", "must be auto, cache or stream, not '" + s.data_mode + "'");
+  }
   if (s.data.size() == 1 && fs::is_regular_file(s.data[0]) && clip_cache_looks_like(s.data[0])) {
     return std::make_shared<ClipCache>(s.data[0]);
   }
-  dir_ensure_writable(s.run_dir);
+  const int workers = std::max(1, s.video.loader.workers);
+  bool stream = s.data_mode == "stream";
+  if (s.data_mode == "auto") {
+    stream = has_list(s.data) || int(clip_cache_expand_inputs(s.data).size()) > kAutoStreamVideos;
+  }
+  if (!s.run_dir.empty()) dir_ensure_writable(s.run_dir);
+  if (stream) {
+    ClipStreamOptions o;
+    o.short_side = s.cache_size;
+    o.workers = workers;
+    o.fallback_dir = s.run_dir;
+    ClipStreamReport r;
+    auto store = clip_stream_open(s.data, o, &r);
+    log_get("tracking")->info("streaming clips from {} videos ({} indexed now, {} from the index {}, {} skipped)", r.videos,
+                              r.indexed, r.reused, r.index_path.empty() ? "(not stored)" : r.index_path, r.failed);
+    return store;
+  }
+  if (s.run_dir.empty()) throw Error("a run folder is needed to decode the training videos into a cache");
   const std::string cache = (fs::path(s.run_dir) / "clips.ctc").string();
   if (!fs::exists(cache)) {
     log_get("tracking")->info("decoding the training videos into {} (short side {})", cache, s.cache_size);
-    clip_cache_build(s.data, cache, s.cache_size);
+    ClipCacheBuildOptions o;
+    o.short_side = s.cache_size;
+    o.workers = workers;
+    clip_cache_build(s.data, cache, o);
   }
   return std::make_shared<ClipCache>(cache);
 }
+
+namespace {
 
 std::unique_ptr<TrainableMethod> image_method(TrainingSetup& s) {
   auto data = image_dataset_load(s.data.size() == 1 ? s.data[0] : std::string(), /*train=*/true, s.image.augment.size);

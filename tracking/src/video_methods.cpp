@@ -23,49 +23,6 @@ constexpr int kColours = 16;          // CorrFlow's quantised ab colours
 constexpr double kCycleWeight = 0.1;  // CorrFlow's forward-backward term
 }  // namespace
 
-// ---------------------------------------------------------------------------------------------
-// Clip sampler
-// ---------------------------------------------------------------------------------------------
-
-ClipSampler::ClipSampler(std::shared_ptr<const ClipCache> cache, ClipSamplerConfig cfg)
-    : m_cache(std::move(cache)), m_cfg(cfg) {
-  if (m_cfg.crop < 16 || m_cfg.crop > 4096) throw SettingError("crop", "must be in [16, 4096] pixels");
-  if (!(m_cfg.min_scale > 0.0 && m_cfg.min_scale <= 1.0)) throw SettingError("min-scale", "must be in (0, 1]");
-  if (!(m_cfg.jitter >= 0.0 && m_cfg.jitter <= 1.0)) throw SettingError("jitter", "must be in [0, 1]");
-}
-
-torch::Tensor ClipSampler::sample(const std::vector<int>& offsets, torch::Generator& gen, torch::Device device) const {
-  const int span = offsets.back() + 1;
-  const auto& videos = m_cache->videos();
-  int64_t total = 0;
-  for (const auto& v : videos) total += std::max<int64_t>(0, v.frames - span + 1);
-  if (total == 0) {
-    throw Error("every video in cache '" + m_cache->path() + "' is shorter than the " + std::to_string(span) +
-                " frames one training clip spans");
-  }
-  // A uniformly drawn valid start over all videos weights each video by its number of clips.
-  int64_t r = random_int(gen, total);
-  size_t vi = 0;
-  for (; vi < videos.size(); ++vi) {
-    const int64_t n = std::max<int64_t>(0, videos[vi].frames - span + 1);
-    if (r < n) break;
-    r -= n;
-  }
-  const auto& v = videos[vi];
-  const CropBox box = crop_box_random(v.width, v.height, m_cfg.min_scale, 1.0, 3.0 / 4.0, 4.0 / 3.0, gen);
-  const bool flip = m_cfg.flip && random_uniform(gen) < 0.5;
-  // Only the crop box is copied out of the cache (as bytes); resizing and jitter run on `device`.
-  std::vector<torch::Tensor> frames;
-  for (int o : offsets) {
-    auto hwc = torch::from_blob(const_cast<uint8_t*>(m_cache->frame_data(vi, r + o)), {v.height, v.width, 3}, torch::kUInt8);
-    frames.push_back(hwc.slice(0, box.y, box.y + box.height).slice(1, box.x, box.x + box.width).permute({2, 0, 1}));
-  }
-  auto clip = torch::stack(frames).to(device).to(torch::kFloat).div_(255.0);
-  clip = crop_resize(clip, CropBox{0, 0, box.width, box.height}, m_cfg.crop, m_cfg.crop);
-  if (flip) clip = clip.flip({-1});
-  return colour_jitter(clip, m_cfg.jitter, gen);
-}
-
 namespace {
 
 // Holds the encoder (saved as "encoder") and method buffers.
@@ -79,8 +36,8 @@ TORCH_MODULE(VideoModel);
 // Shared parts of the two stride-4 methods.
 class Stride4Method : public TrainableMethod {
  public:
-  Stride4Method(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache)
-      : m_cfg(cfg), m_sampler(std::move(cache), cfg.sampler), m_model(ResNetConfig::stride4_64d()) {
+  Stride4Method(const VideoMethodConfig& cfg, std::shared_ptr<const ClipStore> clips)
+      : m_cfg(cfg), m_loader(ClipSampler(std::move(clips), cfg.sampler), cfg.seed, cfg.loader), m_model(ResNetConfig::stride4_64d()) {
     if (cfg.batch < 1) throw SettingError("batch", "must be at least 1");
     if (cfg.sampler.crop % 4 != 0) throw SettingError("crop", "must be a multiple of 4 (the encoder's stride)");
     ResNet enc = m_model->encoder;
@@ -94,7 +51,8 @@ class Stride4Method : public TrainableMethod {
     info.encoder_module = "encoder";
     info.input = InputConvention{"lab", kLabMean, kLabStd, 0};
     info.record["train"] = {{"batch", m_cfg.batch}, {"crop", m_cfg.sampler.crop}, {"min_scale", m_cfg.sampler.min_scale},
-                            {"jitter", m_cfg.sampler.jitter}, {"cache", m_sampler.cache().path()}};
+                            {"jitter", m_cfg.sampler.jitter}, {"data", m_loader.sampler().store().path()},
+                            {"data_form", m_loader.sampler().store().kind()}};
     extra_info(info);
     return info;
   }
@@ -102,11 +60,9 @@ class Stride4Method : public TrainableMethod {
  protected:
   virtual void extra_info(CheckpointInfo&) const {}
 
-  // Lab-normalised clips [B, T, 3, H, W] on the training device.
-  torch::Tensor sample_lab(const std::vector<std::vector<int>>& offsets, torch::Generator& gen) {
-    std::vector<torch::Tensor> clips;
-    for (const auto& o : offsets) clips.push_back(m_sampler.sample(o, gen, m_device));
-    auto rgb = torch::stack(clips);
+  // This rank's Lab-normalised clips of `step`, [B, T, 3, H, W] on the training device.
+  torch::Tensor sample_lab(int64_t step, const ClipOffsets& offsets) {
+    auto rgb = m_loader.batch(step, m_dist->rank(), m_cfg.batch, offsets, m_device);
     return standardise_channels(rgb_to_lab(rgb), kLabMean, kLabStd);
   }
   // Encoder features of [B, T, 3, H, W] -> [B, T, 64, H/4, W/4].
@@ -118,7 +74,7 @@ class Stride4Method : public TrainableMethod {
   double affinity_scale() const { return 1.0 / std::sqrt(double(m_model->encoder->config().output_channels())); }
 
   VideoMethodConfig m_cfg;
-  ClipSampler m_sampler;
+  ClipLoader m_loader;
   VideoModel m_model;
 };
 
@@ -129,17 +85,13 @@ class MastMethod : public Stride4Method {
   using Stride4Method::Stride4Method;
   std::string name() const override { return "mast"; }
 
-  StepOutput step(int64_t, torch::Generator& step_gen) override {
-    auto gen = m_dist->rank_generator(step_gen);   // this rank's clips
+  StepOutput step(int64_t step, torch::Generator& step_gen) override {
+    auto gen = m_dist->rank_generator(step_gen);   // this rank's draws
     const int b = m_cfg.batch;
-    std::vector<std::vector<int>> offsets;
+    // Reference and target 2, 5 or 8 frames apart, with probabilities 0.4 / 0.4 / 0.2.
+    static const ClipOffsets kGaps{{{0, 2}, {0, 5}, {0, 8}}, {0.4, 0.4, 0.2}};
     std::vector<int64_t> dropped;
-    for (int i = 0; i < b; ++i) {
-      const double u = random_uniform(gen);
-      const int gap = u < 0.4 ? 2 : (u < 0.8 ? 5 : 8);  // p 0.4 / 0.4 / 0.2
-      offsets.push_back({0, gap});
-    }
-    auto lab = sample_lab(offsets, gen);  // [B, 2, 3, H, W]
+    auto lab = sample_lab(step, kGaps);  // [B, 2, 3, H, W]
     for (int i = 0; i < b; ++i) dropped.push_back(1 + random_int(gen, 2));
     auto idx = torch::tensor(dropped, torch::kLong).to(m_device);
     auto keep = torch::ones({b, 1, 3, 1, 1}, lab.options()) * 1.5;
@@ -162,11 +114,11 @@ class MastMethod : public Stride4Method {
 // forward-backward cycle back to the first frame; channel dropout on the input.
 class CorrFlowMethod : public Stride4Method {
  public:
-  CorrFlowMethod(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache) : Stride4Method(cfg, cache) {
+  CorrFlowMethod(const VideoMethodConfig& cfg, std::shared_ptr<const ClipStore> clips) : Stride4Method(cfg, std::move(clips)) {
     // Colour centres from the training data; a resumed run overwrites them from the checkpoint.
     auto gen = at::make_generator<at::CPUGeneratorImpl>(cfg.seed ^ 0xC0105ull);
     torch::Generator g(gen);
-    const auto& c = m_sampler.cache();
+    const auto& c = m_loader.sampler().store();
     std::vector<torch::Tensor> samples;
     for (int i = 0; i < 64; ++i) {
       const size_t v = size_t(random_int(g, int64_t(c.videos().size())));
@@ -181,10 +133,9 @@ class CorrFlowMethod : public Stride4Method {
   std::string name() const override { return "corrflow"; }
 
   StepOutput step(int64_t step, torch::Generator& step_gen) override {
-    auto gen = m_dist->rank_generator(step_gen);   // this rank's clips
+    auto gen = m_dist->rank_generator(step_gen);   // this rank's draws
     const int b = m_cfg.batch;
-    std::vector<std::vector<int>> offsets(size_t(b), std::vector<int>{0, 4, 8});
-    auto lab = sample_lab(offsets, gen);  // [B, 3, 3, H, W]
+    auto lab = sample_lab(step, ClipOffsets::fixed({0, 4, 8}));  // [B, 3, 3, H, W]
     const int64_t h = lab.size(3), w = lab.size(4);
     // Labels: nearest colour centre per pixel.
     auto ab = lab.slice(2, 1, 3).permute({0, 1, 3, 4, 2}).reshape({-1, 2});
@@ -232,7 +183,7 @@ class CorrFlowMethod : public Stride4Method {
 
 std::vector<std::string> video_method_names() { return {"mast", "corrflow", "crw", "timecycle"}; }
 
-std::unique_ptr<TrainableMethod> video_method_create(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache) {
+std::unique_ptr<TrainableMethod> video_method_create(const VideoMethodConfig& cfg, std::shared_ptr<const ClipStore> cache) {
   if (!cache) throw Error("video methods need a clip cache");
   // Modules not set by resnet_init (the cycle methods' localiser, heads) take LibTorch's default
   // initialisation from the global generator, which is seeded nondeterministically: seed it.

@@ -1,26 +1,22 @@
-// Clip cache: pre-decoded, resized RGB frames of many videos in one memory-mapped file, so that
-// training reads frames at memory speed instead of decoding.
-//
-// Layout (little-endian): "CTCACHE1" | frames, each H*W*3 bytes RGB, videos one after another |
-// JSON index {"format":1,"videos":[{"name","frames","width","height","offset"}]} | uint64 index
-// length | "CTCINDEX". Offsets count from byte 8. The writer streams frames to a temporary file
-// and renames it after the index is written, so a killed build leaves no cache behind.
+// Clip caches: the writer (raw or JPEG frames), the memory-mapped reader that validates every
+// offset on open, and the ClipStore helpers. The file layout is described in clip_cache.h; the
+// parallel, resumable build is in clip_cache_build.cpp.
+#include "corrtrack/clip_cache.h"
+
 #include "corrtrack/core.h"
-#include "corrtrack/video.h"
+#include "jpeg_io.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace corrtrack {
@@ -28,7 +24,37 @@ namespace corrtrack {
 namespace {
 constexpr char kHeadMagic[8] = {'C', 'T', 'C', 'A', 'C', 'H', 'E', '1'};
 constexpr char kTailMagic[8] = {'C', 'T', 'C', 'I', 'N', 'D', 'E', 'X'};
+constexpr uint64_t kMaxJpegFrameBytes = uint64_t(256) << 20;
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// ClipStore helpers
+// ---------------------------------------------------------------------------------------------
+
+int64_t ClipStore::total_frames() const {
+  int64_t n = 0;
+  for (const auto& v : videos()) n += v.frames;
+  return n;
+}
+
+PixelRect ClipStore::full_rect(size_t video) const {
+  const auto& v = videos().at(video);
+  return {0, 0, v.width, v.height};
+}
+
+torch::Tensor ClipStore::frame_tensor(size_t video, int64_t frame) const {
+  std::vector<Image> out;
+  read(video, {frame}, full_rect(video), out);
+  return image_to_tensor(out[0]);
+}
+
+ClipCodec clip_codec_parse(const std::string& name) {
+  if (name == "raw") return ClipCodec::Raw;
+  if (name == "jpeg") return ClipCodec::Jpeg;
+  throw SettingError("codec", "must be raw or jpeg, not '" + name + "'");
+}
+
+std::string clip_codec_name(ClipCodec c) { return c == ClipCodec::Jpeg ? "jpeg" : "raw"; }
 
 // ---------------------------------------------------------------------------------------------
 // Writer
@@ -36,14 +62,26 @@ constexpr char kTailMagic[8] = {'C', 'T', 'C', 'I', 'N', 'D', 'E', 'X'};
 
 struct ClipCacheWriter::Impl {
   std::string path, tmp;
+  ClipCodec codec = ClipCodec::Raw;
+  int quality = 90;
   FILE* file = nullptr;
-  uint64_t offset = 0;
-  std::vector<ClipCacheVideo> videos;
+  uint64_t offset = 0;                 // bytes written to the data section
+  std::vector<ClipVideo> videos;
+  std::vector<uint64_t> starts;        // raw: first frame's offset; jpeg: first table entry
+  std::vector<uint64_t> table;         // jpeg: frame offsets, frames+1 per video
   bool open_video = false;
+
+  void write(const void* data, size_t size) {
+    if (std::fwrite(data, 1, size, file) != size) throw Error("cannot write cache '" + path + "' (disk full?)");
+    offset += size;
+  }
 };
 
-ClipCacheWriter::ClipCacheWriter(const std::string& path) : m_impl(std::make_unique<Impl>()) {
+ClipCacheWriter::ClipCacheWriter(const std::string& path, ClipCodec codec, int quality) : m_impl(std::make_unique<Impl>()) {
+  if (quality < 1 || quality > 100) throw SettingError("quality", "must be in [1, 100]");
   m_impl->path = path;
+  m_impl->codec = codec;
+  m_impl->quality = quality;
   m_impl->tmp = file_temp_sibling(path);
   m_impl->file = std::fopen(m_impl->tmp.c_str(), "wb");
   if (!m_impl->file) throw Error("cannot create cache '" + path + "': " + std::strerror(errno));
@@ -60,48 +98,89 @@ ClipCacheWriter::~ClipCacheWriter() {
 void ClipCacheWriter::begin_video(const std::string& name, int width, int height) {
   if (m_impl->open_video) end_video();
   if (width <= 0 || height <= 0) throw Error("cache video '" + name + "' has an empty frame size");
-  m_impl->videos.push_back({name, 0, width, height, m_impl->offset});
+  m_impl->videos.push_back({name, 0, width, height});
+  m_impl->starts.push_back(m_impl->codec == ClipCodec::Jpeg ? m_impl->table.size() : m_impl->offset);
+  if (m_impl->codec == ClipCodec::Jpeg) m_impl->table.push_back(m_impl->offset);
   m_impl->open_video = true;
 }
 
 void ClipCacheWriter::add_frame(const Image& rgb) {
   if (!m_impl->open_video) throw Error("ClipCacheWriter::add_frame before begin_video");
-  auto& v = m_impl->videos.back();
+  const auto& v = m_impl->videos.back();
   if (rgb.width != v.width || rgb.height != v.height || rgb.channels != 3) {
     throw Error("frame " + std::to_string(v.frames) + " of '" + v.name + "' is " + std::to_string(rgb.width) + "x" +
                 std::to_string(rgb.height) + ", the video's frames are " + std::to_string(v.width) + "x" + std::to_string(v.height));
   }
-  if (std::fwrite(rgb.data.data(), 1, rgb.data.size(), m_impl->file) != rgb.data.size()) {
-    throw Error("cannot write cache '" + m_impl->path + "' (disk full?)");
+  if (m_impl->codec == ClipCodec::Raw) {
+    add_encoded_frame(rgb.data.data(), rgb.data.size());
+  } else {
+    const auto bytes = detail::jpeg_encode(rgb, m_impl->quality);
+    add_encoded_frame(bytes.data(), bytes.size());
   }
-  m_impl->offset += rgb.data.size();
+}
+
+void ClipCacheWriter::add_encoded_frame(const uint8_t* data, size_t size) {
+  if (!m_impl->open_video) throw Error("ClipCacheWriter::add_encoded_frame before begin_video");
+  auto& v = m_impl->videos.back();
+  if (m_impl->codec == ClipCodec::Raw && size != size_t(v.width) * size_t(v.height) * 3u) {
+    throw Error("frame " + std::to_string(v.frames) + " of '" + v.name + "' has " + std::to_string(size) + " bytes, not " +
+                std::to_string(size_t(v.width) * v.height * 3));
+  }
+  if (m_impl->codec == ClipCodec::Jpeg && (size == 0 || size > kMaxJpegFrameBytes)) {
+    throw Error("frame " + std::to_string(v.frames) + " of '" + v.name + "' has no JPEG data");
+  }
+  m_impl->write(data, size);
+  if (m_impl->codec == ClipCodec::Jpeg) m_impl->table.push_back(m_impl->offset);
   ++v.frames;
 }
 
 void ClipCacheWriter::end_video() {
   if (!m_impl->open_video) return;
   m_impl->open_video = false;
-  if (m_impl->videos.back().frames == 0) m_impl->videos.pop_back();
+  if (m_impl->videos.back().frames > 0) return;
+  m_impl->videos.pop_back();
+  m_impl->starts.pop_back();
+  if (m_impl->codec == ClipCodec::Jpeg) m_impl->table.pop_back();
 }
 
 void ClipCacheWriter::close() {
   end_video();
-  json index = {{"format", 1}, {"videos", json::array()}};
-  for (const auto& v : m_impl->videos) {
-    index["videos"].push_back({{"name", v.name}, {"frames", v.frames}, {"width", v.width}, {"height", v.height}, {"offset", v.offset}});
+  auto& m = *m_impl;
+  json index = {{"format", m.codec == ClipCodec::Jpeg ? 2 : 1}, {"videos", json::array()}};
+  try {
+    uint64_t table_at = 0;
+    if (m.codec == ClipCodec::Jpeg) {
+      index["codec"] = "jpeg";
+      index["quality"] = m.quality;
+      table_at = m.offset;
+      m.write(m.table.data(), m.table.size() * sizeof(uint64_t));
+    }
+    for (size_t i = 0; i < m.videos.size(); ++i) {
+      const auto& v = m.videos[i];
+      json e = {{"name", v.name}, {"frames", v.frames}, {"width", v.width}, {"height", v.height}};
+      if (m.codec == ClipCodec::Jpeg) e["table"] = table_at + m.starts[i] * sizeof(uint64_t);
+      else e["offset"] = m.starts[i];
+      index["videos"].push_back(e);
+    }
+    const std::string text = index.dump();
+    const uint64_t len = text.size();
+    if (std::fwrite(text.data(), 1, text.size(), m.file) != text.size() || std::fwrite(&len, sizeof(len), 1, m.file) != 1 ||
+        std::fwrite(kTailMagic, 1, 8, m.file) != 8 || std::fflush(m.file) != 0 || ::fsync(::fileno(m.file)) != 0) {
+      throw Error("cannot write cache '" + m.path + "' (disk full?)");
+    }
+  } catch (...) {
+    std::fclose(m.file);
+    m.file = nullptr;
+    std::remove(m.tmp.c_str());
+    throw;
   }
-  const std::string text = index.dump();
-  const uint64_t len = text.size();
-  bool ok = std::fwrite(text.data(), 1, text.size(), m_impl->file) == text.size() &&
-            std::fwrite(&len, sizeof(len), 1, m_impl->file) == 1 && std::fwrite(kTailMagic, 1, 8, m_impl->file) == 8;
-  ok = (std::fflush(m_impl->file) == 0) && ok;
-  ok = (std::fclose(m_impl->file) == 0) && ok;
-  m_impl->file = nullptr;
+  const bool ok = std::fclose(m.file) == 0;
+  m.file = nullptr;
   if (!ok) {
-    std::remove(m_impl->tmp.c_str());
-    throw Error("cannot write cache '" + m_impl->path + "' (disk full?)");
+    std::remove(m.tmp.c_str());
+    throw Error("cannot write cache '" + m.path + "' (disk full?)");
   }
-  file_commit(m_impl->tmp, m_impl->path);
+  file_commit(m.tmp, m.path);
 }
 
 int64_t ClipCacheWriter::frames() const {
@@ -139,25 +218,41 @@ ClipCache::ClipCache(const std::string& path) : m_path(path) {
     std::memcpy(&len, m_map + m_size - 16, 8);
     if (len == 0 || len > m_size - 24) throw bad("index length out of range");
     const uint64_t index_at = m_size - 16 - len;
-    json index;
+    const uint64_t data_bytes = index_at - 8;
+    std::vector<uint64_t> where;   // raw: offset; jpeg: table offset (bytes in the data section)
     try {
-      index = json::parse(reinterpret_cast<const char*>(m_map + index_at), reinterpret_cast<const char*>(m_map + index_at + len));
+      const json index = json::parse(reinterpret_cast<const char*>(m_map + index_at), reinterpret_cast<const char*>(m_map + index_at + len));
+      const int format = index.at("format").get<int>();
+      if (format == 2 && index.value("codec", std::string()) == "jpeg") m_codec = ClipCodec::Jpeg;
+      else if (format != 1) throw bad("unknown format " + std::to_string(format) + " (made by a newer CorrTrack?)");
       for (const auto& v : index.at("videos")) {
-        m_videos.push_back({v.at("name").get<std::string>(), v.at("frames").get<int64_t>(), v.at("width").get<int>(),
-                            v.at("height").get<int>(), v.at("offset").get<uint64_t>()});
+        m_videos.push_back({v.at("name").get<std::string>(), v.at("frames").get<int64_t>(), v.at("width").get<int>(), v.at("height").get<int>()});
+        where.push_back(v.at(m_codec == ClipCodec::Jpeg ? "table" : "offset").get<uint64_t>());
       }
     } catch (const json::exception& e) {
       throw bad(std::string("unreadable index: ") + e.what());
     }
-    const uint64_t data_bytes = index_at - 8;
-    for (const auto& v : m_videos) {
+    for (size_t i = 0; i < m_videos.size(); ++i) {
+      const auto& v = m_videos[i];
       if (v.frames <= 0 || v.width <= 0 || v.height <= 0 || v.width > 65536 || v.height > 65536) {
         throw bad("video '" + v.name + "' has an invalid size");
       }
       // Every field is hostile: compare by division so that no product can wrap around.
-      const uint64_t frame_bytes = uint64_t(v.width) * uint64_t(v.height) * 3u;   // <= 3 * 2^32
-      if (v.offset > data_bytes || uint64_t(v.frames) > (data_bytes - v.offset) / frame_bytes) {
-        throw bad("video '" + v.name + "' lies outside the file");
+      const uint64_t unit = m_codec == ClipCodec::Jpeg ? sizeof(uint64_t) : uint64_t(v.width) * uint64_t(v.height) * 3u;
+      const uint64_t count = m_codec == ClipCodec::Jpeg ? uint64_t(v.frames) + 1 : uint64_t(v.frames);
+      if (where[i] > data_bytes || count > (data_bytes - where[i]) / unit) throw bad("video '" + v.name + "' lies outside the file");
+      if (m_codec == ClipCodec::Raw) {
+        m_offsets.push_back(where[i]);
+        continue;
+      }
+      m_offsets.push_back(m_table.size());
+      const size_t first = m_table.size();
+      m_table.resize(first + count);
+      std::memcpy(m_table.data() + first, m_map + 8 + where[i], count * sizeof(uint64_t));
+      for (size_t k = first; k + 1 < m_table.size(); ++k) {
+        if (m_table[k + 1] <= m_table[k] || m_table[k + 1] > data_bytes || m_table[k + 1] - m_table[k] > kMaxJpegFrameBytes) {
+          throw bad("frame " + std::to_string(k - first) + " of video '" + v.name + "' lies outside the file");
+        }
       }
     }
     if (m_videos.empty()) throw Error("cache '" + path + "' holds no videos");
@@ -172,127 +267,51 @@ ClipCache::~ClipCache() {
   if (m_map) ::munmap(const_cast<uint8_t*>(m_map), m_size);
 }
 
-int64_t ClipCache::total_frames() const {
-  int64_t n = 0;
-  for (const auto& v : m_videos) n += v.frames;
-  return n;
-}
-
-const uint8_t* ClipCache::frame_data(size_t video, int64_t frame) const {
+const uint8_t* ClipCache::frame_bytes(size_t video, int64_t frame, size_t* size) const {
   if (video >= m_videos.size()) throw Error("cache '" + m_path + "': no video " + std::to_string(video));
   const auto& v = m_videos[video];
   if (frame < 0 || frame >= v.frames) throw Error("cache '" + m_path + "': video '" + v.name + "' has no frame " + std::to_string(frame));
-  return m_map + 8 + v.offset + uint64_t(frame) * uint64_t(v.width) * uint64_t(v.height) * 3u;
-}
-
-torch::Tensor ClipCache::frame_tensor(size_t video, int64_t frame) const {
-  const auto& v = m_videos.at(video);
-  const uint8_t* d = frame_data(video, frame);
-  auto hwc = torch::from_blob(const_cast<uint8_t*>(d), {v.height, v.width, 3}, torch::kUInt8);
-  return hwc.permute({2, 0, 1}).to(torch::kFloat).div_(255.0);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Building from videos and frame folders
-// ---------------------------------------------------------------------------------------------
-
-namespace {
-
-bool has_ext(const fs::path& p, std::initializer_list<const char*> exts) {
-  std::string e = p.extension().string();
-  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
-  for (const char* x : exts) if (e == x) return true;
-  return false;
-}
-bool is_image(const fs::path& p) { return has_ext(p, {".jpg", ".jpeg", ".png"}); }
-bool is_video(const fs::path& p) {
-  return has_ext(p, {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".ts", ".flv", ".wmv"});
-}
-
-std::vector<fs::path> sorted_entries(const fs::path& dir) {
-  std::vector<fs::path> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) out.push_back(e.path());
-  if (ec) throw Error("cannot list '" + dir.string() + "': " + ec.message());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-bool holds_images(const fs::path& dir) {
-  for (const auto& e : sorted_entries(dir)) if (fs::is_regular_file(e) && is_image(e)) return true;
-  return false;
-}
-
-}  // namespace
-
-std::vector<std::string> clip_cache_expand_inputs(const std::vector<std::string>& inputs) {
-  std::vector<std::string> out;
-  for (const auto& in : inputs) {
-    const fs::path p(in);
-    std::error_code ec;
-    if (!fs::exists(p, ec)) throw Error("input '" + in + "' does not exist");
-    if (fs::is_regular_file(p)) {
-      out.push_back(in);
-      continue;
-    }
-    if (fs::is_directory(p / "JPEGImages")) {  // DAVIS layout: every sequence folder
-      const fs::path jp = fs::is_directory(p / "JPEGImages" / "480p") ? p / "JPEGImages" / "480p" : p / "JPEGImages";
-      for (const auto& e : sorted_entries(jp)) if (fs::is_directory(e) && holds_images(e)) out.push_back(e.string());
-      continue;
-    }
-    if (holds_images(p)) {
-      out.push_back(in);
-      continue;
-    }
-    for (const auto& e : sorted_entries(p)) {
-      if (fs::is_regular_file(e) && is_video(e)) out.push_back(e.string());
-      else if (fs::is_directory(e) && holds_images(e)) out.push_back(e.string());
-    }
+  if (m_codec == ClipCodec::Raw) {
+    const uint64_t frame_bytes = uint64_t(v.width) * uint64_t(v.height) * 3u;
+    *size = size_t(frame_bytes);
+    return m_map + 8 + m_offsets[video] + uint64_t(frame) * frame_bytes;
   }
-  if (out.empty()) {
-    std::string list;
-    for (const auto& in : inputs) list += (list.empty() ? "'" : ", '") + in + "'";
-    throw Error("no videos or frame folders found in " + list);
-  }
-  return out;
+  const uint64_t* t = m_table.data() + m_offsets[video] + frame;
+  *size = size_t(t[1] - t[0]);
+  return m_map + 8 + t[0];
 }
 
-ClipCacheBuildReport clip_cache_build(const std::vector<std::string>& inputs, const std::string& out_path, int short_side,
-                                      const ProgressCallback& progress) {
-  const double t0 = time_now_s();
-  const auto videos = clip_cache_expand_inputs(inputs);
-  ClipCacheWriter writer(out_path);
-  ClipCacheBuildReport report;
-  ProgressMeter meter(int64_t(videos.size()), "videos", progress);
-  for (const auto& path : videos) {
-    FrameSourceOptions opts;
-    auto probe = frame_source_open(path);
-    const auto info = probe->info();
-    if (short_side > 0) {
-      // Keep the aspect ratio; the short side becomes short_side (never upscaled).
-      const int s = std::min(info.width, info.height);
-      if (s > short_side) {
-        if (info.width <= info.height) opts.width = short_side;
-        else opts.height = short_side;
+const uint8_t* ClipCache::frame_data(size_t video, int64_t frame) const {
+  if (m_codec != ClipCodec::Raw) throw Error("cache '" + m_path + "' stores JPEG frames (no raw pixels to map)");
+  size_t size = 0;
+  return frame_bytes(video, frame, &size);
+}
+
+void ClipCache::read(size_t video, const std::vector<int64_t>& frames, const PixelRect& rect, std::vector<Image>& out) const {
+  if (video >= m_videos.size()) throw Error("cache '" + m_path + "': no video " + std::to_string(video));
+  const auto& v = m_videos[video];
+  if (rect.x < 0 || rect.y < 0 || rect.width <= 0 || rect.height <= 0 || rect.x + rect.width > v.width || rect.y + rect.height > v.height) {
+    throw Error("cache '" + m_path + "': a crop outside the frames of video '" + v.name + "'");
+  }
+  out.resize(frames.size());
+  for (size_t i = 0; i < frames.size(); ++i) {
+    size_t size = 0;
+    const uint8_t* bytes = frame_bytes(video, frames[i], &size);
+    Image decoded;
+    const uint8_t* pixels = bytes;
+    if (m_codec == ClipCodec::Jpeg) {
+      decoded = detail::jpeg_decode_buffer(bytes, size, "frame " + std::to_string(frames[i]) + " of '" + v.name + "' in cache '" + m_path + "'");
+      if (decoded.width != v.width || decoded.height != v.height) {
+        throw Error("cache '" + m_path + "': frame " + std::to_string(frames[i]) + " of '" + v.name + "' has the wrong size");
       }
+      pixels = decoded.data.data();
     }
-    auto src = (opts.width || opts.height) ? frame_source_open(path, opts) : std::move(probe);
-    const auto vi = src->info();
-    std::string name = fs::path(path).filename().string();
-    if (name.empty()) name = fs::path(path).parent_path().filename().string();
-    writer.begin_video(name, vi.width, vi.height);
-    Image frame;
-    while (src->next(frame)) writer.add_frame(frame);
-    writer.end_video();
-    ++report.videos;
-    meter.step();
+    Image& o = out[i];
+    o = Image(rect.width, rect.height, 3);
+    for (int y = 0; y < rect.height; ++y) {
+      std::memcpy(o.data.data() + size_t(y) * rect.width * 3, pixels + (size_t(rect.y + y) * v.width + rect.x) * 3, size_t(rect.width) * 3);
+    }
   }
-  report.frames = writer.frames();
-  writer.close();
-  std::error_code ec;
-  report.bytes = fs::file_size(out_path, ec);
-  report.seconds = time_now_s() - t0;
-  return report;
 }
 
 }  // namespace corrtrack

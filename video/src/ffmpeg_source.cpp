@@ -14,6 +14,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -62,6 +63,7 @@ class VideoFileSource : public FrameSource {
     try {
       open_decoder();
       read_metadata();
+      if (opts.pts && !opts.pts->empty()) index_adopt(*opts.pts);
     } catch (...) {
       close_decoder();
       throw;
@@ -125,6 +127,16 @@ class VideoFileSource : public FrameSource {
 
   const std::string& path() const override { return m_path; }
 
+  // The decode index (building it if needed) and how many of its frames are keyframes.
+  const std::vector<int64_t>& pts_index() {
+    build_index();
+    return m_pts;
+  }
+  int64_t keyframes() {
+    build_index();
+    return m_keyframes;
+  }
+
  private:
   // Past this many frames ahead it is cheaper to seek than to decode forward.
   static constexpr int64_t kMaxForwardSkip = 48;
@@ -173,7 +185,6 @@ class VideoFileSource : public FrameSource {
     avformat_close_input(&m_fmt);
     sws_freeContext(m_sws);
     m_sws = nullptr;
-    m_sws_tuned = nullptr;
     m_stream = nullptr;
   }
 
@@ -260,19 +271,28 @@ class VideoFileSource : public FrameSource {
     // Indexing decodes the whole stream; afterwards the reader resumes where it was.
     const int64_t resume = m_next;
     reopen();
-    m_pts.clear();
-    while (decode_raw()) m_pts.push_back(m_frame->best_effort_timestamp);
-    if (m_pts.empty()) throw Error("'" + m_path + "' contains no decodable video frames");
-    m_indexed = true;
-    m_seekable = true;
-    for (size_t i = 0; i < m_pts.size(); ++i) {
-      if (m_pts[i] == AV_NOPTS_VALUE || (i > 0 && m_pts[i] <= m_pts[i - 1])) { m_seekable = false; break; }
+    std::vector<int64_t> pts;
+    m_keyframes = 0;
+    while (decode_raw()) {
+      pts.push_back(m_frame->best_effort_timestamp);
+      m_keyframes += frame_is_key(m_frame) ? 1 : 0;
     }
+    if (pts.empty()) throw Error("'" + m_path + "' contains no decodable video frames");
+    index_adopt(pts);
     log_get("video")->debug("indexed '{}': {} frames, seekable={}", m_path, m_pts.size(), m_seekable);
     reopen();
     if (resume > 0 && resume < static_cast<int64_t>(m_pts.size())) {
       position_before(resume);
       while (m_next < resume && next_frame()) {}
+    }
+  }
+
+  void index_adopt(const std::vector<int64_t>& pts) {
+    m_pts = pts;
+    m_indexed = true;
+    m_seekable = true;
+    for (size_t i = 0; i < m_pts.size(); ++i) {
+      if (m_pts[i] == AV_NOPTS_VALUE || (i > 0 && m_pts[i] <= m_pts[i - 1])) { m_seekable = false; break; }
     }
   }
 
@@ -320,14 +340,20 @@ class VideoFileSource : public FrameSource {
     const int sw = swap ? m_out_h : m_out_w;  // size before rotation
     const int sh = swap ? m_out_w : m_out_h;
     // Bicubic is the ffmpeg command's default: frames match `ffmpeg -pix_fmt rgb24` bit for bit
-    // (8-bit 4:2:0 at native size takes swscale's unscaled path either way).
-    m_sws = sws_getCachedContext(m_sws, f->width, f->height, static_cast<AVPixelFormat>(f->format), sw, sh,
-                                 AV_PIX_FMT_RGB24, SWS_BICUBIC, nullptr, nullptr, nullptr);
-    if (!m_sws) throw Error("cannot convert the pixel format of '" + m_path + "' to RGB");
-    // Use the stream's YUV matrix and range (BT.709 for HD video), as the ffmpeg command does.
+    // (8-bit 4:2:0 at native size takes swscale's unscaled path either way). Use the stream's YUV
+    // matrix and range (BT.709 for HD video), as the ffmpeg command does.
     const int matrix = (f->colorspace == AVCOL_SPC_UNSPECIFIED || f->colorspace == AVCOL_SPC_RGB) ? SWS_CS_DEFAULT : f->colorspace;
     const int full_range = f->color_range == AVCOL_RANGE_JPEG ? 1 : 0;
-    if (m_sws != m_sws_tuned || matrix != m_matrix || full_range != m_full_range) {
+    // The context is made here, not by sws_getCachedContext: that one replaces a context whose
+    // colour details were changed, and a replacement at the same address went untuned (BT.601 on
+    // some frames of a BT.709 video, at random between two passes).
+    const std::array<int, 7> key{f->width, f->height, f->format, sw, sh, matrix, full_range};
+    if (!m_sws || key != m_sws_key) {
+      sws_freeContext(m_sws);
+      m_sws = sws_getContext(f->width, f->height, static_cast<AVPixelFormat>(f->format), sw, sh, AV_PIX_FMT_RGB24, SWS_BICUBIC,
+                             nullptr, nullptr, nullptr);
+      if (!m_sws) throw Error("cannot convert the pixel format of '" + m_path + "' to RGB");
+      m_sws_key = key;
       int* inv = nullptr;
       int* table = nullptr;
       int src_range = 0, dst_range = 0, brightness = 0, contrast = 0, saturation = 0;
@@ -336,9 +362,6 @@ class VideoFileSource : public FrameSource {
         sws_setColorspaceDetails(m_sws, sws_getCoefficients(matrix), full_range || src_range, table, dst_range, brightness,
                                  contrast, saturation);
       }
-      m_sws_tuned = m_sws;
-      m_matrix = matrix;
-      m_full_range = full_range;
     }
     Image img(sw, sh, 3);
     uint8_t* dst[4] = {img.data.data(), nullptr, nullptr, nullptr};
@@ -357,8 +380,7 @@ class VideoFileSource : public FrameSource {
   AVPacket* m_pkt = nullptr;
   AVFrame* m_frame = nullptr;
   SwsContext* m_sws = nullptr;
-  SwsContext* m_sws_tuned = nullptr;  // context whose colour matrix was last set
-  int m_matrix = -1, m_full_range = -1;
+  std::array<int, 7> m_sws_key{};    // what m_sws converts: source size and format, output size, matrix, range
   int m_stream_index = -1;
   int m_rotation = 0;
   int m_out_w = 0, m_out_h = 0;
@@ -369,6 +391,7 @@ class VideoFileSource : public FrameSource {
   int m_decode_errors = 0;
   bool m_indexed = false;
   bool m_seekable = false;
+  int64_t m_keyframes = 0;
   std::vector<int64_t> m_pts;
 };
 
@@ -376,6 +399,17 @@ class VideoFileSource : public FrameSource {
 
 std::unique_ptr<FrameSource> video_file_source_open(const std::string& path, const FrameSourceOptions& opts) {
   return std::make_unique<VideoFileSource>(path, opts);
+}
+
+VideoDecodeIndex video_file_decode_index(const std::string& path, int threads) {
+  FrameSourceOptions o;
+  o.threads = threads;
+  VideoFileSource src(path, o);
+  VideoDecodeIndex out;
+  out.pts = src.pts_index();
+  out.keyframes = src.keyframes();
+  out.info = src.info();
+  return out;
 }
 
 }  // namespace corrtrack

@@ -5,7 +5,9 @@
 
 #include "corrtrack/core.h"
 
+#include <algorithm>
 #include <csetjmp>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 
@@ -40,8 +42,8 @@ void jpeg_emit_message(j_common_ptr cinfo, int level) {
   if (st->warnings++ == 0) (*cinfo->err->format_message)(cinfo, st->warning);
 }
 
-// Decodes into `out` (RGB). Returns false with st->error set.
-bool jpeg_decode(std::FILE* fp, Image* out, JpegState* st) {
+// Decodes a file (fp) or a buffer (mem, mem_size) into `out` (RGB). Returns false with st->error set.
+bool jpeg_decode(std::FILE* fp, const uint8_t* mem, size_t mem_size, Image* out, JpegState* st) {
   jpeg_decompress_struct cinfo;
   cinfo.err = jpeg_std_error(&st->pub);
   st->pub.error_exit = jpeg_error_exit;
@@ -51,7 +53,8 @@ bool jpeg_decode(std::FILE* fp, Image* out, JpegState* st) {
     return false;
   }
   jpeg_create_decompress(&cinfo);
-  jpeg_stdio_src(&cinfo, fp);
+  if (fp) jpeg_stdio_src(&cinfo, fp);
+  else jpeg_mem_src(&cinfo, mem, static_cast<unsigned long>(mem_size));
   jpeg_read_header(&cinfo, TRUE);
   cinfo.out_color_space = JCS_RGB;
   if (uint64_t(cinfo.image_width) * cinfo.image_height > kMaxJpegPixels) {
@@ -90,7 +93,7 @@ Image jpeg_read(const std::string& path) {
   if (!fp) throw Error("cannot open image '" + path + "': " + std::strerror(errno));
   Image img;
   JpegState st;
-  const bool ok = jpeg_decode(fp, &img, &st);
+  const bool ok = jpeg_decode(fp, nullptr, 0, &img, &st);
   std::fclose(fp);
   if (!ok) throw Error("cannot decode JPEG image '" + path + "': " + st.error);
   if (st.warnings > 0) {
@@ -98,6 +101,61 @@ Image jpeg_read(const std::string& path) {
                            st.warnings > 1 ? " (and " + std::to_string(st.warnings - 1) + " more)" : "");
   }
   return img;
+}
+
+Image jpeg_decode_buffer(const uint8_t* data, size_t size, const std::string& what) {
+  Image img;
+  JpegState st;
+  if (size < 4 || !jpeg_decode(nullptr, data, size, &img, &st)) {
+    throw Error("cannot decode the JPEG of " + what + ": " + (size < 4 ? std::string("too short") : std::string(st.error)));
+  }
+  if (st.warnings > 0) log_get("video")->warn("{}: {} (decoded what could be read)", what, st.warning);
+  return img;
+}
+
+namespace {
+
+// Compresses `rgb` into *buffer (malloc'd by libjpeg). Returns false with st->error set.
+bool jpeg_compress(const Image& rgb, int quality, unsigned char** buffer, unsigned long* size, JpegState* st) {
+  jpeg_compress_struct cinfo;
+  cinfo.err = jpeg_std_error(&st->pub);
+  st->pub.error_exit = jpeg_error_exit;
+  st->pub.emit_message = jpeg_emit_message;
+  if (setjmp(st->jump)) {
+    jpeg_destroy_compress(&cinfo);
+    return false;
+  }
+  jpeg_create_compress(&cinfo);
+  jpeg_mem_dest(&cinfo, buffer, size);
+  cinfo.image_width = static_cast<JDIMENSION>(rgb.width);
+  cinfo.image_height = static_cast<JDIMENSION>(rgb.height);
+  cinfo.input_components = 3;
+  cinfo.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_quality(&cinfo, quality, TRUE);
+  jpeg_start_compress(&cinfo, TRUE);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    JSAMPROW row = const_cast<uint8_t*>(rgb.data.data()) + size_t(cinfo.next_scanline) * rgb.width * 3;
+    jpeg_write_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  return true;
+}
+
+}  // namespace
+
+std::vector<uint8_t> jpeg_encode(const Image& rgb, int quality) {
+  if (rgb.channels != 3 || rgb.width <= 0 || rgb.height <= 0) throw Error("JPEG encoding needs a non-empty RGB image");
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  JpegState st;
+  const bool ok = jpeg_compress(rgb, std::clamp(quality, 1, 100), &buffer, &size, &st);
+  std::vector<uint8_t> out;
+  if (ok) out.assign(buffer, buffer + size);
+  std::free(buffer);
+  if (!ok) throw Error(std::string("cannot encode a JPEG frame: ") + st.error);
+  return out;
 }
 
 }  // namespace corrtrack::detail

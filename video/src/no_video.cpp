@@ -4,6 +4,8 @@
 #include "corrtrack/core.h"
 #include "corrtrack/drawing.h"
 #include "corrtrack/video.h"
+#include "jpeg_io.h"
+#include "video_internal.h"
 
 namespace corrtrack {
 
@@ -23,6 +25,11 @@ std::unique_ptr<Painter> painter_raster(Image&) { unavailable("draw on", "an ima
 Image click_segment(const Image&, const std::vector<Click>&, const ClickSegmentParams&) { unavailable("segment", "a frame"); }
 std::optional<Click> click_next(const Image&, const Image&) { unavailable("simulate clicks on", "a mask"); }
 double mask_iou(const Image&, const Image&) { unavailable("compare", "masks"); }
+VideoDecodeIndex video_file_decode_index(const std::string& path, int) { unavailable("index", path); }
+namespace detail {
+Image jpeg_decode_buffer(const uint8_t*, size_t, const std::string& what) { unavailable("decode", what); }
+std::vector<uint8_t> jpeg_encode(const Image&, int) { unavailable("encode", "a JPEG cache frame"); }
+}  // namespace detail
 
 struct VideoWriter::Impl { std::string codec; };
 VideoWriter::VideoWriter(const std::string& path, int, int, double) { unavailable("write video", path); }

@@ -6,6 +6,7 @@
 //        auto m = training_method_create(s); train_run(*m, opt, schedule, options);
 #pragma once
 
+#include "corrtrack/clip_cache.h"
 #include "corrtrack/image_methods.h"
 #include "corrtrack/video_methods.h"
 
@@ -20,17 +21,28 @@ namespace corrtrack {
 
 struct TrainingSetup {
   std::string method;
-  // Video methods: a clip cache, or videos / frame folders / DAVIS roots (decoded once into
-  // run_dir/clips.ctc, reused on --resume). Image methods: "fashion-mnist" or an image folder.
+  // Video methods: a clip cache, or videos / frame folders / DAVIS roots / text lists of them,
+  // streamed or decoded once into run_dir/clips.ctc (data_mode). Image methods: "fashion-mnist"
+  // or an image folder.
   std::vector<std::string> data;
   std::string run_dir;
-  int cache_size = 256;          // short side of frames decoded into the run's cache
+  int cache_size = 256;          // short side of the frames trained on (the run's cache, or streamed)
+  // Video methods given videos: "cache" decodes them into run_dir/clips.ctc first (reused on
+  // --resume), "stream" reads clips from the files themselves, "auto" streams text lists and
+  // collections of more than kAutoStreamVideos videos and caches smaller ones.
+  std::string data_mode = "auto";
   VideoMethodConfig video;       // method, seed and total_steps are set from here
   ImageMethodConfig image;       // likewise; the encoder's channels come from the data
   std::optional<int> batch;      // when given: clips (video) or images (image methods) per step
   uint64_t seed = 0;
   int64_t total_steps = 1000;
 };
+
+constexpr int kAutoStreamVideos = 64;
+
+// The training clips of a video method's setup (data, data_mode, cache_size, run_dir; the
+// loader's workers also decode in parallel when a cache or an index is built).
+std::shared_ptr<const ClipStore> training_clips(const TrainingSetup& setup);
 
 // Every method this build trains: the video trackers, then the image methods.
 std::vector<std::string> method_names();
@@ -63,8 +75,14 @@ bool clip_cache_looks_like(const std::string& path);
 // ones, in a temporary folder removed afterwards. ms per step, samples per second, peak RSS.
 nlohmann::json bench_train(TrainableMethod& method, const OptimizerConfig& opt, TrainOptions options, int64_t warmup_steps);
 
-// Clip loading: the same `clips` clips (3 frames 4 apart) from the cache, with the sampler's crop
-// and jitter, and (with `sources`, the inputs the cache was built from) by decoding the videos.
-nlohmann::json bench_clips(const std::string& cache, const std::vector<std::string>& sources, int clips, int crop);
+// Clip loading through the training loader: 3-frame clips (frames 4 apart) with crop, flip and
+// jitter, `clips` of them in batches of `batch`, once per worker count. JSON: the store's form,
+// videos, frames and bytes on disk, and per worker count clips/s.
+struct BenchClipsOptions {
+  TrainingSetup setup;           // data, data_mode, cache_size, run_dir (for an index or a cache)
+  std::vector<int> workers{0, 1, 2};
+  int clips = 120, batch = 12, crop = 224;
+};
+nlohmann::json bench_clips(const BenchClipsOptions& options);
 
 }  // namespace corrtrack

@@ -1,9 +1,10 @@
-// Self-supervised video correspondence methods trained on a clip cache: MAST (Lab channel
-// reconstruction by copying), Correspondence Flow (quantised-colour copying, recursive, with a
-// cycle term), the contrastive random walk (CRW) and TimeCycle (cycle-consistency of time), plus
-// the clip sampler they share.
+// Self-supervised video correspondence methods trained on clips of a ClipStore (a cache or
+// streamed videos, read through the ClipLoader): MAST (Lab channel reconstruction by copying),
+// Correspondence Flow (quantised-colour copying, recursive, with a cycle term), the contrastive
+// random walk (CRW) and TimeCycle (cycle-consistency of time).
 #pragma once
 
+#include "corrtrack/clip_loader.h"
 #include "corrtrack/core.h"
 #include "corrtrack/train.h"
 #include "corrtrack/video.h"
@@ -14,32 +15,11 @@
 
 namespace corrtrack {
 
-struct ClipSamplerConfig {
-  int crop = 256;            // output side (square crops)
-  double min_scale = 0.4;    // random resized crop: area fraction in [min_scale, 1]
-  bool flip = true;          // horizontal flip, the same for every frame of a clip
-  double jitter = 0.1;       // brightness/contrast/saturation jitter strength, per clip
-};
-
-// Draws clips from a cache: a video (weighted by how many clips it holds), a start frame, frames
-// at the given offsets, one crop box / flip / jitter for the whole clip.
-class ClipSampler {
- public:
-  ClipSampler(std::shared_ptr<const ClipCache> cache, ClipSamplerConfig cfg);
-  // [T, 3, crop, crop] float RGB in [0, 1] on `device`; offsets ascending, offsets[0] == 0.
-  // Throws Error when no video of the cache is long enough.
-  torch::Tensor sample(const std::vector<int>& offsets, torch::Generator& gen, torch::Device device = torch::kCPU) const;
-  const ClipCache& cache() const { return *m_cache; }
-  const ClipSamplerConfig& config() const { return m_cfg; }
- private:
-  std::shared_ptr<const ClipCache> m_cache;
-  ClipSamplerConfig m_cfg;
-};
-
 struct VideoMethodConfig {
   std::string method = "mast";   // mast | corrflow | crw | timecycle
   int batch = 12;
   ClipSamplerConfig sampler;
+  ClipLoaderConfig loader;       // clips read by worker threads ahead of the step (0: in the step)
   uint64_t seed = 0;             // encoder initialisation (and CorrFlow's colour k-means)
   int64_t total_steps = 1;       // for schedules inside the method (CorrFlow's scheduled sampling)
   // CRW and TimeCycle (0 = the method's default).
@@ -71,7 +51,7 @@ struct AffineLocalization {
 AffineLocalization affine_localize(const torch::Tensor& patch, const torch::Tensor& frame, double logit_scale);
 
 // A video method as a TrainableMethod for train_run. Throws Error for another method name.
-std::unique_ptr<TrainableMethod> video_method_create(const VideoMethodConfig& cfg, std::shared_ptr<const ClipCache> cache);
+std::unique_ptr<TrainableMethod> video_method_create(const VideoMethodConfig& cfg, std::shared_ptr<const ClipStore> clips);
 // Names of the video methods this build can train.
 std::vector<std::string> video_method_names();
 

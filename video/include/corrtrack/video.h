@@ -61,6 +61,9 @@ struct FrameSourceOptions {
   int width = 0;    // resize on decode; 0 keeps native (a single 0 keeps the aspect ratio)
   int height = 0;
   int threads = 0;  // decoder threads, 0 = automatic
+  // Video files: the decode index of an earlier pass (video_file_index in clip_stream.h), used
+  // instead of decoding the whole file again on the first random access. Trusted as given.
+  std::shared_ptr<const std::vector<int64_t>> pts;
 };
 
 // A sequence of RGB frames from a video file or an image folder, with random access.
@@ -172,70 +175,7 @@ class VideoWriter {
   std::unique_ptr<Impl> m_impl;
 };
 
-// ---------------------------------------------------------------------------------------------
-// Clip cache: pre-decoded frames for training (one memory-mapped file, see clip_cache.cpp)
-// ---------------------------------------------------------------------------------------------
-
-struct ClipCacheVideo {
-  std::string name;
-  int64_t frames = 0;
-  int width = 0, height = 0;
-  uint64_t offset = 0;   // byte offset of frame 0 in the data section
-};
-
-// Streams frames into a new cache; close() writes the index and renames the temporary file.
-// Destroyed without close(), it leaves nothing behind.
-class ClipCacheWriter {
- public:
-  explicit ClipCacheWriter(const std::string& path);
-  ~ClipCacheWriter();
-  ClipCacheWriter(const ClipCacheWriter&) = delete;
-  ClipCacheWriter& operator=(const ClipCacheWriter&) = delete;
-  void begin_video(const std::string& name, int width, int height);
-  void add_frame(const Image& rgb);     // must have the video's size, 3 channels
-  void end_video();
-  void close();
-  int64_t frames() const;
- private:
-  struct Impl;
-  std::unique_ptr<Impl> m_impl;
-};
-
-// Read-only view of a cache (memory-mapped; frames are paged in on use). The constructor checks
-// the structure and throws Error naming the file when it is truncated or not a cache.
-class ClipCache {
- public:
-  explicit ClipCache(const std::string& path);
-  ~ClipCache();
-  ClipCache(const ClipCache&) = delete;
-  ClipCache& operator=(const ClipCache&) = delete;
-  const std::vector<ClipCacheVideo>& videos() const { return m_videos; }
-  int64_t total_frames() const;
-  const std::string& path() const { return m_path; }
-  // Frame pixels, H*W*3 bytes RGB.
-  const uint8_t* frame_data(size_t video, int64_t frame) const;
-  // Frame as float [3, H, W] in [0, 1] (a copy).
-  torch::Tensor frame_tensor(size_t video, int64_t frame) const;
- private:
-  std::string m_path;
-  const uint8_t* m_map = nullptr;
-  uint64_t m_size = 0;
-  std::vector<ClipCacheVideo> m_videos;
-};
-
-// Video files, frame folders and DAVIS-layout roots (every JPEGImages/<seq>) found in `inputs`
-// (files, folders of frames, folders of videos). Throws Error when nothing is found.
-std::vector<std::string> clip_cache_expand_inputs(const std::vector<std::string>& inputs);
-
-struct ClipCacheBuildReport {
-  int64_t videos = 0, frames = 0;
-  uint64_t bytes = 0;
-  double seconds = 0.0;
-};
-// Decodes every input (resized so the short side is at most `short_side`; 0 keeps the size)
-// into the cache file `out_path`.
-ClipCacheBuildReport clip_cache_build(const std::vector<std::string>& inputs, const std::string& out_path,
-                                      int short_side, const ProgressCallback& progress = nullptr);
+// Clip caches and streamed training videos: clip_cache.h, clip_stream.h.
 
 // ---------------------------------------------------------------------------------------------
 // Labelled image sets (image methods)
