@@ -310,3 +310,40 @@ TEST(ClipStream, RealVideosEqualFrameSourceAndCache) {
     }
   }
 }
+
+// Property (real data): JPEG caches of DAVIS frames at quality 90 (the default) and 75 stay within
+// the PSNR stated in the README of the raw cache's frames (every frame of two sequences).
+TEST(JpegCache, DavisFramesPsnr) {
+  CORRTRACK_REQUIRE_DATA(data);
+  TempDir d;
+  const std::string root = data + "/davis2016-train-240p/JPEGImages";
+  if (!fs::exists(root + "/bear")) GTEST_SKIP() << "DAVIS train is missing";
+  const std::vector<std::string> inputs{root + "/bear", root + "/boat"};
+  ClipCacheBuildOptions o;
+  o.progress = [](const ProgressInfo&) {};
+  clip_cache_build(inputs, d / "raw.ctc", o);
+  ClipCache raw(d / "raw.ctc");
+  for (const auto& [quality, floor] : {std::pair{90, 44.0}, std::pair{75, 37.0}}) {
+    o.codec = ClipCodec::Jpeg;
+    o.quality = quality;
+    const std::string path = d / ("q" + std::to_string(quality) + ".ctc");
+    clip_cache_build(inputs, path, o);
+    ClipCache jpeg(path);
+    double worst = 99.0, sum = 0.0;
+    int64_t n = 0;
+    for (size_t v = 0; v < 2; ++v) {
+      for (int64_t k = 0; k < raw.videos()[v].frames; ++k) {
+        std::vector<Image> a, b;
+        raw.read(v, {k}, raw.full_rect(v), a);
+        jpeg.read(v, {k}, jpeg.full_rect(v), b);
+        const double p = psnr(a[0], b[0]);
+        worst = std::min(worst, p);
+        sum += p;
+        ++n;
+      }
+    }
+    std::printf("quality %d: mean PSNR %.2f dB, worst %.2f dB over %lld frames; %.1fx smaller\n", quality, sum / n, worst,
+                static_cast<long long>(n), double(fs::file_size(d / "raw.ctc")) / double(fs::file_size(path)));
+    EXPECT_GT(worst, floor) << quality;
+  }
+}

@@ -4,6 +4,7 @@
 #include "corrtrack/clip_cache.h"
 
 #include "corrtrack/core.h"
+#include "clip_rect.h"
 #include "jpeg_io.h"
 
 #include <nlohmann/json.hpp>
@@ -290,9 +291,7 @@ const uint8_t* ClipCache::frame_data(size_t video, int64_t frame) const {
 void ClipCache::read(size_t video, const std::vector<int64_t>& frames, const PixelRect& rect, std::vector<Image>& out) const {
   if (video >= m_videos.size()) throw Error("cache '" + m_path + "': no video " + std::to_string(video));
   const auto& v = m_videos[video];
-  if (rect.x < 0 || rect.y < 0 || rect.width <= 0 || rect.height <= 0 || rect.x + rect.width > v.width || rect.y + rect.height > v.height) {
-    throw Error("cache '" + m_path + "': a crop outside the frames of video '" + v.name + "'");
-  }
+  detail::clip_rect_check(v, rect, "video '" + v.name + "' in cache '" + m_path + "'");
   out.resize(frames.size());
   for (size_t i = 0; i < frames.size(); ++i) {
     size_t size = 0;
@@ -306,11 +305,7 @@ void ClipCache::read(size_t video, const std::vector<int64_t>& frames, const Pix
       }
       pixels = decoded.data.data();
     }
-    Image& o = out[i];
-    o = Image(rect.width, rect.height, 3);
-    for (int y = 0; y < rect.height; ++y) {
-      std::memcpy(o.data.data() + size_t(y) * rect.width * 3, pixels + (size_t(rect.y + y) * v.width + rect.x) * 3, size_t(rect.width) * 3);
-    }
+    out[i] = detail::clip_rect_copy(pixels, v.width, rect);
   }
 }
 

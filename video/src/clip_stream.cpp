@@ -4,10 +4,12 @@
 #include "corrtrack/clip_stream.h"
 
 #include "corrtrack/core.h"
+#include "clip_rect.h"
 #include "video_internal.h"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
@@ -27,7 +29,8 @@ namespace corrtrack {
 
 namespace {
 
-constexpr int kIndexFormat = 1;
+constexpr int kIndexFormat = 2;
+constexpr int64_t kForwardFrames = 48;   // what FrameSource decodes forward before it seeks
 
 bool is_list_file(const fs::path& p) { return p.extension() == ".txt"; }
 
@@ -58,7 +61,7 @@ VideoIndexEntry entry_from_json(const json& j) {
   e.fps = j.at("fps").get<double>();
   e.width = j.at("width").get<int>();
   e.height = j.at("height").get<int>();
-  e.keyframes = j.at("keyframes").get<int64_t>();
+  e.keyframes = j.at("keyframes").get<std::vector<int64_t>>();
   e.pts = j.at("pts").get<std::vector<int64_t>>();
   e.error = j.value("error", std::string());
   if (e.error.empty() && (e.frames <= 0 || e.width <= 0 || e.height <= 0 || (!e.folder && int64_t(e.pts.size()) != e.frames))) {
@@ -103,7 +106,6 @@ VideoIndexEntry entry_index(const std::string& path, uint64_t bytes, int64_t mti
       e.fps = info.fps;
       e.width = info.width;
       e.height = info.height;
-      e.keyframes = e.frames;
     } else {
       auto idx = video_file_decode_index(path, threads);
       e.frames = int64_t(idx.pts.size());
@@ -132,6 +134,8 @@ class StreamStore : public ClipStore {
       clip_frame_size(e.width, e.height, o.short_side, &w, &h);
       m_videos.push_back({clip_video_name(e.path), e.frames, w, h});
       m_pts.push_back(std::make_shared<const std::vector<int64_t>>(std::move(e.pts)));
+      m_keys.push_back(e.folder ? std::vector<int64_t>() : std::move(e.keyframes));
+      m_folder.push_back(e.folder);
       m_sources.push_back(e.path);
     }
     m_bad.assign(m_videos.size(), 0);
@@ -144,20 +148,15 @@ class StreamStore : public ClipStore {
   void read(size_t video, const std::vector<int64_t>& frames, const PixelRect& rect, std::vector<Image>& out) const override {
     if (video >= m_videos.size()) throw Error("stream '" + m_path + "': no video " + std::to_string(video));
     const auto& v = m_videos[video];
-    if (rect.x < 0 || rect.y < 0 || rect.width <= 0 || rect.height <= 0 || rect.x + rect.width > v.width || rect.y + rect.height > v.height) {
-      throw Error("a crop outside the frames of '" + m_sources[video] + "'");
-    }
-    auto src = take(video);
+    detail::clip_rect_check(v, rect, "'" + m_sources[video] + "'");
+    if (frames.empty()) return out.clear();
+    Decoder dec = take(video, frames.front());
     try {
       out.resize(frames.size());
       for (size_t i = 0; i < frames.size(); ++i) {
-        const Image f = src->frame(frames[i]);
+        const Image f = frame_at(video, dec, frames[i]);
         if (f.width != v.width || f.height != v.height) throw Error("frame " + std::to_string(frames[i]) + " of '" + m_sources[video] + "' changed size");
-        Image& o = out[i];
-        o = Image(rect.width, rect.height, 3);
-        for (int y = 0; y < rect.height; ++y) {
-          std::memcpy(o.data.data() + size_t(y) * rect.width * 3, f.data.data() + (size_t(rect.y + y) * v.width + rect.x) * 3, size_t(rect.width) * 3);
-        }
+        out[i] = detail::clip_rect_copy(f.data.data(), v.width, rect);
       }
     } catch (const Error& e) {
       std::lock_guard<std::mutex> lock(m_mu);
@@ -165,20 +164,56 @@ class StreamStore : public ClipStore {
       m_bad[video] = 1;
       throw;
     }
-    give_back(video, std::move(src));
+    give_back(std::move(dec));
   }
 
  private:
-  // An open decoder of `video` (one left by an earlier read, or a new one).
-  std::unique_ptr<FrameSource> take(size_t video) const {
+  // An open decoder and the frame its next() delivers.
+  struct Decoder {
+    size_t video = 0;
+    int64_t next = 0;
+    std::unique_ptr<FrameSource> src;
+  };
+
+  // Whether decoding forward from frame `from` to `to` needs no keyframe on the way (so that
+  // it is cheaper than seeking, which would land at or before `from`).
+  bool forward_is_cheaper(size_t video, int64_t from, int64_t to) const {
+    if (m_folder[video] || to < from) return false;
+    const auto& keys = m_keys[video];
+    const auto it = std::upper_bound(keys.begin(), keys.end(), from);
+    return it == keys.end() || *it > to;
+  }
+
+  // Frame k through `dec`: decoded forward when no keyframe lies between, else by random access.
+  Image frame_at(size_t video, Decoder& dec, int64_t k) const {
+    Image f;
+    if (forward_is_cheaper(video, dec.next, k)) {
+      for (; dec.next <= k; ++dec.next) {
+        if (!dec.src->next(f)) throw Error("'" + m_sources[video] + "' ended before frame " + std::to_string(k));
+      }
+      return f;
+    }
+    f = dec.src->frame(k);
+    dec.next = k + 1;
+    return f;
+  }
+
+  // The open decoder of `video` best placed for frame `first` (one before it with no keyframe
+  // between, else the most recently used), or a new one.
+  Decoder take(size_t video, int64_t first) const {
     {
       std::lock_guard<std::mutex> lock(m_mu);
       if (m_bad[video]) throw Error("'" + m_sources[video] + "' could not be read before");
+      auto best = m_idle.end();
       for (auto it = m_idle.begin(); it != m_idle.end(); ++it) {
-        if (it->first != video) continue;
-        auto src = std::move(it->second);
-        m_idle.erase(it);
-        return src;
+        if (it->video != video) continue;
+        if (best == m_idle.end()) best = it;
+        if (forward_is_cheaper(video, it->next, first) && (!forward_is_cheaper(video, best->next, first) || it->next > best->next)) best = it;
+      }
+      if (best != m_idle.end()) {
+        Decoder d = std::move(*best);
+        m_idle.erase(best);
+        return d;
       }
     }
     FrameSourceOptions fo;
@@ -186,11 +221,12 @@ class StreamStore : public ClipStore {
     fo.height = m_videos[video].height;
     fo.threads = 1;   // the loader's workers read in parallel; one decoder thread each
     fo.pts = m_pts[video];
-    return frame_source_open(m_sources[video], fo);
+    return Decoder{video, 0, frame_source_open(m_sources[video], fo)};
   }
-  void give_back(size_t video, std::unique_ptr<FrameSource> src) const {
+
+  void give_back(Decoder dec) const {
     std::lock_guard<std::mutex> lock(m_mu);
-    m_idle.emplace_front(video, std::move(src));
+    m_idle.push_front(std::move(dec));
     while (int(m_idle.size()) > m_open_limit) m_idle.pop_back();
   }
 
@@ -198,10 +234,12 @@ class StreamStore : public ClipStore {
   int m_open_limit;
   std::vector<ClipVideo> m_videos;
   std::vector<std::shared_ptr<const std::vector<int64_t>>> m_pts;
+  std::vector<std::vector<int64_t>> m_keys;
+  std::vector<bool> m_folder;
   std::vector<std::string> m_sources;
   mutable std::mutex m_mu;
   mutable std::vector<char> m_bad;
-  mutable std::list<std::pair<size_t, std::unique_ptr<FrameSource>>> m_idle;   // most recent first
+  mutable std::list<Decoder> m_idle;   // most recently used first
 };
 
 }  // namespace
@@ -209,7 +247,7 @@ class StreamStore : public ClipStore {
 std::string video_index_location(const std::vector<std::string>& inputs, const std::string& fallback_dir) {
   std::error_code ec;
   if (inputs.size() == 1) {
-    const fs::path p(inputs[0]);
+    const fs::path p = fs::absolute(inputs[0], ec);
     if (fs::is_directory(p, ec)) return (p / ".corrtrack-index.json").string();
     if (fs::is_regular_file(p, ec) && is_list_file(p)) return p.string() + ".corrtrack-index.json";
   }
@@ -306,6 +344,16 @@ std::shared_ptr<const ClipStore> clip_stream_open(const std::vector<std::string>
     else if (first_error.empty()) first_error = "'" + e.path + "': " + e.error;
   }
   if (readable.empty()) throw Error("none of the " + std::to_string(sources.size()) + " training videos could be read (" + first_error + ")");
+  // A random clip in a video with keyframes n frames apart decodes about n / 2 frames first.
+  int64_t sparse = 0;
+  for (const auto& e : readable) {
+    if (!e.folder && e.frames / int64_t(std::max<size_t>(1, e.keyframes.size())) > 2 * kForwardFrames) ++sparse;
+  }
+  if (sparse > 0) {
+    log_get("video")->warn("{} of {} videos have a keyframe less often than every {} frames: each streamed clip decodes "
+                           "many frames first; a cache (corrtrack cache build --codec jpeg) reads them much faster",
+                           sparse, readable.size(), 2 * kForwardFrames);
+  }
   if (report) *report = r;
   return std::make_shared<StreamStore>(std::move(readable), o, r.index_path.empty() ? sources.front() : r.index_path);
 }

@@ -127,12 +127,12 @@ class VideoFileSource : public FrameSource {
 
   const std::string& path() const override { return m_path; }
 
-  // The decode index (building it if needed) and how many of its frames are keyframes.
+  // The decode index (building it if needed) and which of its frames are keyframes.
   const std::vector<int64_t>& pts_index() {
     build_index();
     return m_pts;
   }
-  int64_t keyframes() {
+  const std::vector<int64_t>& keyframes() {
     build_index();
     return m_keyframes;
   }
@@ -272,10 +272,10 @@ class VideoFileSource : public FrameSource {
     const int64_t resume = m_next;
     reopen();
     std::vector<int64_t> pts;
-    m_keyframes = 0;
+    m_keyframes.clear();
     while (decode_raw()) {
+      if (frame_is_key(m_frame)) m_keyframes.push_back(int64_t(pts.size()));
       pts.push_back(m_frame->best_effort_timestamp);
-      m_keyframes += frame_is_key(m_frame) ? 1 : 0;
     }
     if (pts.empty()) throw Error("'" + m_path + "' contains no decodable video frames");
     index_adopt(pts);
@@ -391,7 +391,7 @@ class VideoFileSource : public FrameSource {
   int m_decode_errors = 0;
   bool m_indexed = false;
   bool m_seekable = false;
-  int64_t m_keyframes = 0;
+  std::vector<int64_t> m_keyframes;   // indices of keyframes (when this object built the index)
   std::vector<int64_t> m_pts;
 };
 

@@ -18,11 +18,11 @@ inline void output_size(int w, int h, const FrameSourceOptions& o, int& out_w, i
 
 std::string av_error_string(int err);
 std::unique_ptr<FrameSource> video_file_source_open(const std::string& path, const FrameSourceOptions& opts);
-// One decoding pass over a video file: every frame's timestamp (FrameSourceOptions::pts), how many
-// are keyframes, and the file's VideoInfo at native size. Throws Error naming the file.
+// One decoding pass over a video file: every frame's timestamp (FrameSourceOptions::pts), the
+// indices of its keyframes, and the file's VideoInfo at native size. Throws Error naming the file.
 struct VideoDecodeIndex {
   std::vector<int64_t> pts;
-  int64_t keyframes = 0;
+  std::vector<int64_t> keyframes;
   VideoInfo info;
 };
 VideoDecodeIndex video_file_decode_index(const std::string& path, int threads);

@@ -75,9 +75,11 @@ bool clip_cache_looks_like(const std::string& path);
 // ones, in a temporary folder removed afterwards. ms per step, samples per second, peak RSS.
 nlohmann::json bench_train(TrainableMethod& method, const OptimizerConfig& opt, TrainOptions options, int64_t warmup_steps);
 
-// Clip loading through the training loader: 3-frame clips (frames 4 apart) with crop, flip and
-// jitter, `clips` of them in batches of `batch`, once per worker count. JSON: the store's form,
-// videos, frames and bytes on disk, and per worker count clips/s.
+// Clip loading for training: 3-frame clips (frames 4 apart), `clips` of them, per worker count w:
+// read_clips_per_s = drawn, decoded and cropped by w threads (what the loader's workers supply;
+// rendering runs on the training device), clips_per_s = received by a step through the loader in
+// batches of `batch`, rendered (resize to `crop`, flip, jitter) on this CPU, and the wait per clip.
+// JSON also: the store's form, videos, frames and bytes on disk.
 struct BenchClipsOptions {
   TrainingSetup setup;           // data, data_mode, cache_size, run_dir (for an index or a cache)
   std::vector<int> workers{0, 1, 2};

@@ -1,8 +1,10 @@
 // Training clips streamed straight from video files and frame folders: nothing is built first.
 // The first pass over a collection decodes each video once for its honest frame count, timestamps
 // and keyframes (in parallel) and keeps that index beside the data, so the next run starts at once;
-// a clip is then read by seeking to the keyframe before its first frame and decoding forward,
-// resized on decode by FFmpeg's scaler to the size a cache would store (clip_frame_size).
+// a clip is then read by decoding forward from an open decoder already before its first frame when
+// no keyframe lies between (videos with one keyframe are common), else by seeking to the keyframe
+// before it; frames are resized on decode by FFmpeg's scaler to the size a cache would store
+// (clip_frame_size).
 //
 // Usage:
 //   ClipStreamOptions o; o.short_side = 256; o.workers = 4; o.fallback_dir = "runs/a";
@@ -31,7 +33,7 @@ struct VideoIndexEntry {
   int64_t frames = 0;
   double fps = 0.0;
   int width = 0, height = 0;   // native, after rotation
-  int64_t keyframes = 0;
+  std::vector<int64_t> keyframes;   // indices of the keyframes (every frame of a folder: empty)
   std::vector<int64_t> pts;    // video files: every frame's timestamp (FrameSourceOptions::pts)
   std::string error;           // not empty: the video could not be decoded and is skipped
 };
