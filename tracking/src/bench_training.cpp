@@ -2,6 +2,8 @@
 #include "corrtrack/training_setup.h"
 
 #include <atomic>
+#include <exception>
+#include <mutex>
 #include <filesystem>
 #include <thread>
 
@@ -58,17 +60,26 @@ nlohmann::json bench_clips(const BenchClipsOptions& o) {
     // Reading alone (draw, decode, crop), on w threads as the loader's workers do (0: one).
     const int threads = std::max(1, w);
     std::atomic<int> next{0};
+    std::mutex mu;
+    std::exception_ptr failure;
     auto read_some = [&] {
-      for (int j = next++; j < clips; j = next++) {
-        auto gen = torch::Generator(at::make_generator<at::CPUGeneratorImpl>(clip_seed(o.setup.seed, 1, 0, j)));
-        ClipDraw d;
-        sampler.draw_and_read(offsets, gen, &d);
+      try {
+        for (int j = next++; j < clips; j = next++) {
+          auto gen = torch::Generator(at::make_generator<at::CPUGeneratorImpl>(clip_seed(o.setup.seed, 1, 0, j)));
+          ClipDraw d;
+          sampler.draw_and_read(offsets, gen, &d);
+        }
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!failure) failure = std::current_exception();
+        next = clips;
       }
     };
     double t0 = time_now_s();
     std::vector<std::thread> pool;
     for (int t = 0; t < threads; ++t) pool.emplace_back(read_some);
     for (auto& t : pool) t.join();
+    if (failure) std::rethrow_exception(failure);
     const double read_s = time_now_s() - t0;
     // Through the loader as a training step receives them: rendered (resize, flip, jitter) here.
     ClipLoaderConfig lc;

@@ -115,8 +115,8 @@ VideoIndexEntry entry_index(const std::string& path, uint64_t bytes, int64_t mti
       e.keyframes = idx.keyframes;
       e.pts = std::move(idx.pts);
     }
-  } catch (const Error& err) {
-    e.error = err.what();
+  } catch (const std::exception& err) {   // on a worker thread: nothing may escape
+    e.error = error_message(err);
   }
   return e;
 }
