@@ -78,3 +78,31 @@ TEST(RealClipPixels, EqualFfmpegRgb24Output) {
     EXPECT_TRUE(ours == ref) << rel << " frame " << k;
   }
 }
+
+// Property: decoding resized is deterministic: two sequential passes of BT.709 720p H.264 clips at
+// 455x256 give the same bytes on every frame (swscale's cached context used to be replaced after
+// its colour details were set, and a replacement at the same address went untuned: some frames
+// came out with BT.601 colours, different ones in each pass).
+TEST(RealClipPixels, ResizedPassesAreIdentical) {
+  CORRTRACK_REQUIRE_DATA(data);
+  for (const char* clip : {"videos/sam2/01_dog.mp4", "videos/sam2/03_blocks.mp4"}) {
+    const std::string path = data + "/" + clip;
+    ASSERT_TRUE(std::filesystem::exists(path)) << path;
+    FrameSourceOptions o;
+    o.width = 455;
+    o.height = 256;
+    std::vector<uint64_t> first;
+    for (int pass = 0; pass < 3; ++pass) {
+      auto src = frame_source_open(path, o);
+      Image f;
+      size_t k = 0;
+      while (src->next(f)) {
+        const uint64_t h = corrtrack::test::image_hash(f);
+        if (pass == 0) first.push_back(h);
+        else ASSERT_EQ(h, first.at(k)) << clip << " pass " << pass << " frame " << k;
+        ++k;
+      }
+      ASSERT_EQ(k, first.size()) << clip;
+    }
+  }
+}
