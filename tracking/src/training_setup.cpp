@@ -14,8 +14,7 @@ namespace corrtrack {
 namespace {
 
 bool has_list(const std::vector<std::string>& data) {
-  for (const auto& d : data) if (fs::path(d).extension() == ".txt" && fs::is_regular_file(d)) return true;
-  return false;
+  return std::any_of(data.begin(), data.end(), clip_input_is_list);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "corrtrack/core.h"
 #include "jpeg_io.h"
+#include "video_internal.h"
 
 #include <nlohmann/json.hpp>
 
@@ -40,7 +41,6 @@ bool is_image(const fs::path& p) { return has_ext(p, {".jpg", ".jpeg", ".png"});
 bool is_video(const fs::path& p) {
   return has_ext(p, {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".ts", ".flv", ".wmv"});
 }
-bool is_list(const fs::path& p) { return has_ext(p, {".txt"}); }
 
 std::vector<fs::path> sorted_entries(const fs::path& dir) {
   std::vector<fs::path> out;
@@ -82,7 +82,7 @@ void expand_one(const std::string& in, std::vector<std::string>& out, bool from_
   std::error_code ec;
   if (!fs::exists(p, ec)) throw Error("input '" + in + "' does not exist");
   if (fs::is_regular_file(p)) {
-    if (is_list(p) && !from_list) expand_list(p, out);
+    if (clip_input_is_list(in) && !from_list) expand_list(p, out);
     else out.push_back(in);
     return;
   }
@@ -102,6 +102,11 @@ void expand_one(const std::string& in, std::vector<std::string>& out, bool from_
 }
 
 }  // namespace
+
+bool clip_input_is_list(const std::string& path) {
+  std::error_code ec;
+  return has_ext(fs::path(path), {".txt"}) && fs::is_regular_file(path, ec);
+}
 
 std::vector<std::string> clip_cache_expand_inputs(const std::vector<std::string>& inputs) {
   std::vector<std::string> out;
@@ -123,8 +128,7 @@ void clip_frame_size(int width, int height, int short_side, int* out_w, int* out
   FrameSourceOptions o;
   if (width <= height) o.width = short_side;
   else o.height = short_side;
-  if (o.width) { *out_w = o.width; *out_h = std::max(1, int(int64_t(height) * o.width / width)); }
-  else { *out_h = o.height; *out_w = std::max(1, int(int64_t(width) * o.height / height)); }
+  output_size(width, height, o, *out_w, *out_h);
 }
 
 std::string clip_video_name(const std::string& path) {

@@ -32,8 +32,6 @@ namespace {
 constexpr int kIndexFormat = 2;
 constexpr int64_t kForwardFrames = 48;   // what FrameSource decodes forward before it seeks
 
-bool is_list_file(const fs::path& p) { return p.extension() == ".txt"; }
-
 // Size and modification time of a file or folder (what says an index entry is still current).
 bool file_stamp(const std::string& path, uint64_t* bytes, int64_t* mtime_ns, bool* folder) {
   struct stat st {};
@@ -249,7 +247,7 @@ std::string video_index_location(const std::vector<std::string>& inputs, const s
   if (inputs.size() == 1) {
     const fs::path p = fs::absolute(inputs[0], ec);
     if (fs::is_directory(p, ec)) return (p / ".corrtrack-index.json").string();
-    if (fs::is_regular_file(p, ec) && is_list_file(p)) return p.string() + ".corrtrack-index.json";
+    if (clip_input_is_list(p.string())) return p.string() + ".corrtrack-index.json";
   }
   return fallback_dir.empty() ? std::string() : (fs::path(fallback_dir) / "videos-index.json").string();
 }

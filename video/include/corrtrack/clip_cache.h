@@ -111,6 +111,8 @@ class ClipCache : public ClipStore {
 // to the list's folder; blank lines and lines starting with # skipped). Throws Error when nothing
 // is found or a listed path does not exist.
 std::vector<std::string> clip_cache_expand_inputs(const std::vector<std::string>& inputs);
+// True for a text list of inputs (a regular file named *.txt, any case).
+bool clip_input_is_list(const std::string& path);
 // The size frames of a `width` x `height` video are stored and streamed at: the short side
 // becomes `short_side` when it is longer (aspect kept, never upscaled); 0 keeps the size.
 void clip_frame_size(int width, int height, int short_side, int* out_w, int* out_h);
