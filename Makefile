@@ -1,6 +1,13 @@
 # CorrTrack: two commands do everything on a fresh Debian 12 machine (as root, or with sudo):
 #   make demo   install missing packages, build, propagate the bundled sample
 #   make test   install missing packages, build, run the default test suite
+# GPU build: make demo TORCH_DIR=/path/to/libtorch (upstream LibTorch 2.x with CUDA) builds the
+# whole project against it in build-torch/ (README "GPU build").
+TORCH_DIR ?=
+ifneq ($(TORCH_DIR),)
+BUILD ?= build-torch
+TORCH_FLAGS = -DCMAKE_PREFIX_PATH=$(abspath $(TORCH_DIR)) $(if $(shell command -v nvcc),-DCMAKE_CUDA_COMPILER=$(shell command -v nvcc))
+endif
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 DATA  ?= $(abspath ../shared/data)
@@ -14,7 +21,7 @@ deps:
 	./scripts/setup-deps.sh
 
 configure: deps
-	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCORRTRACK_DATA_DIR=$(DATA) $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCORRTRACK_DATA_DIR=$(DATA) $(TORCH_FLAGS) $(CMAKE_FLAGS)
 
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)

@@ -32,6 +32,7 @@ void add_engine_options(CLI::App* c, PropagateArgs& a) {
   c->add_option("--checkpoint", a.model.checkpoint, "Trained encoder checkpoint (overrides --features)");
   c->add_option("--seed", a.model.seed, "Seed of the random encoder")->capture_default_str();
   c->add_option("--device", a.device, "cpu | cuda | auto (CUDA when this build and machine have it)")->capture_default_str();
+  c->add_option("--precision", a.precision, "Encoder arithmetic: fp32 | bf16 (BatchNorm folded, bfloat16; fast on CPUs with AMX/AVX512-BF16) | auto (bf16 where the CPU has it natively, else fp32)")->capture_default_str();
   a.engine_opts[S::Context] = c->add_option("--context", a.cfg.context, "Recent frames in the context")->capture_default_str();
   a.engine_opts[S::TopK] = c->add_option("--topk", a.cfg.topk, "Affinities kept per pixel over every reference (mast: 0 = all keys, MAST's full softmax)")->capture_default_str();
   a.engine_opts[S::Radius] = c->add_option("--radius", a.cfg.radius, "Window radius on recent frames, feature cells (0 = none)")->capture_default_str();
@@ -81,11 +82,12 @@ std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a) {
   if (!a.protocol.empty()) protocol = propagation_protocol_parse(a.protocol);
   std::set<PropagationSetting> given;
   for (const auto& [setting, opt] : a.engine_opts) if (opt->count() > 0) given.insert(setting);
-  auto features = feature_extractor_open(a.model, device_parse(a.device));
+  const Precision precision = precision_parse(a.precision);
+  auto features = feature_extractor_open(a.model, device_parse(a.device), precision);
   a.cfg = propagation_config_resolve(a.cfg, given, model_hints(a.model), protocol);
   propagation_config_validate(a.cfg);
-  log_get("app")->info("features: {} on {}, mode {}, scale {}, radius {}, top-k {}, T {}, feedback {}", features->name(),
-                       features->device().str(), propagation_mode_name(a.cfg.mode), a.cfg.scale, a.cfg.radius, a.cfg.topk,
+  log_get("app")->info("features: {} on {} ({}), mode {}, scale {}, radius {}, top-k {}, T {}, feedback {}", features->name(),
+                       features->device().str(), precision_name(features->precision()), propagation_mode_name(a.cfg.mode), a.cfg.scale, a.cfg.radius, a.cfg.topk,
                        a.cfg.temperature, label_feedback_name(label_feedback_effective(a.cfg)));
   return features;
 }

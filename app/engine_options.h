@@ -17,6 +17,7 @@ namespace corrtrack::cli {
 struct PropagateArgs {
   std::string video, frames, mask, davis, out, overlay, overlay_frames, overlay_mode = "blend", json, coco, soft;
   std::string sequences, size, protocol, mode = "crw", device = "auto", feedback = "auto";
+  std::string precision = "auto";
   std::string long_term = "0,5", short_term = "1,3,5";
   ModelSpec model;
   // Engine options as parsed, to tell given values from defaults (a model's recommended settings
@@ -29,7 +30,7 @@ struct PropagateArgs {
   int objects = 1;   // bench propagate without --mask
 };
 
-// --features/--checkpoint/--seed/--device and the engine settings (--mode, --topk, --scale, ...).
+// --features/--checkpoint/--seed/--device/--precision and the engine settings (--mode, --topk, --scale, ...).
 void add_engine_options(CLI::App* c, PropagateArgs& a);
 // "1,3,5" -> {1, 3, 5}; "none" or "" -> {}; throws SettingError naming the option otherwise.
 std::vector<int> int_list_parse(const std::string& text, const std::string& option);

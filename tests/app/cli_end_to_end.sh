@@ -97,6 +97,12 @@ check "frame 0 holds the points as given" grep -q '^0,00000,1,330.00,120.00,1.00
 # Synthetic objects for the cost-versus-objects benchmark: 5 boxes, all tracked.
 objects=$("$BIN" -q bench propagate --video "$SRC/assets/sample/city.mp4" --features pixels --objects 5 --max-frames 3 | grep '"objects"' | tr -dc '0-9')
 check "bench propagate --objects 5 propagates 5 objects" test "$objects" = "5"
+# The JSON names the arithmetic and the device memory (null off CUDA); pixels are float32 whatever is asked.
+bench_json=$("$BIN" -q bench propagate --video "$SRC/assets/sample/city.mp4" --features random --precision bf16 --max-frames 2)
+check "bench propagate reports --precision bf16" grep -q '"precision": "bf16"' <<<"$bench_json"
+check "bench propagate reports no device memory on the CPU" grep -q '"device_peak_mb": null' <<<"$bench_json"
+pixels_json=$("$BIN" -q bench propagate --video "$SRC/assets/sample/city.mp4" --features pixels --precision bf16 --max-frames 2)
+check "pixels features stay float32" grep -q '"precision": "fp32"' <<<"$pixels_json"
 
 if [ -d "$DATA/labelme-street-2obj" ]; then
   "$BIN" -q propagate --davis "$DATA/labelme-street-2obj" --features pixels --context 4 --out "$TMP/davis"

@@ -127,6 +127,22 @@ TEST(Propagation, FollowsTwoMovingObjects) {
   }
 }
 
+// The bfloat16 encoder and products (--precision bf16) follow the objects as float32 does: the
+// masks of the random encoder agree on at least 98 % of the pixels of every frame.
+TEST(Propagation, BFloat16KeepsTheMasks) {
+  SquaresSource src(8, 160, 128, 2);
+  auto exact = feature_extractor_create("random", 1, torch::kCPU, Precision::Float32);
+  auto fast = feature_extractor_create("random", 1, torch::kCPU, Precision::BFloat16);
+  const auto want = propagate_all(src, *exact, PropagationConfig{});
+  const auto got = propagate_all(src, *fast, PropagationConfig{});
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [k, m] : want) {
+    int64_t same = 0;
+    for (size_t i = 0; i < m.data.size(); ++i) same += m.data[i] == got.at(k).data[i] ? 1 : 0;
+    EXPECT_GT(double(same) / double(m.data.size()), 0.98) << "frame " << k;
+  }
+}
+
 // Soft masks agree with the hard ones: each pixel's probabilities (background = 255 - the
 // objects') have their maximum at the hard mask's label, up to rounding ties; they sum to 255
 // within rounding; anchors are exactly 0/255. Setting the sink leaves the hard masks unchanged.

@@ -1,6 +1,7 @@
 // The running top-k of the propagation context: the CPU scan and the generic (CUDA) path keep the
 // same candidates as one torch::topk over every reference's scores (copies repeated), and the
-// windowed affinity feeds both the same way.
+// windowed affinity feeds both the same way. Also the engine's label argmax against torch's.
+#include "label_grid.h"
 #include "running_topk.h"
 #include "windowed_affinity.h"
 
@@ -90,4 +91,20 @@ TEST(RunningTopK, WindowedScanEqualsGenericPath) {
   const auto [want_v, want_c] = brute_force(blocks, {1, 2}, 6);
   EXPECT_LT((scan.values() - want_v).abs().max().item<double>(), 1e-5);
   EXPECT_TRUE(torch::equal(scan.codes(), want_c));
+}
+
+// The engine's argmax over labels equals torch's argmax over dim 0, ties included (lowest label
+// wins): scores drawn from a few integers so that ties are common.
+TEST(LabelArgmax, EqualsTorchArgmaxTiesIncluded) {
+  torch::manual_seed(11);
+  for (int64_t L : {1, 2, 3, 7}) {
+    auto labels = torch::randint(0, 3, {L, 31, 45}).to(torch::kFloat);
+    const auto want = labels.argmax(0);
+    EXPECT_TRUE(torch::equal(label_argmax(labels), want)) << L << " labels";
+    EXPECT_TRUE(torch::equal(label_argmax(labels, torch::kUInt8), want.to(torch::kUInt8))) << L << " labels";
+  }
+  // Exact hand case: position 0 ties between labels 1 and 2 -> 1; position 1 -> 0 (all equal).
+  auto hand = torch::tensor({0.2f, 0.5f, 0.7f, 0.5f, 0.7f, 0.5f}).view({3, 2});
+  EXPECT_EQ(label_argmax(hand)[0].item<int64_t>(), 1);
+  EXPECT_EQ(label_argmax(hand)[1].item<int64_t>(), 0);
 }

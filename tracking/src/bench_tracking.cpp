@@ -10,9 +10,43 @@
 
 #include <unistd.h>
 
+#ifdef CORRTRACK_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
 namespace fs = std::filesystem;
 
 namespace corrtrack {
+
+namespace {
+
+#ifdef CORRTRACK_WITH_CUDA
+c10::DeviceIndex cuda_index(torch::Device device) {
+  return device.has_index() ? device.index() : c10::cuda::current_device();
+}
+#endif
+
+// Starts counting the peak of the memory the CUDA caching allocator hands out on `device`.
+void device_peak_reset([[maybe_unused]] torch::Device device) {
+#ifdef CORRTRACK_WITH_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(cuda_index(device));
+#endif
+}
+
+// Peak MB allocated on a CUDA `device` since device_peak_reset (all pools: stat 0 is the
+// aggregate); null on the CPU or in a build without CUDA.
+nlohmann::json device_peak_mb([[maybe_unused]] torch::Device device) {
+#ifdef CORRTRACK_WITH_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(cuda_index(device));
+    return static_cast<double>(stats.allocated_bytes[0].peak) / 1048576.0;
+  }
+#endif
+  return nullptr;
+}
+
+}  // namespace
 
 nlohmann::json bench_affinity(const AffinityBenchConfig& a) {
   torch::manual_seed(0);
@@ -49,6 +83,7 @@ nlohmann::json bench_propagate(FrameSource& src, const std::vector<Anchor>& anch
   const Image f0 = src.frame(0);
   const int64_t rss_before = current_rss_bytes();
   peak_rss_reset();
+  device_peak_reset(features.device());
   const std::string tmp = (fs::temp_directory_path() / ("corrtrack-bench-" + std::to_string(::getpid()))).string();
   PropagationResult r;
   try {
@@ -65,6 +100,8 @@ nlohmann::json bench_propagate(FrameSource& src, const std::vector<Anchor>& anch
           {"source", src.path()},
           {"features", features.name()},
           {"device", features.device().str()},
+          {"precision", precision_name(features.precision())},
+          {"device_peak_mb", device_peak_mb(features.device())},
           {"width", f0.width},
           {"height", f0.height},
           {"frames", r.frames},

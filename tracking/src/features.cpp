@@ -4,6 +4,11 @@
 
 #include "corrtrack/ops.h"
 
+#include "inference_encoder.h"
+
+#include <cpuid.h>
+#include <optional>
+
 namespace F = torch::nn::functional;
 
 namespace corrtrack {
@@ -36,15 +41,17 @@ class PixelFeatures : public FeatureExtractor {
   torch::Device m_device;
 };
 
-// A ResNet encoder with its input convention (RGB + mean/std, or Lab).
+// A ResNet encoder with its input convention (RGB + mean/std, or Lab), run as it is (float32) or
+// folded and cast for reduced precision.
 class ResNetFeatures : public FeatureExtractor {
  public:
   ResNetFeatures(ResNet net, std::string name, std::string colour, std::vector<double> mean, std::vector<double> stdv,
-                 torch::Device device)
+                 torch::Device device, Precision precision)
       : m_net(std::move(net)), m_name(std::move(name)), m_colour(std::move(colour)), m_mean(std::move(mean)),
-        m_std(std::move(stdv)), m_device(device) {
+        m_std(std::move(stdv)), m_device(device), m_precision(precision_resolve(precision, device)) {
     m_net->eval();
     m_net->to(device);
+    if (m_precision == Precision::BFloat16) m_fast.emplace(*m_net, torch::kBFloat16, device);
   }
 
   torch::Tensor extract(const Image& frame) override {
@@ -52,18 +59,21 @@ class ResNetFeatures : public FeatureExtractor {
     auto x = image_to_tensor(frame);
     if (m_colour == "lab") x = rgb_to_lab(x);
     x = standardise_channels(x, m_mean, m_std).unsqueeze(0).to(m_device);
-    auto f = m_net->forward(x).squeeze(0);
+    auto f = (m_fast ? m_fast->forward(x) : m_net->forward(x)).squeeze(0);
     return l2_normalise(f, 0).contiguous();
   }
   torch::Device device() const override { return m_device; }
   int stride() const override { return m_net->config().output_stride(); }
   std::string name() const override { return m_name; }
+  Precision precision() const override { return m_precision; }
 
  private:
   ResNet m_net;
   std::string m_name, m_colour;
   std::vector<double> m_mean, m_std;
   torch::Device m_device;
+  Precision m_precision;
+  std::optional<detail::InferenceEncoder> m_fast;   // the folded reduced-precision encoder
 };
 
 ResNet random_resnet(uint64_t seed) {
@@ -74,10 +84,43 @@ ResNet random_resnet(uint64_t seed) {
 
 }  // namespace
 
-std::unique_ptr<FeatureExtractor> feature_extractor_create(const std::string& kind, uint64_t seed, torch::Device device) {
+Precision precision_parse(const std::string& name) {
+  if (name == "auto") return Precision::Auto;
+  if (name == "fp32") return Precision::Float32;
+  if (name == "bf16") return Precision::BFloat16;
+  throw SettingError("precision", "must be auto, fp32 or bf16, got '" + name + "'");
+}
+
+std::string precision_name(Precision precision) {
+  switch (precision) {
+    case Precision::Float32: return "fp32";
+    case Precision::BFloat16: return "bf16";
+    case Precision::Auto: break;
+  }
+  return "auto";
+}
+
+bool cpu_has_native_bf16() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid_max(0, nullptr) < 7) return false;
+  __cpuid_count(7, 0, a, b, c, d);
+  const bool amx_bf16 = (d >> 22) & 1u;             // leaf 7.0 EDX bit 22
+  __cpuid_count(7, 1, a, b, c, d);
+  const bool avx512_bf16 = (a >> 5) & 1u;           // leaf 7.1 EAX bit 5
+  return amx_bf16 || avx512_bf16;
+}
+
+Precision precision_resolve(Precision precision, torch::Device device) {
+  if (precision != Precision::Auto) return precision;
+  return device.is_cpu() && cpu_has_native_bf16() ? Precision::BFloat16 : Precision::Float32;
+}
+
+std::unique_ptr<FeatureExtractor> feature_extractor_create(const std::string& kind, uint64_t seed, torch::Device device,
+                                                           Precision precision) {
   if (kind == "pixels") return std::make_unique<PixelFeatures>(device);
   if (kind == "random") {
-    return std::make_unique<ResNetFeatures>(random_resnet(seed), "random", "rgb", kImageNetMean, kImageNetStd, device);
+    return std::make_unique<ResNetFeatures>(random_resnet(seed), "random", "rgb", kImageNetMean, kImageNetStd, device,
+                                            precision);
   }
   throw Error("unknown features '" + kind + "': use pixels, random, or a checkpoint");
 }
@@ -123,13 +166,15 @@ void feature_encoder_export(const std::string& checkpoint, const std::string& ou
   checkpoint_save(out, *net, info);
 }
 
-std::unique_ptr<FeatureExtractor> feature_extractor_load(const std::string& checkpoint, torch::Device device) {
+std::unique_ptr<FeatureExtractor> feature_extractor_load(const std::string& checkpoint, torch::Device device,
+                                                         Precision precision) {
   const CheckpointInfo info = checkpoint_info_read(checkpoint);
   ResNet net = encoder_load(checkpoint, info);
   if (info.input->colour != "rgb" && info.input->colour != "lab") {
     throw Error("checkpoint '" + checkpoint + "': key 'input.colour' must be rgb or lab, got '" + info.input->colour + "'");
   }
-  return std::make_unique<ResNetFeatures>(net, info.method, info.input->colour, info.input->mean, info.input->std, device);
+  return std::make_unique<ResNetFeatures>(net, info.method, info.input->colour, info.input->mean, info.input->std, device,
+                                          precision);
 }
 
 }  // namespace corrtrack

@@ -30,9 +30,10 @@ torch::Tensor residue_grid(const torch::Tensor& x, int64_t d, int64_t ry, int64_
 
 }  // namespace
 
-MastMemory::MastMemory(const PropagationConfig& config, StageTimer* stages)
+MastMemory::MastMemory(const PropagationConfig& config, StageTimer* stages, torch::ScalarType products)
     : m_config(config), m_stages(stages),
-      m_reach(config.short_term.empty() ? 0 : *std::max_element(config.short_term.begin(), config.short_term.end())) {}
+      m_reach(config.short_term.empty() ? 0 : *std::max_element(config.short_term.begin(), config.short_term.end())),
+      m_dtype(products) {}
 
 void MastMemory::reset(const torch::Tensor& features, const torch::Tensor& labels) {
   m_frames.clear();
@@ -48,7 +49,7 @@ void MastMemory::reset(const torch::Tensor& features, const torch::Tensor& label
 const WindowedAffinity& MastMemory::geometry(int64_t h, int64_t w) const {
   auto& g = m_geometries[{h, w}];
   if (!g) {
-    g = std::make_unique<WindowedAffinity>(m_C, h, w, m_config.tile, m_config.radius, m_device, WindowShape::Square);
+    g = std::make_unique<WindowedAffinity>(m_C, h, w, m_config.tile, m_config.radius, m_device, WindowShape::Square, m_dtype);
   }
   return *g;
 }
@@ -77,7 +78,7 @@ torch::Tensor MastMemory::roi_offsets(const torch::Tensor& qs, const Frame& ref,
       const int64_t h = q.size(1), w = q.size(2);
       const auto& g = geometry(h, w);
       RunningSoftmax acc(h * w, 2, qs.device());
-      g.accumulate(g.query_tiles(q.contiguous()), g.key_layout(k.contiguous()), g.key_layout(c.contiguous()), acc);
+      g.accumulate(g.query_tiles(q.contiguous()), g.key_layout(k.contiguous()), g.label_layout(c.contiguous()), acc);
       // The expected key position minus the query's own is the expected offset.
       residue_grid(offsets, d, ry, rx).copy_(acc.result().t().reshape({2, h, w}) - c);
     }
@@ -178,7 +179,7 @@ void MastMemory::remember(const torch::Tensor& features, const torch::Tensor& la
   f.features = features;
   f.key_layout = geometry(m_h, m_w).key_layout(features);
   f.labels_t = labels.reshape({L, -1}).t().contiguous();
-  if (m_config.topk == 0) f.label_layout = geometry(m_h, m_w).key_layout(labels);
+  if (m_config.topk == 0) f.label_layout = geometry(m_h, m_w).label_layout(labels);
   m_frames[++m_pos] = std::move(f);
   // Keep the long-term references and the frames a short-term reference can still reach.
   for (auto it = m_frames.begin(); it != m_frames.end();) {

@@ -89,12 +89,13 @@ std::pair<torch::Tensor, torch::Tensor> affinity_topk(const torch::Tensor& query
 
 namespace detail {
 
-std::unique_ptr<PropagationMemory> propagation_memory_create(const PropagationConfig& config, StageTimer* stages) {
+std::unique_ptr<PropagationMemory> propagation_memory_create(const PropagationConfig& config, StageTimer* stages,
+                                                             torch::ScalarType products) {
   switch (config.mode) {
-    case PropagationMode::Mast: return std::make_unique<MastMemory>(config, stages);
+    case PropagationMode::Mast: return std::make_unique<MastMemory>(config, stages, products);
     case PropagationMode::Crw: break;
   }
-  return std::make_unique<CrwContextMemory>(config, stages);
+  return std::make_unique<CrwContextMemory>(config, stages, products);
 }
 
 namespace {
@@ -137,7 +138,12 @@ Image without_void(Image m) {
 
 // One-hot [L, h, w] of the argmax over labels [L, h, w] (ties: the lowest label).
 torch::Tensor one_hot_argmax(const torch::Tensor& labels) {
-  return torch::zeros_like(labels).scatter_(0, labels.argmax(0, true), 1.0);
+  return torch::zeros_like(labels).scatter_(0, label_argmax(labels).unsqueeze(0), 1.0);
+}
+
+// The dtype of the memory's feature products: the encoder's.
+torch::ScalarType products_dtype(const FeatureExtractor& features) {
+  return features.precision() == Precision::BFloat16 ? torch::kBFloat16 : torch::kFloat;
 }
 
 // from, from + step, ... up to `stop` (exclusive).
@@ -155,7 +161,8 @@ class PropagationRun {
   PropagationRun(FeatureExtractor& features, const PropagationConfig& config, FrameSource& source, const MaskSink& sink,
                  const SoftSink& soft, const ProgressCallback& progress, const CancelCallback& cancel)
       : m_features(features), m_config(config), m_source(source), m_sink(sink), m_soft(soft), m_cancel(cancel),
-        m_meter(source.size(), "frames", progress), m_memory(propagation_memory_create(config, &m_result.stages)),
+        m_meter(source.size(), "frames", progress),
+        m_memory(propagation_memory_create(config, &m_result.stages, products_dtype(features))),
         m_feedback(label_feedback_effective(config)) {}
 
   void start(const Image& first, int64_t labels) {

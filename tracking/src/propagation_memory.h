@@ -37,14 +37,17 @@ class PropagationMemory {
   virtual void remember(const torch::Tensor& query, const torch::Tensor& labels) = 0;
 };
 
-// The memory of config.mode; time spent is added to `stages` ("affinity", "labels").
-std::unique_ptr<PropagationMemory> propagation_memory_create(const PropagationConfig& config, StageTimer* stages);
+// The memory of config.mode; time spent is added to `stages` ("affinity", "labels"). Feature
+// products run in `products` (float32, or bfloat16 with the encoder's --precision bf16); scores,
+// softmax and labels are float32 either way.
+std::unique_ptr<PropagationMemory> propagation_memory_create(const PropagationConfig& config, StageTimer* stages,
+                                                             torch::ScalarType products = torch::kFloat);
 
 // CRW's context: the anchor (all keys) and `context` recent frames (keys at distance < radius),
 // padded at the start with copies of the anchor; top-k over all of them, softmax, label average.
 class CrwContextMemory : public PropagationMemory {
  public:
-  CrwContextMemory(const PropagationConfig& config, StageTimer* stages);
+  CrwContextMemory(const PropagationConfig& config, StageTimer* stages, torch::ScalarType products);
   void reset(const torch::Tensor& features, const torch::Tensor& labels) override;
   torch::Tensor predict(const torch::Tensor& query) override;
   void remember(const torch::Tensor& query, const torch::Tensor& labels) override;
@@ -64,6 +67,8 @@ class CrwContextMemory : public PropagationMemory {
   StageTimer* m_stages;
   bool m_windowed;
   std::unique_ptr<WindowedAffinity> m_window;   // built per segment (feature size), when windowed
+  torch::ScalarType m_dtype;                     // of the windowed products (and their stored layouts)
+  torch::ScalarType m_dense = torch::kFloat;    // of the dense products (and the features they read)
   Reference m_anchor;
   std::deque<Reference> m_recent;               // oldest first, at most `context`
 };
@@ -73,7 +78,7 @@ class CrwContextMemory : public PropagationMemory {
 // (gap > roi_gap) around a per-query ROI offset; one softmax over all keys, or over the top-k.
 class MastMemory : public PropagationMemory {
  public:
-  MastMemory(const PropagationConfig& config, StageTimer* stages);
+  MastMemory(const PropagationConfig& config, StageTimer* stages, torch::ScalarType products);
   void reset(const torch::Tensor& features, const torch::Tensor& labels) override;
   torch::Tensor predict(const torch::Tensor& query) override;
   void remember(const torch::Tensor& query, const torch::Tensor& labels) override;
@@ -100,6 +105,7 @@ class MastMemory : public PropagationMemory {
   int64_t m_reach;                     // frames back the farthest short-term reference lies
   int64_t m_C = 0, m_h = 0, m_w = 0;
   torch::Device m_device = torch::kCPU;
+  torch::ScalarType m_dtype;           // of the windowed products (the ROI boxes stay float32)
   std::map<int64_t, Frame> m_frames;   // by position in the segment (0 = anchor)
   int64_t m_pos = -1;                  // position of the last frame remembered
   mutable std::map<std::pair<int64_t, int64_t>, std::unique_ptr<WindowedAffinity>> m_geometries;

@@ -78,10 +78,10 @@ std::string model_checkpoint(const ModelSpec& spec) {
   return path;
 }
 
-std::unique_ptr<FeatureExtractor> feature_extractor_open(const ModelSpec& spec, torch::Device device) {
+std::unique_ptr<FeatureExtractor> feature_extractor_open(const ModelSpec& spec, torch::Device device, Precision precision) {
   const std::string ckpt = model_checkpoint(spec);
-  if (ckpt.empty()) return feature_extractor_create(spec.features, spec.seed, device);
-  return feature_extractor_load(ckpt, device);
+  if (ckpt.empty()) return feature_extractor_create(spec.features, spec.seed, device, precision);
+  return feature_extractor_load(ckpt, device, precision);
 }
 
 PropagationHints model_hints(const ModelSpec& spec) {

@@ -24,6 +24,23 @@ namespace corrtrack {
 
 class FeatureExtractor;
 
+// Arithmetic of a ResNet encoder's forward pass (features are L2-normalised in float32 either way;
+// the parameter-free `pixels` features are always float32).
+//   Float32  - the model's own arithmetic: the same features as in training-time evaluation.
+//   BFloat16 - BatchNorm folded into the convolutions, bfloat16 weights and activations,
+//              channels-last (tracking/src/inference_encoder.h): about 3.5x faster on CPUs with
+//              native bfloat16 (AMX or AVX512-BF16), far slower than float32 on CPUs without.
+//   Auto     - BFloat16 on a CPU with native bfloat16, Float32 on other CPUs and on CUDA.
+// README "Benchmarks" gives the speed and the J&F of each on DAVIS-2016 val-dev.
+enum class Precision { Auto, Float32, BFloat16 };
+// "auto" | "fp32" | "bf16"; throws SettingError("precision", ...) otherwise.
+Precision precision_parse(const std::string& name);
+std::string precision_name(Precision precision);
+// Whether this CPU computes bfloat16 natively (AMX-BF16 or AVX512-BF16; read from cpuid).
+bool cpu_has_native_bf16();
+// Auto made concrete for `device`; the others unchanged.
+Precision precision_resolve(Precision precision, torch::Device device);
+
 // The bundled trained model: CORRTRACK_MODEL from the environment, else assets/models/default.ckpt.
 std::string default_model_path();
 
@@ -36,7 +53,8 @@ struct ModelSpec {
 // The checkpoint a spec loads ("" for pixels/random); throws Error when the default model is missing.
 std::string model_checkpoint(const ModelSpec& spec);
 // Builds the feature extractor; throws Error naming the checkpoint or the unknown features.
-std::unique_ptr<FeatureExtractor> feature_extractor_open(const ModelSpec& spec, torch::Device device = torch::kCPU);
+std::unique_ptr<FeatureExtractor> feature_extractor_open(const ModelSpec& spec, torch::Device device = torch::kCPU,
+                                                         Precision precision = Precision::Float32);
 // The settings the model recommends (empty for the baselines).
 PropagationHints model_hints(const ModelSpec& spec);
 

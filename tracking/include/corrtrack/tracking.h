@@ -35,16 +35,20 @@ class FeatureExtractor {
   virtual torch::Device device() const = 0;
   virtual int stride() const = 0;
   virtual std::string name() const = 0;
+  // The encoder's arithmetic (never Auto).
+  virtual Precision precision() const { return Precision::Float32; }
 };
 
 // "pixels": parameter-free Lab baseline; "random": randomly initialised stride-8 ResNet-18
 // (res3, seed fixed). Throws Error for another name.
 std::unique_ptr<FeatureExtractor> feature_extractor_create(const std::string& kind, uint64_t seed = 0,
-                                                           torch::Device device = torch::kCPU);
+                                                           torch::Device device = torch::kCPU,
+                                                           Precision precision = Precision::Float32);
 // A ResNet encoder from a checkpoint written by checkpoint_save (its metadata says how to
 // compute features). Throws Error naming the file when it cannot be read.
 std::unique_ptr<FeatureExtractor> feature_extractor_load(const std::string& checkpoint,
-                                                         torch::Device device = torch::kCPU);
+                                                         torch::Device device = torch::kCPU,
+                                                         Precision precision = Precision::Float32);
 // Writes the encoder of a training checkpoint alone (no optimiser state, no method heads), with
 // float16 weights when `half` (loaded back as float32), for bundling and sharing. Non-empty
 // `hints` (e.g. scale 0.5) are stored as the engine settings the model recommends.

@@ -1,0 +1,103 @@
+// BatchNorm folding and the reduced-precision forward pass of a ResNet encoder.
+#include "inference_encoder.h"
+
+#include <map>
+#include <memory>
+
+namespace corrtrack::detail {
+
+namespace {
+
+using Modules = std::map<std::string, std::shared_ptr<torch::nn::Module>>;
+
+template <class M>
+M* module_at(const Modules& modules, const std::string& name) {
+  auto it = modules.find(name);
+  M* m = it == modules.end() ? nullptr : it->second->as<M>();
+  if (!m) throw Error("encoder has no module '" + name + "' of the expected kind");
+  return m;
+}
+
+// The conv `name` with the BatchNorm `bn` (empty: none) folded in, cast to dtype, channels-last.
+InferenceEncoder::Conv fold(const Modules& modules, const std::string& name, const std::string& bn,
+                            torch::ScalarType dtype, torch::Device device) {
+  const auto* conv = module_at<torch::nn::Conv2dImpl>(modules, name);
+  const auto& o = conv->options;
+  InferenceEncoder::Conv c;
+  auto w = conv->weight.detach().to(torch::kFloat);
+  auto b = conv->bias.defined() ? conv->bias.detach().to(torch::kFloat) : torch::zeros({w.size(0)});
+  if (!bn.empty()) {
+    const auto* norm = module_at<SyncBatchNormImpl>(modules, bn);
+    auto s = norm->weight.to(torch::kFloat) * torch::rsqrt(norm->running_var.to(torch::kFloat) + norm->eps);
+    w = w * s.view({-1, 1, 1, 1});
+    b = norm->bias.to(torch::kFloat) + (b - norm->running_mean.to(torch::kFloat)) * s;
+  }
+  c.weight = w.to(device, dtype).contiguous(at::MemoryFormat::ChannelsLast);
+  c.bias = b.to(device, dtype);
+  const auto& pad = c10::get<torch::ExpandingArray<2>>(o.padding());
+  c.stride = (*o.stride())[0];
+  c.padding = (*pad)[0];
+  c.dilation = (*o.dilation())[0];
+  c.reflect = c10::holds_alternative<torch::enumtype::kReflect>(o.padding_mode());
+  return c;
+}
+
+}  // namespace
+
+torch::Tensor reflect_pad(const torch::Tensor& x, int64_t p) {
+  if (p == 0) return x;
+  TORCH_CHECK(p < x.size(2) && p < x.size(3), "reflect_pad: padding must be smaller than the input");
+  auto mirror = [p](const torch::Tensor& t, int64_t dim) {
+    const int64_t n = t.size(dim);
+    return torch::cat({t.narrow(dim, 1, p).flip(dim), t, t.narrow(dim, n - 1 - p, p).flip(dim)}, dim);
+  };
+  return mirror(mirror(x, 3), 2);
+}
+
+torch::Tensor InferenceEncoder::Conv::operator()(const torch::Tensor& x) const {
+  const std::vector<int64_t> s{stride, stride}, d{dilation, dilation};
+  const std::vector<int64_t> p = reflect ? std::vector<int64_t>{0, 0} : std::vector<int64_t>{padding, padding};
+  return torch::conv2d(reflect ? reflect_pad(x, padding) : x, weight, bias, s, p, d);
+}
+
+InferenceEncoder::InferenceEncoder(ResNetImpl& net, torch::ScalarType dtype, torch::Device device) : m_dtype(dtype) {
+  torch::NoGradGuard ng;
+  Modules modules;
+  for (const auto& item : net.named_modules()) modules[item.key()] = item.value();
+  const ResNetConfig& cfg = net.config();
+  m_max_pool = cfg.max_pool;
+  m_stem = fold(modules, "conv1", "bn1", dtype, device);
+  const bool bottleneck = cfg.depth == 50;
+  for (int s = 0; s < cfg.num_stages; ++s) {
+    const std::string stage = "layer" + std::to_string(s + 1) + ".";
+    for (int b = 0;; ++b) {
+      const std::string p = stage + std::to_string(b) + ".";
+      if (!modules.count(p + "conv1")) break;
+      Block block;
+      for (int i = 1; i <= (bottleneck ? 3 : 2); ++i) {
+        block.convs.push_back(fold(modules, p + "conv" + std::to_string(i), p + "bn" + std::to_string(i), dtype, device));
+      }
+      if (modules.count(p + "downsample")) block.down = fold(modules, p + "downsample.0", p + "downsample.1", dtype, device);
+      m_blocks.push_back(std::move(block));
+    }
+  }
+  if (cfg.head_channels > 0) m_head = fold(modules, "head", "", dtype, device);
+}
+
+torch::Tensor InferenceEncoder::forward(const torch::Tensor& input) const {
+  torch::NoGradGuard ng;
+  auto x = torch::relu(m_stem(input.to(m_dtype).contiguous(at::MemoryFormat::ChannelsLast)));
+  if (m_max_pool) x = torch::max_pool2d(x, 3, 2, 1);
+  for (const auto& block : m_blocks) {
+    auto y = x;
+    for (size_t i = 0; i < block.convs.size(); ++i) {
+      y = block.convs[i](y);
+      if (i + 1 < block.convs.size()) y = torch::relu(y);
+    }
+    x = torch::relu(y + (block.down ? (*block.down)(x) : x));
+  }
+  if (m_head) x = (*m_head)(x);
+  return x.to(torch::kFloat).contiguous();
+}
+
+}  // namespace corrtrack::detail
