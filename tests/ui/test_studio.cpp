@@ -293,6 +293,16 @@ class StudioTest : public QObject {
     QCOMPARE(device->itemText(0), QString(cuda ? "auto (cuda)" : "auto (cpu)"));
     device->setCurrentIndex(device->findData("cpu"));
     QVERIFY(p.choice().device.is_cpu());
+    // The precision choice: auto by default (naming what it resolves to), fp32 and bf16 reach the jobs.
+    QComboBox* precision = nullptr;
+    for (auto* c : p.findChildren<QComboBox*>()) if (c->findData("bf16") >= 0) precision = c;
+    QVERIFY(precision != nullptr);
+    QCOMPARE(p.choice().precision, corrtrack::Precision::Auto);
+    QCOMPARE(precision->itemText(0), QString("auto (%1)").arg(corrtrack::cpu_has_native_bf16() ? "bf16" : "fp32"));
+    precision->setCurrentIndex(precision->findData("fp32"));
+    QCOMPARE(p.choice().precision, corrtrack::Precision::Float32);
+    precision->setCurrentIndex(precision->findData("bf16"));
+    QCOMPARE(p.choice().precision, corrtrack::Precision::BFloat16);
   }
 
   // The Session alone, no window: strokes make anchors, undo/redo restore exact masks, the

@@ -65,7 +65,7 @@ void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image
     bool cancelled = false;
     QString error;
     try {
-      auto features = feature_extractor_open(model.spec, model.device);
+      auto features = feature_extractor_open(model.spec, model.device, model.precision);
       // Backward propagation reads the video backward: in blocks, one seek per 16 frames.
       FrameRangeSource range(std::make_unique<ReadAheadSource>(frame_source_open(videoPath.toStdString())), anchor, last);
       LabelPropagator engine(*features, model.config);
@@ -98,7 +98,7 @@ void FeatureJob::start(const Image& frameA, int64_t a, const Image& frameB, int6
   launch([this, frameA, a, frameB, b, model] {
     try {
       torch::NoGradGuard ng;
-      auto features = feature_extractor_open(model.spec, model.device);
+      auto features = feature_extractor_open(model.spec, model.device, model.precision);
       // The similarity maps are drawn on the CPU: only the two feature maps come back.
       auto pair = std::make_shared<FeaturePair>(feature_pair_compute(*features, frameA, a, frameB, b, model.config.scale));
       Q_EMIT ready(pair);

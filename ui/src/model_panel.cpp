@@ -55,6 +55,16 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   m_device->setToolTip(cuda ? tr("Where the model runs") : tr("Where the model runs (no CUDA device: this build or machine has none)"));
   form->addRow(tr("Device"), m_device);
   connect(m_device, &QComboBox::activated, this, [this] { Q_EMIT modelChanged(); });
+  // "auto" names what it resolves to on the CPU (CUDA stays float32 under auto).
+  m_precision = new QComboBox(this);
+  m_precision->addItem(tr("auto (%1)").arg(QString::fromStdString(precision_name(precision_resolve(Precision::Auto, torch::kCPU)))),
+                       "auto");
+  m_precision->addItem("fp32", "fp32");
+  m_precision->addItem("bf16", "bf16");
+  m_precision->setToolTip(tr("The encoder's arithmetic: fp32 is exact; bf16 is about twice as fast on CPUs that compute "
+                             "it natively (AMX or AVX512-BF16), at a J&F cost of about 0.1 on DAVIS (README: Benchmarks)"));
+  form->addRow(tr("Precision"), m_precision);
+  connect(m_precision, &QComboBox::activated, this, [this] { Q_EMIT modelChanged(); });
   m_scale = doubleSpin(this, 0.1, 2.0, 0.05);
   m_scale->setToolTip(tr("Frames are scaled by this factor before the encoder (the masks come back at full size)"));
   form->addRow(tr("Internal resolution"), m_scale);
@@ -139,6 +149,7 @@ ModelChoice ModelPanel::choice() const {
                 "the feedback combo box lists the values in the enum's order");
   c.config.feedback = static_cast<LabelFeedback>(m_feedback->currentIndex());
   c.device = device_parse(m_device->currentData().toString().toStdString());
+  c.precision = precision_parse(m_precision->currentData().toString().toStdString());
   return c;
 }
 

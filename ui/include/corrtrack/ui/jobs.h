@@ -23,6 +23,7 @@ struct ModelChoice {
   ModelSpec spec;
   PropagationConfig config;
   torch::Device device = torch::kCPU;   // where features and propagation run
+  Precision precision = Precision::Auto; // the encoder's arithmetic (propagation_settings.h)
 };
 // One line describing a checkpoint's metadata (method, encoder, step) for the model panel.
 QString describeCheckpoint(const QString& path);

@@ -44,6 +44,7 @@ class ModelPanel : public QWidget {
   void applyRecommendedSettings();
   QComboBox* m_model = nullptr;
   QComboBox* m_device = nullptr;
+  QComboBox* m_precision = nullptr;
   QLabel* m_info = nullptr;
   QDoubleSpinBox* m_scale = nullptr;
   QSpinBox* m_context = nullptr;
