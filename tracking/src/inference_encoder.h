@@ -6,7 +6,7 @@
 // Folding (evaluation-mode BatchNorm with running mean μ, variance σ², scale γ, shift β, eps ε):
 //   s = γ / √(σ² + ε),  w' = w · s (per output channel),  b' = β + (b − μ) · s   (b = 0 without bias)
 // The fold is computed in float32 and then cast. Reflect padding (CRW's encoder) is done by
-// concatenating mirrored borders, which works for every dtype (LibTorch 1.13 has no bfloat16
+// copying mirrored borders, which works for every dtype (LibTorch 1.13 has no bfloat16
 // reflection_pad2d).
 //
 // Usage:

@@ -5,6 +5,7 @@
 
 #include "corrtrack/tracking.h"
 
+#include "frame_pipeline.h"
 #include "label_grid.h"
 #include "propagation_memory.h"
 
@@ -153,6 +154,32 @@ std::vector<int64_t> frame_steps(int64_t from, int64_t stop, int step) {
   return out;
 }
 
+// The segments of a run over `n` frames with sorted anchors: backward from the first anchor to
+// frame 0, then forward from each anchor up to the next one (the last: to the end).
+struct Segment {
+  size_t anchor;                  // index into the anchors
+  std::vector<int64_t> frames;    // in propagation order
+};
+std::vector<Segment> run_segments(const std::vector<Anchor>& anchors, int64_t n) {
+  std::vector<Segment> out{{0, frame_steps(anchors.front().frame - 1, -1, -1)}};
+  for (size_t i = 0; i < anchors.size(); ++i) {
+    const int64_t end = i + 1 < anchors.size() ? anchors[i + 1].frame : n;
+    out.push_back({i, frame_steps(anchors[i].frame + 1, end, 1)});
+  }
+  return out;
+}
+
+// Every frame a run reads, in the order it reads them: the first anchor, the backward segment,
+// then each later anchor followed by its forward segment (the first anchor's follows it directly).
+std::vector<int64_t> run_read_order(const std::vector<Anchor>& anchors, const std::vector<Segment>& segments) {
+  std::vector<int64_t> order{anchors.front().frame};
+  for (size_t s = 0; s < segments.size(); ++s) {
+    if (s >= 2) order.push_back(anchors[segments[s].anchor].frame);
+    order.insert(order.end(), segments[s].frames.begin(), segments[s].frames.end());
+  }
+  return order;
+}
+
 }  // namespace
 
 // State of one run: the source, where masks go, the label grid and the mode's memory.
@@ -169,6 +196,19 @@ class PropagationRun {
     m_grid.set_frame(first.width, first.height, m_config.scale);
     m_grid.stride = m_features.stride();
     m_labels = labels;
+  }
+
+  // From here on, frames of `order` (after the first, already read) are decoded ahead and the
+  // sinks run behind, on threads of their own.
+  void pipeline(std::vector<int64_t> order) {
+    order.erase(order.begin());
+    m_ahead = std::make_unique<FrameReadAhead>(m_source, std::move(order), 4);
+    m_writer = std::make_unique<SerialWorker>(8);
+  }
+  // Waits for the sinks to finish (rethrows their error).
+  void finish() {
+    StageScope s(&m_result.stages, "write");
+    if (m_writer) m_writer->finish();
   }
 
   // Propagates from `anchor` over `frames` (in the given order), emitting each mask.
@@ -192,7 +232,7 @@ class PropagationRun {
         mask = m_grid.mask_from_frame_labels(up);
         if (m_soft) soft = m_grid.probabilities_from_frame_labels(up);
       }
-      if (m_soft) m_soft(t, soft);
+      if (m_soft) deliver([this, t, soft = std::move(soft)] { m_soft(t, soft); });
       emit(t, mask, frame);
       m_memory->remember(q, m_feedback == LabelFeedback::Hard ? one_hot_argmax(labels) : labels);
     }
@@ -207,14 +247,14 @@ class PropagationRun {
         for (size_t i = 0; i < m.data.size(); ++i) m.data[i] = mask.data[i] == l ? 255 : 0;
         soft.push_back(std::move(m));
       }
-      m_soft(a.frame, soft);
+      deliver([this, t = a.frame, soft = std::move(soft)] { m_soft(t, soft); });
     }
     emit(a.frame, mask, frame);
   }
 
   Image read(int64_t k) {
     StageScope s(&m_result.stages, "decode");
-    return m_source.frame(k);
+    return m_ahead ? m_ahead->frame(k) : m_source.frame(k);
   }
   bool cancelled() {
     if (m_cancel && m_cancel()) m_result.cancelled = true;
@@ -232,9 +272,14 @@ class PropagationRun {
   }
   void emit(int64_t k, const Image& mask, const Image& rgb) {
     StageScope s(&m_result.stages, "write");
-    m_sink(k, mask, rgb);
+    deliver([this, k, mask, rgb] { m_sink(k, mask, rgb); });
     ++m_result.frames;
     m_meter.step();
+  }
+  // Runs a sink call now, or posts it to the writing thread (with copies of what it reads).
+  void deliver(std::function<void()> call) {
+    if (m_writer) m_writer->post(std::move(call));
+    else call();
   }
 
   FeatureExtractor& m_features;
@@ -249,6 +294,9 @@ class PropagationRun {
   int64_t m_labels = 0;
   std::unique_ptr<PropagationMemory> m_memory;
   LabelFeedback m_feedback;
+  // Pipelined runs: declared last so that they stop first (the writer's tasks use the members above).
+  std::unique_ptr<FrameReadAhead> m_ahead;
+  std::unique_ptr<SerialWorker> m_writer;
 };
 
 }  // namespace detail
@@ -267,14 +315,17 @@ PropagationResult LabelPropagator::run(FrameSource& source, std::vector<Anchor> 
   detail::anchor_sizes_check(anchors, first);
   detail::PropagationRun run(m_features, m_config, source, sink, m_soft, progress, cancel);
   run.start(first, L);
+  const auto segments = detail::run_segments(anchors, source.size());
+  if (m_pipelined) run.pipeline(detail::run_read_order(anchors, segments));
   // Backward from the first anchor to frame 0, then forward from each anchor to the next.
-  run.segment(anchors.front(), first, detail::frame_steps(anchors.front().frame - 1, -1, -1));
-  for (size_t i = 0; i < anchors.size() && !run.result().cancelled; ++i) {
-    const Image frame = i == 0 ? first : run.read(anchors[i].frame);
-    run.emit_anchor(anchors[i], frame);
-    const int64_t end = i + 1 < anchors.size() ? anchors[i + 1].frame : source.size();
-    run.segment(anchors[i], frame, detail::frame_steps(anchors[i].frame + 1, end, 1));
+  run.segment(anchors.front(), first, segments.front().frames);
+  for (size_t s = 1; s < segments.size() && !run.result().cancelled; ++s) {
+    const Anchor& a = anchors[segments[s].anchor];
+    const Image frame = s == 1 ? first : run.read(a.frame);
+    run.emit_anchor(a, frame);
+    run.segment(a, frame, segments[s].frames);
   }
+  run.finish();
   run.result().seconds = time_now_s() - t0;
   return run.result();
 }

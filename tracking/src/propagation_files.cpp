@@ -55,6 +55,7 @@ void coco_write(const std::string& path, const FrameSource& src, const std::vect
 PropagationResult propagate_to_files(FrameSource& src, const std::vector<Anchor>& anchors, FeatureExtractor& features,
                                      const PropagationConfig& config, const PropagationOutput& out) {
   LabelPropagator engine(features, config);
+  engine.set_pipelined(true);   // decode ahead, write behind: the sinks below run on the writing thread
   StagedFolder staged(out.masks_dir);
   std::unique_ptr<StagedFolder> staged_overlays;
   if (!out.overlay_frames.empty()) staged_overlays = std::make_unique<StagedFolder>(out.overlay_frames);

@@ -99,11 +99,18 @@ class LabelPropagator {
   const PropagationConfig& config() const { return m_config; }
   // Soft masks of the next runs (none when empty): costs one more resize of the labels per frame.
   void set_soft_sink(SoftSink sink) { m_soft = std::move(sink); }
+  // Pipelined runs decode frames ahead and call the sinks behind, each on a thread of its own, so
+  // that the compute never waits for either (the same masks, in the same order). The source must
+  // then not be read by anything else during run(); the sinks are called from the writing thread
+  // (one call at a time), and run() returns after the last of them. The stages "decode" and
+  // "write" then hold the time the compute waited for them.
+  void set_pipelined(bool pipelined) { m_pipelined = pipelined; }
 
  private:
   FeatureExtractor& m_features;
   PropagationConfig m_config;
   SoftSink m_soft;
+  bool m_pipelined = false;
 };
 
 // The affinity step on its own, for tests and benchmarks: for each query pixel of `query`
