@@ -128,18 +128,26 @@ TEST(Propagation, FollowsTwoMovingObjects) {
 }
 
 // The bfloat16 encoder and products (--precision bf16) follow the objects as float32 does: the
-// masks of the random encoder agree on at least 98 % of the pixels of every frame.
+// masks of the random encoder agree on at least 98 % of the pixels of every frame, in the CRW
+// context and in MAST's memory (top-k and the full softmax).
 TEST(Propagation, BFloat16KeepsTheMasks) {
   SquaresSource src(8, 160, 128, 2);
   auto exact = feature_extractor_create("random", 1, torch::kCPU, Precision::Float32);
   auto fast = feature_extractor_create("random", 1, torch::kCPU, Precision::BFloat16);
-  const auto want = propagate_all(src, *exact, PropagationConfig{});
-  const auto got = propagate_all(src, *fast, PropagationConfig{});
-  ASSERT_EQ(got.size(), want.size());
-  for (const auto& [k, m] : want) {
-    int64_t same = 0;
-    for (size_t i = 0; i < m.data.size(); ++i) same += m.data[i] == got.at(k).data[i] ? 1 : 0;
-    EXPECT_GT(double(same) / double(m.data.size()), 0.98) << "frame " << k;
+  PropagationConfig crw, mast, mast_all;
+  mast.mode = mast_all.mode = PropagationMode::Mast;
+  mast.radius = mast_all.radius = 6;
+  mast_all.topk = 0;
+  for (const auto& cfg : {crw, mast, mast_all}) {
+    const auto want = propagate_all(src, *exact, cfg);
+    const auto got = propagate_all(src, *fast, cfg);
+    ASSERT_EQ(got.size(), want.size());
+    for (const auto& [k, m] : want) {
+      int64_t same = 0;
+      for (size_t i = 0; i < m.data.size(); ++i) same += m.data[i] == got.at(k).data[i] ? 1 : 0;
+      EXPECT_GT(double(same) / double(m.data.size()), 0.98)
+          << propagation_mode_name(cfg.mode) << " top-k " << cfg.topk << ", frame " << k;
+    }
   }
 }
 

@@ -272,11 +272,12 @@ class PropagationRun {
   }
   void emit(int64_t k, const Image& mask, const Image& rgb) {
     StageScope s(&m_result.stages, "write");
-    deliver([this, k, mask, rgb] { m_sink(k, mask, rgb); });
+    if (m_writer) m_writer->post([this, k, mask, rgb] { m_sink(k, mask, rgb); });
+    else m_sink(k, mask, rgb);
     ++m_result.frames;
     m_meter.step();
   }
-  // Runs a sink call now, or posts it to the writing thread (with copies of what it reads).
+  // Runs a sink call now, or posts it to the writing thread (the call owns what it reads).
   void deliver(std::function<void()> call) {
     if (m_writer) m_writer->post(std::move(call));
     else call();
