@@ -25,7 +25,7 @@ InferenceEncoder::Conv fold(const Modules& modules, const std::string& name, con
   const auto& o = conv->options;
   InferenceEncoder::Conv c;
   auto w = conv->weight.detach().to(torch::kFloat);
-  auto b = conv->bias.defined() ? conv->bias.detach().to(torch::kFloat) : torch::zeros({w.size(0)});
+  auto b = conv->bias.defined() ? conv->bias.detach().to(torch::kFloat) : torch::zeros({w.size(0)}, w.options());
   if (!bn.empty()) {
     const auto* norm = module_at<SyncBatchNormImpl>(modules, bn);
     auto s = norm->weight.to(torch::kFloat) * torch::rsqrt(norm->running_var.to(torch::kFloat) + norm->eps);
@@ -34,6 +34,7 @@ InferenceEncoder::Conv fold(const Modules& modules, const std::string& name, con
   }
   c.weight = w.to(device, dtype).contiguous(at::MemoryFormat::ChannelsLast);
   c.bias = b.to(device, dtype);
+  // Our ResNets use square strides, paddings and dilations: one number each.
   const auto& pad = c10::get<torch::ExpandingArray<2>>(o.padding());
   c.stride = (*o.stride())[0];
   c.padding = (*pad)[0];
@@ -48,8 +49,8 @@ torch::Tensor reflect_pad(const torch::Tensor& x, int64_t p) {
   if (p == 0) return x;
   const int64_t H = x.size(2), W = x.size(3);
   TORCH_CHECK(p < H && p < W, "reflect_pad: padding must be smaller than the input");
-  // Written into a tensor of the input's layout: a concatenation of mirrored slices came out
-  // channels-first for channels-last inputs, and the convolution after it ran up to 7x slower.
+  // Written into a tensor of the input's layout (channels-last stays channels-last): the centre,
+  // then the mirrored columns, then the mirrored rows (corners included).
   auto out = at::empty({x.size(0), x.size(1), H + 2 * p, W + 2 * p}, x.options(), x.suggest_memory_format());
   auto rows = out.narrow(2, p, H);
   rows.narrow(3, p, W).copy_(x);
