@@ -22,4 +22,7 @@ const std::vector<std::string>& program_args();
 // Prints JSON to stdout (pretty) or writes it atomically to a file when path is non-empty.
 void json_emit(const nlohmann::json& j, const std::string& path = "");
 
+// "WxH" -> (W, H), each 1..16384; throws Error naming the option ("--size must look like 854x480, got ...").
+std::pair<int, int> parse_size(const std::string& text, const std::string& option);
+
 }  // namespace corrtrack::cli

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <tuple>
 #include <cstdlib>
 #include <map>
 #include <cctype>
@@ -94,15 +95,7 @@ std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a) {
 
 FrameSourceOptions source_options(const PropagateArgs& a) {
   FrameSourceOptions o;
-  if (!a.size.empty()) {
-    int w = 0, h = 0, used = 0;
-    if (std::sscanf(a.size.c_str(), "%dx%d%n", &w, &h, &used) != 2 || used != int(a.size.size()) || w <= 0 || h <= 0 ||
-        w > 16384 || h > 16384) {
-      throw Error("--size must look like 854x480, got '" + a.size + "'");
-    }
-    o.width = w;
-    o.height = h;
-  }
+  if (!a.size.empty()) std::tie(o.width, o.height) = parse_size(a.size, "--size");
   return o;
 }
 

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <filesystem>
 #include <memory>
+#include <tuple>
 
 namespace corrtrack::cli {
 
@@ -39,6 +40,15 @@ std::vector<std::pair<double, double>> parse_points(const std::string& text, con
     pts.emplace_back(x, y);
   }
   return pts;
+}
+
+std::pair<int, int> parse_size(const std::string& text, const std::string& option) {
+  int w = 0, h = 0, used = 0;
+  if (std::sscanf(text.c_str(), "%dx%d%n", &w, &h, &used) != 2 || used != int(text.size()) || w <= 0 || h <= 0 ||
+      w > 16384 || h > 16384) {
+    throw Error(option + " must look like 854x480, got '" + text + "'");
+  }
+  return {w, h};
 }
 
 void register_video_commands(CLI::App& app) {
@@ -131,6 +141,23 @@ void register_video_commands(CLI::App& app) {
     clicks->add_option("--colour-weight", params->colour_weight, "Geodesic cost per unit of colour difference (negative clicks)")->capture_default_str()->check(CLI::Range(0.0, 100.0));
     clicks->add_option("--json", *out, "Write the JSON here instead of stdout");
     clicks->callback([=] { json_emit(bench_clicks(*root, *max_clicks, *target, *params), *out); });
+  }
+  {
+    auto* synth = bench->add_subcommand("synth-video", "Write a synthetic video (checkered discs moving over a smooth background) and one frame's mask, for long-video benchmarks");
+    auto spec = std::make_shared<SynthVideoSpec>();
+    auto out = std::make_shared<std::string>(), mask = std::make_shared<std::string>(), size = std::make_shared<std::string>("1920x1080");
+    auto mask_frame = std::make_shared<int64_t>(0);
+    synth->add_option("--out", *out, "Video file (.mp4, .mkv or .avi)")->required();
+    synth->add_option("--size", *size, "WxH")->capture_default_str();
+    synth->add_option("--fps", spec->fps, "Frames per second")->capture_default_str();
+    synth->add_option("--seconds", spec->seconds, "Length in seconds")->capture_default_str();
+    synth->add_option("--objects", spec->objects, "Moving discs (1..20)")->capture_default_str();
+    synth->add_option("--mask", *mask, "Also write the mask of --mask-frame here (palette PNG)");
+    synth->add_option("--mask-frame", *mask_frame, "The frame whose mask --mask writes")->capture_default_str();
+    synth->callback([=] {
+      std::tie(spec->width, spec->height) = parse_size(*size, "--size");
+      json_emit(synth_video_write(*out, *spec, *mask, *mask_frame));
+    });
   }
 }
 

@@ -98,6 +98,9 @@ for bad in "--scale 0.0001" "--radius -1" "--radius nan" "--temperature inf" "--
   expect_error "setting $bad" "${opt#--}" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels $bad --out "$TMP/out"
 done
 expect_error size-junk "--size" -- propagate --video "$VIDEO" --size 160x90junk --mask "$MASK" --features pixels --out "$TMP/out"
+expect_error synth-size "--size" -- bench synth-video --out "$TMP/s.mp4" --size 16x --seconds 1
+expect_error synth-objects "--objects" -- bench synth-video --out "$TMP/s.mp4" --size 64x48 --seconds 1 --objects 0
+expect_error synth-mask-frame "--mask-frame" -- bench synth-video --out "$TMP/s.mp4" --size 64x48 --seconds 1 --mask "$TMP/m.png" --mask-frame 25
 for bad in "--clip-grad -1" "--warmup -1" "--min-scale 2" "--jitter nan" "--time-budget -1"; do
   opt="${bad%% *}"
   # shellcheck disable=SC2086

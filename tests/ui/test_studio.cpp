@@ -566,6 +566,90 @@ class StudioTest : public QObject {
     QCOMPARE(got, want);
   }
 
+  // Soft masks: a propagation keeps them per frame (in the workspace), equal to the engine's own
+  // soft output; their argmax with the background's share is the mask; an edit drops the frame's
+  // (exported from its mask, 0/255); a reopened workspace still has the others.
+  void softMasksExportAndResume() {
+    QTemporaryDir tmp;
+    const QString clip = writeClip(tmp.filePath("clip"), 6);
+    const QString ws = tmp.filePath("ws");
+    ui::ModelChoice model;
+    {
+      MainWindow w;
+      w.useBaseline("pixels");
+      QVERIFY(w.openVideo(clip, ws));
+      QVERIFY(w.importMask(kMask));
+      QVERIFY(w.propagate(true));
+      QVERIFY(waitUntil([&] { return !w.propagationRunning(); }, 120000));
+      QCoreApplication::processEvents();
+      model = w.modelChoice();
+      auto& s = w.session();
+      QVERIFY(!s.hasSoftMasks(0));   // the anchor keeps none: its export is its mask
+      for (int k = 1; k < 6; ++k) QVERIFY2(s.hasSoftMasks(k), qPrintable(QString("frame %1").arg(k)));
+      s.exportSoftMasks(tmp.filePath("soft"));
+      const int objects = int(s.objects().size());
+      QVERIFY(objects >= 1);
+      auto softOf = [&](const QString& dir, int id, int64_t k) {
+        const Image rgb = image_read(QDir(dir).filePath(QString("object_%1/%2.png").arg(id).arg(QString::fromStdString(s.frameName(k)))).toStdString());
+        Image g(rgb.width, rgb.height, 1);
+        for (size_t i = 0; i < g.data.size(); ++i) g.data[i] = rgb.data[i * 3];
+        return g;
+      };
+      // The anchor: exactly 0/255 from its mask.
+      const Image m0 = s.mask(0), a = softOf(tmp.filePath("soft"), 1, 0);
+      for (size_t i = 0; i < a.data.size(); ++i) QCOMPARE(int(a.data[i]), m0.data[i] == 1 ? 255 : 0);
+      // Frame 3: soft values (not only 0 and 255), whose argmax — background = 255 − their sum —
+      // is the mask at all but rounding ties.
+      const Image m3 = s.mask(3);
+      std::vector<Image> soft3;
+      for (int id = 1; id <= objects; ++id) soft3.push_back(softOf(tmp.filePath("soft"), id, 3));
+      int64_t between = 0, disagree = 0;
+      for (size_t i = 0; i < m3.data.size(); ++i) {
+        int sum = 0, bestValue = 0;
+        for (int o = 0; o < objects; ++o) {
+          const int v = soft3[o].data[i];
+          sum += v;
+          between += v > 0 && v < 255;
+          bestValue = std::max(bestValue, v);
+        }
+        const int background = 255 - sum;
+        const int want = m3.data[i];
+        const int wantValue = want == 0 ? background : soft3[want - 1].data[i];
+        disagree += std::max(background, bestValue) - wantValue > 2;
+      }
+      QVERIFY2(between > 100, qPrintable(QString("%1 soft values").arg(between)));
+      QVERIFY2(disagree * 1000 < int64_t(m3.data.size()), qPrintable(QString("%1 pixels disagree").arg(disagree)));
+      // Equal to the engine's soft masks for the same clip and settings (what `propagate --soft` writes).
+      {
+        auto features = feature_extractor_open(model.spec, model.device, model.precision);
+        auto source = frame_source_open(clip.toStdString());
+        LabelPropagator engine(*features, model.config);
+        std::vector<Image> engine3;
+        engine.set_soft_sink([&](int64_t k, const std::vector<Image>& o) { if (k == 3) engine3 = o; });
+        engine.run(*source, {Anchor{0, mask_read(kMask.toStdString())}}, [](int64_t, const Image&, const Image&) {});
+        QCOMPARE(int(engine3.size()), objects);
+        for (int o = 0; o < objects; ++o) QVERIFY(engine3[o] == soft3[o]);
+      }
+      // An edit of frame 3 drops its soft masks: exported from the edited mask.
+      s.paintStroke(3, {QPointF(40, 40)}, 8, 1);
+      QVERIFY(!s.hasSoftMasks(3));
+      s.exportSoftMasks(tmp.filePath("soft2"));
+      const Image e3 = s.mask(3), b = softOf(tmp.filePath("soft2"), 1, 3);
+      for (size_t i = 0; i < b.data.size(); ++i) QCOMPARE(int(b.data[i]), e3.data[i] == 1 ? 255 : 0);
+      s.undo();   // the mask comes back, its soft masks do not
+      QVERIFY(!s.hasSoftMasks(3));
+    }
+    MainWindow again;
+    QVERIFY(again.openVideo(clip, ws));
+    QVERIFY(again.session().hasSoftMasks(2));
+    QVERIFY(!again.session().hasSoftMasks(3));
+    QVERIFY(!again.session().hasSoftMasks(0));
+    // Save as: the kept soft masks move with the workspace.
+    again.session().saveWorkspaceAs(tmp.filePath("ws2"));
+    QVERIFY(QFileInfo::exists(tmp.filePath("ws2/soft/object_1/0002.png")));
+    QVERIFY(again.session().hasSoftMasks(2));
+  }
+
   // Cancelling keeps the masks already delivered (a contiguous run after the anchor) and the
   // event loop keeps answering within 100 ms while the worker propagates.
   void cancelKeepsFramesAndUiResponsive() {

@@ -5,7 +5,9 @@
 #include "corrtrack/mask_export.h"
 #include "corrtrack/mask_rle.h"
 #include "corrtrack/read_ahead.h"
+#include "corrtrack/video_bench.h"
 
+#include <cmath>
 #include <fstream>
 #include <random>
 
@@ -321,4 +323,50 @@ TEST(ReadAhead, BackwardInBlocksSameFrames) {
   EXPECT_EQ(fwd->seeks, 0);
   EXPECT_EQ(fwd->reads, 50);
   EXPECT_EQ(forward.seeks(), 0);
+}
+
+// The long-video benchmark's synthetic video: discs where the maths puts them, the file decodes
+// to the rendered frames (lossy, PSNR > 30 dB), the mask PNG is the frame's, bad specs refused.
+TEST(SynthVideo, FramesMasksAndFile) {
+  SynthVideoSpec spec;
+  spec.width = 160;
+  spec.height = 96;
+  spec.fps = 10;
+  spec.seconds = 2;
+  spec.objects = 2;
+  EXPECT_EQ(synth_video_frames(spec), 20);
+  const auto [f7, m7] = synth_video_frame(spec, 7);
+  const auto again = synth_video_frame(spec, 7);
+  EXPECT_TRUE(f7 == again.first);
+  // Each disc has radius height/8 = 12: area pi*144 = 452 pixels unless the other covers it or
+  // it leaves the frame; both are present and the rest is background.
+  int64_t counts[3] = {0, 0, 0};
+  for (uint8_t v : m7.data) {
+    ASSERT_LE(v, 2);
+    ++counts[v];
+  }
+  EXPECT_GT(counts[1], 100);
+  EXPECT_GT(counts[2], 100);
+  EXPECT_LE(counts[1] + counts[2], 2 * 460);
+  // Discs move: frame 8's mask differs from frame 7's.
+  EXPECT_FALSE(synth_video_frame(spec, 8).second == m7);
+
+  TempDir dir;
+  const auto j = synth_video_write(dir / "s.mp4", spec, dir / "m.png", 7);
+  EXPECT_EQ(j["frames"].get<int64_t>(), 20);
+  EXPECT_TRUE(mask_read(dir / "m.png") == m7);
+  auto src = frame_source_open(dir / "s.mp4");
+  ASSERT_EQ(src->size(), 20);
+  for (int64_t k : {0, 7, 19}) {
+    const Image got = src->frame(k), want = synth_video_frame(spec, k).first;
+    double se = 0;
+    for (size_t i = 0; i < got.data.size(); ++i) se += std::pow(double(got.data[i]) - want.data[i], 2);
+    const double psnr = 10 * std::log10(255.0 * 255.0 / (se / double(got.data.size())));
+    EXPECT_GT(psnr, 30.0) << "frame " << k;
+  }
+  spec.objects = 0;
+  EXPECT_THROW(synth_video_frame(spec, 0), Error);
+  spec.objects = 2;
+  EXPECT_THROW(synth_video_write(dir / "t.mp4", spec, dir / "m2.png", 20), Error);   // mask frame outside
+  EXPECT_FALSE(std::filesystem::exists(dir / "t.mp4"));
 }

@@ -51,6 +51,7 @@ void WorkerJob::launch(std::function<void()> work) {
 
 PropagationJob::PropagationJob(QObject* parent) : WorkerJob(parent) {
   qRegisterMetaType<std::shared_ptr<const corrtrack::Image>>();
+  qRegisterMetaType<std::shared_ptr<const corrtrack::ui::SoftMasks>>();
 }
 
 PropagationJob::~PropagationJob() {
@@ -61,7 +62,7 @@ PropagationJob::~PropagationJob() {
 void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image& anchorMask, int64_t last, const ModelChoice& model) {
   if (running()) throw Error("a propagation is already running");
   m_cancel = false;
-  launch([this, videoPath, anchor, anchorMask, last, model] {
+  launch([this, videoPath, anchor, anchorMask, last, model, keepSoft = m_keepSoft] {
     bool cancelled = false;
     QString error;
     try {
@@ -69,9 +70,19 @@ void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image
       // Backward propagation reads the video backward: in blocks, one seek per 16 frames.
       FrameRangeSource range(std::make_unique<ReadAheadSource>(frame_source_open(videoPath.toStdString())), anchor, last);
       LabelPropagator engine(*features, model.config);
+      // The soft masks of a frame arrive just before its mask and travel with it.
+      std::shared_ptr<SoftMasks> soft;
+      if (keepSoft) {
+        engine.set_soft_sink([&](int64_t k, const std::vector<Image>& objects) {
+          if (k == 0) return;
+          soft = std::make_shared<SoftMasks>();
+          for (const auto& o : objects) soft->push_back(image_encode_png(o));
+        });
+      }
       auto sink = [&](int64_t k, const Image& mask, const Image&) {
         if (k == 0) return;  // the anchor itself
-        Q_EMIT maskReady(range.global(k), std::make_shared<const Image>(mask));
+        Q_EMIT maskReady(range.global(k), std::make_shared<const Image>(mask), std::move(soft));
+        soft.reset();
       };
       auto onProgress = [&](const ProgressInfo& p) {
         Q_EMIT progress(std::max<int64_t>(0, p.done - 1), std::max<int64_t>(0, p.total - 1), p.rate, p.eta_s);

@@ -206,8 +206,8 @@ void MainWindow::connectJobs() {
     m_undo->setEnabled(m_session.canUndo());
     m_redo->setEnabled(m_session.canRedo());
   });
-  connect(&m_propagation, &PropagationJob::maskReady, this, [this](qint64 k, std::shared_ptr<const Image> mask) {
-    m_session.setPropagated(k, *mask);
+  connect(&m_propagation, &PropagationJob::maskReady, this, [this](qint64 k, std::shared_ptr<const Image> mask, std::shared_ptr<const SoftMasks> soft) {
+    m_session.setPropagated(k, *mask, soft);
   });
   connect(&m_propagation, &PropagationJob::progress, m_model, &ModelPanel::showProgress);
   connect(&m_propagation, &PropagationJob::finished, this, &MainWindow::onPropagationFinished);
@@ -252,6 +252,7 @@ void MainWindow::buildMenus() {
   file->addAction(tr("Export binary masks…"), this, &MainWindow::exportBinary);
   file->addAction(tr("Export overlay video…"), this, &MainWindow::exportVideo);
   file->addAction(tr("Export COCO JSON (RLE)…"), this, &MainWindow::exportCoco);
+  file->addAction(tr("Export soft masks…"), this, &MainWindow::exportSoft);
   file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
   auto* edit = menuBar()->addMenu(tr("&Edit"));
@@ -752,6 +753,14 @@ void MainWindow::exportBinary() {
   if (d.isEmpty()) return;
   if (attempt([&] { m_session.exportBinaryMasks(d); })) {
     showMessage(tr("Wrote binary masks of %1 objects to %2").arg(m_session.objects().size()).arg(d));
+  }
+}
+
+void MainWindow::exportSoft() {
+  const QString d = askExportFolder("soft", tr("Folder for soft masks"));
+  if (d.isEmpty()) return;
+  if (attempt([&] { m_session.exportSoftMasks(d); })) {
+    showMessage(tr("Wrote soft masks of %1 objects to %2").arg(m_session.objects().size()).arg(d));
   }
 }
 

@@ -36,6 +36,15 @@ bool namesVideo(const nlohmann::json& j, const QString& video) {
   const std::string absolute = j.value("video_absolute", std::string());
   return !absolute.empty() && absolute == QFileInfo(video).absoluteFilePath().toStdString();
 }
+
+// Object `id`'s pixels of an index mask as a 0/255 image.
+Image objectMask(const Image& mask, int id) {
+  Image bin(mask.width, mask.height, 1, 0);
+  for (size_t i = 0; i < mask.data.size(); ++i) bin.data[i] = mask.data[i] == id ? 255 : 0;
+  return bin;
+}
+
+std::string objectFolder(int id) { return "object_" + std::to_string(id); }
 }
 
 Session::Session(QObject* parent) : QObject(parent) {}
@@ -78,6 +87,7 @@ void Session::open(const QString& path, const QString& workspace, bool autosave)
   m_saveFailing = false;
   m_editFrame = -1;
   m_editing = Image();
+  m_soft.clear();
   m_workspaceError.clear();
   m_workspace = workspace.isEmpty() && autosave ? automaticWorkspace(path) : workspace;
   if (!m_workspace.isEmpty()) {
@@ -96,6 +106,8 @@ void Session::open(const QString& path, const QString& workspace, bool autosave)
       m_objects.clear();
     }
   }
+  useSoftFolder();
+  loadSoft();
   if (m_objects.empty()) m_objects.push_back(1);
   Q_EMIT objectsChanged();
   Q_EMIT undoStateChanged();
@@ -149,6 +161,7 @@ void Session::beginEdit(int64_t k) {
   if (k < 0 || k >= m_frames) throw Error("frame " + std::to_string(k) + " is outside the video");
   Edit e{k, hasMask(k), isAnchor(k), m_corrected.count(k) > 0, hasMask(k) ? m_masks.at(k) : MaskRle()};
   m_editFrame = -1;   // the next editableMask decodes the current mask
+  dropSoft(k);        // the soft masks no longer describe the mask (undo brings back the mask only)
   // Editing a propagated mask corrects it.
   if (hasMask(k) && !isAnchor(k)) m_corrected.insert(k);
   m_undo.push_back(std::move(e));
@@ -291,6 +304,10 @@ int Session::addObject() {
 
 void Session::removeObject(int id) {
   m_objects.erase(std::remove(m_objects.begin(), m_objects.end(), id), m_objects.end());
+  if (!m_softDir.isEmpty()) {
+    std::error_code ec;
+    fs::remove_all(fs::path(m_softDir.toStdString()) / objectFolder(id), ec);
+  }
   for (auto& [k, packed] : m_masks) {
     Image m = packed.decode();
     bool changed = false;
@@ -323,12 +340,66 @@ void Session::noteObjects(const Image& mask) {
   }
 }
 
-void Session::setPropagated(int64_t k, const Image& mask) {
+void Session::setPropagated(int64_t k, const Image& mask, const std::shared_ptr<const SoftMasks>& soft) {
   if (isAnchor(k) || k < 0 || k >= m_frames) return;
   m_masks[k] = MaskRle(mask);
   noteObjects(mask);
   saveFrame(k);
+  storeSoft(k, soft.get());
   Q_EMIT maskChanged(k);
+}
+
+// ---- soft masks ----
+
+void Session::useSoftFolder() {
+  m_scratchSoft.reset();
+  if (!m_workspace.isEmpty()) {
+    m_softDir = QDir(m_workspace).filePath("soft");
+    return;
+  }
+  m_scratchSoft = std::make_unique<QTemporaryDir>();
+  m_softDir = m_scratchSoft->isValid() ? m_scratchSoft->path() : QString();
+}
+
+void Session::dropSoft(int64_t k) {
+  if (!m_soft.erase(k)) return;
+  std::error_code ec;
+  const std::string name = frameName(k) + ".png";
+  for (const auto& e : fs::directory_iterator(m_softDir.toStdString(), ec)) fs::remove(e.path() / name, ec);
+}
+
+void Session::storeSoft(int64_t k, const SoftMasks* soft) {
+  dropSoft(k);   // a new propagation of the frame replaces all of them
+  if (soft == nullptr || m_softDir.isEmpty()) return;
+  const fs::path root = m_softDir.toStdString();
+  const std::string name = frameName(k) + ".png";
+  m_soft.insert(k);   // before writing: a failure part way removes what was written
+  try {
+    for (size_t i = 0; i < soft->size(); ++i) {
+      const fs::path dir = root / objectFolder(int(i) + 1);
+      fs::create_directories(dir);
+      file_write_atomic((dir / name).string(), (*soft)[i]);
+    }
+  } catch (const std::exception& e) {
+    dropSoft(k);   // the export falls back to the mask for this frame
+    if (!m_saveFailing) Q_EMIT saveFailed(QString::fromStdString(error_message(e)));
+  }
+}
+
+void Session::loadSoft() {
+  std::error_code ec;
+  if (m_workspace.isEmpty() || !fs::is_directory(m_softDir.toStdString(), ec)) return;
+  // Only propagated frames keep soft masks (files of edited frames were removed with the edit).
+  std::map<std::string, int64_t> propagated;
+  for (const auto& [k, m] : m_masks) {
+    if (!isAnchor(k)) propagated.emplace(frameName(k) + ".png", k);
+  }
+  for (const auto& object : fs::directory_iterator(m_softDir.toStdString(), ec)) {
+    for (const auto& f : fs::directory_iterator(object.path(), ec)) {
+      auto it = propagated.find(f.path().filename().string());
+      if (it != propagated.end()) m_soft.insert(it->second);
+    }
+  }
 }
 
 std::pair<int64_t, int64_t> Session::propagationRange(int64_t from, bool forward) const {
@@ -407,6 +478,7 @@ void Session::saveWorkspaceAs(const QString& dir) {
     }
     for (const auto& [k, m] : m_masks) writeFrame(k);
     writeAnchors();
+    copySoft(target / "soft");
   } catch (...) {
     m_workspace = previous;
     throw;
@@ -414,6 +486,23 @@ void Session::saveWorkspaceAs(const QString& dir) {
   m_dirty.clear();
   m_anchorsDirty = false;
   m_saveFailing = false;
+  m_scratchSoft.reset();
+  m_softDir = QString::fromStdString((target / "soft").string());
+}
+
+void Session::copySoft(const fs::path& to) const {
+  const fs::path from = m_softDir.toStdString();
+  std::error_code ec;
+  if (!m_softDir.isEmpty() && fs::equivalent(from, to, ec)) return;   // saved into its own workspace again
+  fs::remove_all(to);
+  for (int64_t k : m_soft) {
+    const std::string name = frameName(k) + ".png";
+    for (const auto& object : fs::directory_iterator(from)) {
+      if (!fs::exists(object.path() / name)) continue;
+      fs::create_directories(to / object.path().filename());
+      fs::copy_file(object.path() / name, to / object.path().filename() / name, fs::copy_options::overwrite_existing);
+    }
+  }
 }
 
 void Session::loadWorkspace() {
@@ -456,12 +545,26 @@ void Session::exportPalettePngs(const QString& dir) const {
 void Session::exportBinaryMasks(const QString& dir) const {
   StagedFolder out(dir.toStdString());
   for (int id : m_objects) {
-    const fs::path sub = fs::path(out.path()) / ("object_" + std::to_string(id));
+    const fs::path sub = fs::path(out.path()) / objectFolder(id);
+    fs::create_directories(sub);
+    for (int64_t k = 0; k < m_frames; ++k) image_write_png((sub / (frameName(k) + ".png")).string(), objectMask(mask(k), id));
+  }
+  out.commit();
+}
+
+void Session::exportSoftMasks(const QString& dir) const {
+  StagedFolder out(dir.toStdString());
+  const fs::path kept = m_softDir.toStdString();
+  for (int id : m_objects) {
+    const fs::path sub = fs::path(out.path()) / objectFolder(id);
     fs::create_directories(sub);
     for (int64_t k = 0; k < m_frames; ++k) {
-      Image m = mask(k), bin(m.width, m.height, 1, 0);
-      for (size_t i = 0; i < m.data.size(); ++i) bin.data[i] = m.data[i] == id ? 255 : 0;
-      image_write_png((sub / (frameName(k) + ".png")).string(), bin);
+      const std::string name = frameName(k) + ".png";
+      const fs::path soft = kept / objectFolder(id) / name;
+      std::error_code ec;
+      // No file for a kept frame: the object was not in that propagation (probability 0, as its mask says).
+      if (m_soft.count(k) && fs::is_regular_file(soft, ec)) fs::copy_file(soft, sub / name);
+      else image_write_png((sub / name).string(), objectMask(mask(k), id));
     }
   }
   out.commit();

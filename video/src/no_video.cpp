@@ -21,6 +21,7 @@ Image mask_read(const std::string& path) { unavailable("read mask", path); }
 void mask_write(const std::string& path, const Image&) { unavailable("write mask", path); }
 Image image_read(const std::string& path) { unavailable("read image", path); }
 void image_write_png(const std::string& path, const Image&) { unavailable("write", path); }
+std::string image_encode_png(const Image&) { unavailable("encode", "a PNG"); }
 std::unique_ptr<Painter> painter_raster(Image&) { unavailable("draw on", "an image"); }
 Image click_segment(const Image&, const std::vector<Click>&, const ClickSegmentParams&) { unavailable("segment", "a frame"); }
 std::optional<Click> click_next(const Image&, const Image&) { unavailable("simulate clicks on", "a mask"); }

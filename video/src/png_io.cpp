@@ -12,6 +12,7 @@
 
 #include <csetjmp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -141,13 +142,25 @@ bool png_encode(FILE* fp, const Image& img, int color_type, PngOut* out, const p
   return true;
 }
 
+std::vector<png_bytep> png_rows(const Image& img) {
+  std::vector<png_bytep> rows(img.height);
+  const size_t rowbytes = size_t(img.width) * img.channels;
+  for (int y = 0; y < img.height; ++y) rows[y] = const_cast<uint8_t*>(img.data.data()) + rowbytes * y;
+  return rows;
+}
+
+int png_color_type(const Image& img, const std::string& what) {
+  if (img.empty() || (img.channels != 1 && img.channels != 3)) {
+    throw Error("cannot write '" + what + "': need a gray or RGB image");
+  }
+  return img.channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY;
+}
+
 void png_write_file(const std::string& path, const Image& img, int color_type) {
   const std::string tmp = file_temp_sibling(path);
   FILE* fp = std::fopen(tmp.c_str(), "wb");
   if (!fp) throw Error("cannot write '" + path + "': " + std::strerror(errno));
-  std::vector<png_bytep> rows(img.height);
-  const size_t rowbytes = size_t(img.width) * img.channels;
-  for (int y = 0; y < img.height; ++y) rows[y] = const_cast<uint8_t*>(img.data.data()) + rowbytes * y;
+  const auto rows = png_rows(img);
   PngOut out;
   bool ok = png_encode(fp, img, color_type, &out, rows.data());
   ok = (std::fclose(fp) == 0) && ok;
@@ -226,11 +239,23 @@ Image image_read(const std::string& path) {
   return img;
 }
 
-void image_write_png(const std::string& path, const Image& img) {
-  if (img.empty() || (img.channels != 1 && img.channels != 3)) {
-    throw Error("cannot write '" + path + "': need a gray or RGB image");
-  }
-  png_write_file(path, img, img.channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY);
+void image_write_png(const std::string& path, const Image& img) { png_write_file(path, img, png_color_type(img, path)); }
+
+std::string image_encode_png(const Image& img) {
+  const int color_type = png_color_type(img, "an image in memory");
+  // A FILE* writing into a growing buffer: the same encoder as the files.
+  char* buffer = nullptr;
+  size_t size = 0;
+  FILE* fp = open_memstream(&buffer, &size);
+  if (!fp) throw Error(std::string("cannot encode a PNG in memory: ") + std::strerror(errno));
+  const auto rows = png_rows(img);
+  PngOut out;
+  bool ok = png_encode(fp, img, color_type, &out, rows.data());
+  ok = (std::fclose(fp) == 0) && ok;
+  std::string bytes = ok ? std::string(buffer, size) : std::string();
+  std::free(buffer);
+  if (!ok) throw Error(std::string("cannot encode a PNG in memory: ") + (out.error[0] ? out.error : "out of memory"));
+  return bytes;
 }
 
 }  // namespace corrtrack

@@ -134,6 +134,8 @@ void mask_fill_polygon(Image& mask, const std::vector<std::pair<double, double>>
 Image image_read(const std::string& path);
 // Writes an RGB or gray image as PNG, atomically.
 void image_write_png(const std::string& path, const Image& img);
+// The same PNG file's bytes, in memory (to be written later, e.g. by file_write_atomic).
+std::string image_encode_png(const Image& img);
 
 // ---------------------------------------------------------------------------------------------
 // Colour and tensors

@@ -117,6 +117,7 @@ class MainWindow : public QMainWindow {
   void exportBinary();
   void exportVideo();
   void exportCoco();
+  void exportSoft();
   QString askExportFolder(const QString& kind, const QString& title);
   QString askExportFile(const QString& kind, const QString& title, const QString& name, const QString& filter);
   // Asks what to do with unsaved edits: true when they were saved or may be discarded.

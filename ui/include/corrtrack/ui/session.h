@@ -10,8 +10,10 @@
 #include <QObject>
 #include <QPointF>
 #include <QString>
+#include <QTemporaryDir>
 
 #include <deque>
+#include <filesystem>
 #include <list>
 #include <map>
 #include <memory>
@@ -19,6 +21,10 @@
 #include <vector>
 
 namespace corrtrack::ui {
+
+// A propagated frame's soft masks as PNG files' bytes: [i] is object i + 1's 8-bit probability at
+// every pixel (LabelPropagator's SoftSink, encoded by image_encode_png).
+using SoftMasks = std::vector<std::string>;
 
 class Session : public QObject {
   Q_OBJECT
@@ -94,8 +100,12 @@ class Session : public QObject {
   // Removes the object from every mask (undoable per frame only through a new annotation).
   void removeObject(int id);
 
-  // A propagated mask for frame k (never replaces an anchor).
-  void setPropagated(int64_t k, const Image& mask);
+  // A propagated mask for frame k (never replaces an anchor), with its soft masks when the
+  // propagation kept them. Soft masks are files in the workspace's soft/ folder (a temporary
+  // folder for a scratch session), object_<id>/<frame>.png; an edit of the frame removes them.
+  void setPropagated(int64_t k, const Image& mask, const std::shared_ptr<const SoftMasks>& soft = nullptr);
+  // Whether frame k's soft masks are kept (a propagated frame whose mask was not edited since).
+  bool hasSoftMasks(int64_t k) const { return m_soft.count(k) > 0; }
   // The frames a propagation from anchor `from` should fill: forward up to the next anchor
   // (exclusive) or the end, backward down to the previous anchor or frame 0.
   std::pair<int64_t, int64_t> propagationRange(int64_t from, bool forward) const;
@@ -106,6 +116,10 @@ class Session : public QObject {
   void exportBinaryMasks(const QString& dir) const;
   // Every frame's masks as a COCO data set with RLE annotations (JSON, written atomically).
   void exportCoco(const QString& file) const;
+  // Soft masks, DIR/object_<id>/<frame>.png as `corrtrack propagate --soft` writes them: 8-bit
+  // probability of the object (255 = certain) for propagated frames that kept them; 0/255 from
+  // the mask for anchors, edited frames and frames without soft masks.
+  void exportSoftMasks(const QString& dir) const;
   void exportOverlayVideo(const QString& file, OverlayMode mode, float alpha);
 
  Q_SIGNALS:
@@ -134,6 +148,13 @@ class Session : public QObject {
   void writeFrame(int64_t k) const;
   void writeAnchors() const;
   void loadWorkspace();
+  // Soft masks: the folder in use (the workspace's soft/, or a temporary one), storing and
+  // removing a frame's files, and finding those a workspace holds.
+  void useSoftFolder();
+  void storeSoft(int64_t k, const SoftMasks* soft);
+  void dropSoft(int64_t k);
+  void loadSoft();
+  void copySoft(const std::filesystem::path& to) const;   // the kept soft masks into another folder
 
   static constexpr size_t kCacheFrames = 48;   // decoded frames kept for display
   static constexpr size_t kUndoDepth = 100;    // edits kept for undo
@@ -155,6 +176,9 @@ class Session : public QObject {
   std::set<int64_t> m_dirty;       // frames whose mask file is not up to date
   bool m_anchorsDirty = false;
   bool m_saveFailing = false;      // one saveFailed per run of failures
+  QString m_softDir;               // where soft masks are kept (empty: not kept)
+  std::unique_ptr<QTemporaryDir> m_scratchSoft;   // a scratch session's soft folder
+  std::set<int64_t> m_soft;        // frames whose soft masks are in m_softDir
 };
 
 }  // namespace corrtrack::ui
