@@ -3,6 +3,7 @@
 
 #include "cli_common.h"
 #include "engine_options.h"
+#include "corrtrack/adaptation.h"
 #include "corrtrack/core.h"
 #include "corrtrack/propagation_files.h"
 #include "corrtrack/tracking.h"
@@ -173,6 +174,22 @@ void overlay_video_check(const std::string& path) {
   }
 }
 
+// --adapt: the model's encoder fine-tuned on `video` first (adaptation.h), on the device and in
+// the precision of `base`; the model file is only read. Without --adapt: null (use `base`).
+std::unique_ptr<FeatureExtractor> adapted_features(const PropagateArgs& a, const std::string& video, const FeatureExtractor& base) {
+  if (!(a.adapt > 0.0)) return nullptr;
+  const std::string ckpt = model_checkpoint(a.model);
+  AdaptConfig c;
+  c.seconds = a.adapt;
+  c.lr = a.adapt_lr;
+  c.device = base.device();
+  c.seed = a.model.seed;
+  AdaptResult r;
+  auto f = feature_extractor_adapted(ckpt, video, c, base.precision(), &r);
+  log_get("app")->info("adapted {} to {}: {} steps in {:.0f} s, training loss {:.4f}", ckpt, video, r.steps, r.seconds, r.final_loss);
+  return f;
+}
+
 void run_propagate(PropagateArgs& a) {
   if (a.out.empty()) throw Error("--out DIR is required");
   auto folder = [](std::string p) {
@@ -184,6 +201,10 @@ void run_propagate(PropagateArgs& a) {
   }
   overlay_video_check(a.overlay);
   const OverlayMode mode = overlay_mode(a.overlay_mode);
+  if (a.adapt < 0.0 || !std::isfinite(a.adapt)) throw SettingError("adapt", "must be 0 (off) or a positive number of seconds");
+  if (a.adapt > 0.0 && model_checkpoint(a.model).empty()) {
+    throw Error("--adapt fine-tunes a trained model: give --features default or --checkpoint, not --features " + a.model.features);
+  }
   auto feats = make_features(a);
   if (!a.davis.empty()) {
     if (!a.video.empty() || !a.frames.empty() || !a.mask.empty()) throw Error("--davis cannot be combined with --video/--frames/--mask");
@@ -206,7 +227,8 @@ void run_propagate(PropagateArgs& a) {
     }
     dir_ensure_writable(a.out);
     for (auto& job : jobs) {
-      const auto r = propagate_to_files(*job.src, job.anchors, *feats, a.cfg, PropagationOutput{a.out + "/" + job.seq, "", "", mode});
+      auto adapted = adapted_features(a, davis_sequence_dir(a.davis, "JPEGImages", job.seq), *feats);
+      const auto r = propagate_to_files(*job.src, job.anchors, adapted ? *adapted : *feats, a.cfg, PropagationOutput{a.out + "/" + job.seq, "", "", mode});
       log_get("app")->info("{}: {} frames in {:.1f} s ({:.2f} fps)", job.seq, r.frames, r.seconds, r.frames / r.seconds);
     }
     log_get("app")->info("masks written to {}", a.out);
@@ -215,7 +237,9 @@ void run_propagate(PropagateArgs& a) {
   if (a.video.empty() == a.frames.empty()) throw Error("give exactly one of --video FILE, --frames DIR or --davis ROOT");
   auto src = frame_source_open(a.video.empty() ? a.frames : a.video, source_options(a));
   auto anchors = collect_anchors(a, *src);
-  const auto r = propagate_to_files(*src, anchors, *feats, a.cfg, PropagationOutput{a.out, a.overlay, a.overlay_frames, mode, a.coco, a.soft});
+  auto adapted = adapted_features(a, a.video.empty() ? a.frames : a.video, *feats);
+  const auto r = propagate_to_files(*src, anchors, adapted ? *adapted : *feats, a.cfg,
+                                    PropagationOutput{a.out, a.overlay, a.overlay_frames, mode, a.coco, a.soft});
   log_get("app")->info("{} masks in {:.1f} s ({:.2f} fps) written to {}{}", r.frames, r.seconds, r.frames / r.seconds,
                        a.out, a.overlay.empty() ? "" : ", overlay video " + a.overlay);
 }
@@ -256,6 +280,8 @@ void register_tracking_commands(CLI::App& app) {
     c->add_option("--coco", a->coco, "Also write the masks as a COCO data set (JSON: an image per frame, a category per object, RLE annotations)");
     c->add_option("--soft", a->soft, "Also write soft masks: DIR/object_<id>/<frame>.png, 8-bit probability of the object (255 = certain)");
     c->add_option("--overlay-mode", a->overlay_mode, "blend | contour | fade | mask")->capture_default_str();
+    c->add_option("--adapt", a->adapt, "Seconds of self-supervised fine-tuning of the model on each video before propagating (its training objective on the video's own clips; the model file is only read; 0 = off)")->capture_default_str();
+    c->add_option("--adapt-lr", a->adapt_lr, "Learning rate of --adapt (Adam)")->capture_default_str();
     add_engine_options(c, *a);
     c->callback([a] { run_propagate(*a); });
   }

@@ -2,6 +2,8 @@
 #include <torch/torch.h>
 
 #include "cli_common.h"
+#include "corrtrack/adaptation.h"
+#include "corrtrack/checkpoint_info.h"
 #include "corrtrack/clip_cache.h"
 #include "corrtrack/core.h"
 #include "corrtrack/distributed.h"
@@ -37,6 +39,7 @@ struct TrainArgs {
   DistArgs dist;
   TrainingSetup setup;
   std::string out, device = "auto", schedule = "constant", backbone = "resnet50";
+  std::string init;   // --init: the encoder starts from this checkpoint's (a fine-tune)
   OptimizerConfig opt;
   TrainOptions run;
   int64_t warmup = 0;
@@ -221,6 +224,7 @@ std::string command_json(const TrainArgs& a, const TrainingSetup& s, const nlohm
             {"steps", a.run.steps}, {"optimizer", a.opt.name}, {"lr", a.opt.lr}, {"schedule", a.schedule},
             {"seed", a.run.seed}, {"beta1", a.opt.beta1}, {"clip_grad", a.run.clip_grad_norm}, {"min_scale", s.video.sampler.min_scale}};
   if (!recipe.empty()) j["recipe"] = recipe;
+  if (!a.init.empty()) j["init"] = a.init;
   return j.dump();
 }
 
@@ -230,6 +234,7 @@ void add_train_command(CLI::App& app) {
   add_train_options(train, *args);
   train->add_option("--out", args->out, "Run folder")->required();
   train->add_flag("--resume", args->run.resume, "Continue the run in --out from its last checkpoint");
+  train->add_option("--init", args->init, "Start the encoder from this checkpoint's (a training checkpoint or an exported model, e.g. assets/models/default.ckpt): a fine-tune");
   train->add_option("--checkpoint-every", args->run.checkpoint_every, "Steps between checkpoints")->capture_default_str();
   train->add_option("--log-every", args->run.log_every, "Steps between metrics.jsonl lines")->capture_default_str();
   train->add_option("--time-budget", args->run.time_budget_s, "Stop after this many seconds of training (0 = off)")->capture_default_str();
@@ -243,6 +248,10 @@ void add_train_command(CLI::App& app) {
     TrainingSetup setup = training_setup(a, train);
     a.run.out_dir = a.out;
     const LrSchedule schedule = make_schedule(a);
+    if (!a.init.empty()) {
+      if (a.run.resume) throw Error("--init starts a run from a checkpoint's encoder and --resume continues one: give one of them");
+      checkpoint_info_read(a.init);   // a missing or foreign file refused before the data is loaded
+    }
     train_check(a.opt, schedule, a.run);  // before any data is loaded or a cache built into the run folder
     if (launching) {
       batch_check(setup, a.dist.nproc);
@@ -251,6 +260,10 @@ void add_train_command(CLI::App& app) {
     a.run.command_json = command_json(a, setup, recipe, dist.world_size);
     auto group = dist_join(a, dist, setup);
     auto method = method_create(setup, group);
+    if (!a.init.empty()) {
+      method_init_encoder(*method, a.init);   // every rank alike (rank 0's weights are broadcast anyway)
+      log_get("app")->info("encoder initialised from {}", a.init);
+    }
     if (group->is_main()) {
       a.run.on_checkpoint = [run = a.out](int64_t) { training_curves_write({run}, (fs::path(run) / "curves.png").string()); };
     }

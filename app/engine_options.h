@@ -28,6 +28,8 @@ struct PropagateArgs {
   bool dense = false;
   int64_t max_frames = 0;
   int objects = 1;   // bench propagate without --mask
+  double adapt = 0.0;        // propagate --adapt: seconds of fine-tuning on each video first (0 = off)
+  double adapt_lr = 1e-4;
 };
 
 // --features/--checkpoint/--seed/--device/--precision and the engine settings (--mode, --topk, --scale, ...).

@@ -1,0 +1,61 @@
+// Adapting a trained encoder to one video before propagating through it: a short self-supervised
+// fine-tune with the objective the encoder was trained with (MAST's colour reconstruction for the
+// bundled model), on clips of that very video. Test-time training for correspondence: the video's
+// own appearance (its colours, textures, lighting) shapes the features that match it.
+//
+// Usage:
+//   AdaptConfig cfg;  cfg.seconds = 60;
+//   auto features = feature_extractor_adapted("assets/models/default.ckpt", "clip.mp4", cfg, Precision::Auto);
+//   // the checkpoint given is only read; encoder_adapt keeps the adapted file in a folder of yours
+#pragma once
+
+#include "corrtrack/core.h"
+#include "corrtrack/propagation_settings.h"
+#include "corrtrack/train.h"
+
+#include <string>
+
+namespace corrtrack {
+
+struct AdaptConfig {
+  double seconds = 60.0;     // training time (the loop stops at this budget)
+  int64_t max_steps = 0;     // > 0: also stop after this many steps (reproducible runs, tests)
+  double lr = 1e-4;          // Adam, constant: a tenth of MAST's initial rate, refining rather than retraining
+  int batch = 4;             // clips per step
+  int crop = 224;            // the bundled model's training crop
+  int cache_size = 256;      // short side the video's frames are trained at
+  uint64_t seed = 0;
+  torch::Device device = torch::kCPU;
+  ProgressCallback progress; // per step (done = steps, total = the loop's step cap)
+  CancelCallback cancel;
+};
+
+struct AdaptResult {
+  std::string checkpoint;    // the adapted encoder: work_dir/adapted.ckpt (the original's when no step ran)
+  int64_t steps = 0;
+  double seconds = 0.0;
+  double final_loss = 0.0;   // mean training loss over the last steps
+  bool cancelled = false;
+};
+
+// Fine-tunes a copy of `checkpoint`'s encoder (a video method's: mast, corrflow, crw, timecycle)
+// on clips of `video` (a video file or frame folder) for config.seconds, and writes it with the
+// original's metadata and recommended engine settings to work_dir/adapted.ckpt (work_dir: a
+// fresh or empty folder, also holding the run's files). Throws Error naming the checkpoint when
+// it is not a video method's, SettingError for settings out of range.
+AdaptResult encoder_adapt(const std::string& checkpoint, const std::string& video, const std::string& work_dir,
+                          const AdaptConfig& config);
+
+// The same in a temporary folder (removed before returning): the adapted encoder's features on
+// config.device in `precision`, or null when config.cancel stopped the adaptation. `result`, when
+// given, receives the run's figures.
+std::unique_ptr<FeatureExtractor> feature_extractor_adapted(const std::string& checkpoint, const std::string& video,
+                                                            const AdaptConfig& config, Precision precision,
+                                                            AdaptResult* result = nullptr);
+
+// Loads `checkpoint`'s encoder weights (a training checkpoint or an exported encoder) into the
+// method's encoder: the start of a fine-tune (`train --init`). Throws Error naming the file when
+// its encoder is not the method's.
+void method_init_encoder(TrainableMethod& method, const std::string& checkpoint);
+
+}  // namespace corrtrack
