@@ -20,6 +20,7 @@
 #include <QSettings>
 #include <QLineEdit>
 #include <QScrollBar>
+#include <QSpinBox>
 #include <QTabBar>
 #include <QTableWidget>
 #include <QAbstractSpinBox>
@@ -648,6 +649,30 @@ class StudioTest : public QObject {
     again.session().saveWorkspaceAs(tmp.filePath("ws2"));
     QVERIFY(QFileInfo::exists(tmp.filePath("ws2/soft/object_1/0002.png")));
     QVERIFY(again.session().hasSoftMasks(2));
+  }
+
+  // Adapting the model to the video before propagating: the rate line says so while it trains,
+  // Cancel stops it (between training steps), nothing is propagated and the line is cleared.
+  void adaptationCancels() {
+    MainWindow w;   // the bundled model
+    QVERIFY(w.openVideo(kVideo));
+    QVERIFY(w.importMask(kMask));
+    auto* adapt = w.findChild<QSpinBox*>("adaptSeconds");
+    QVERIFY(adapt);
+    adapt->setValue(600);
+    QCOMPARE(w.modelChoice().adaptSeconds, 600.0);
+    QVERIFY(w.propagate(true));
+    auto* rate = w.findChild<QLabel*>("propagationRate");
+    QVERIFY(rate);
+    QVERIFY(waitUntil([&] { return rate->text().startsWith("adapting"); }, 180000));
+    QElapsedTimer clock;
+    clock.start();
+    w.cancelPropagation();
+    QVERIFY(waitUntil([&] { return !w.propagationRunning(); }, 60000));
+    QCoreApplication::processEvents();
+    qInfo("adaptation stopped %lld ms after Cancel", clock.elapsed());
+    QVERIFY(!w.session().hasMask(1));
+    QCOMPARE(rate->text(), QString());
   }
 
   // Cancelling keeps the masks already delivered (a contiguous run after the anchor) and the

@@ -79,9 +79,20 @@ AdaptResult encoder_adapt(const std::string& checkpoint, const std::string& vide
   run.seed = config.seed;
   run.time_budget_s = config.seconds;
   run.device = config.device;
-  run.progress = config.progress;
   run.cancel = config.cancel;
   run.command_json = nlohmann::json{{"adapt", {{"checkpoint", checkpoint}, {"video", video}, {"seconds", config.seconds}, {"lr", config.lr}}}}.dump();
+  const double t0 = time_now_s();
+  double logged = 0.0;
+  run.progress = [&](const ProgressInfo& p) {
+    ProgressInfo q = p;
+    q.total = 0;   // the budget, not a step count, ends the run
+    q.eta_s = std::max(0.0, config.seconds - (time_now_s() - t0));
+    if (config.progress) return config.progress(q);
+    if (time_now_s() - logged < 2.0) return;
+    logged = time_now_s();
+    log_get("tracking")->info("adapting {} to {}: step {}, {:.0f} s left", info.method, video, q.done, q.eta_s);
+  };
+  run.progress(ProgressInfo{0, 0, 0.0, 0.0, "steps"});   // training starts (the first step can take seconds)
   const TrainSummary s = train_run(*method, opt, schedule, run);
 
   AdaptResult r;

@@ -210,6 +210,7 @@ void MainWindow::connectJobs() {
     m_session.setPropagated(k, *mask, soft);
   });
   connect(&m_propagation, &PropagationJob::progress, m_model, &ModelPanel::showProgress);
+  connect(&m_propagation, &PropagationJob::adapting, m_model, &ModelPanel::showAdapting);
   connect(&m_propagation, &PropagationJob::finished, this, &MainWindow::onPropagationFinished);
   connect(&m_features, &FeatureJob::ready, this, &MainWindow::onFeaturesReady);
   connect(&m_features, &FeatureJob::failed, this, [this](const QString& e) { showMessage(e, true); });

@@ -89,6 +89,15 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   m_feedback->addItems({tr("auto (the mode's)"), tr("soft labels"), tr("hard (argmax)")});
   m_feedback->setToolTip(tr("What predicted frames remember: soft labels (CRW's protocol) or their argmax (MAST's)"));
   form->addRow(tr("Feedback"), m_feedback);
+  m_adapt = intSpin(this, 0, 3600);
+  m_adapt->setObjectName("adaptSeconds");
+  m_adapt->setSingleStep(30);
+  m_adapt->setSuffix(tr(" s"));
+  m_adapt->setSpecialValueText(tr("off"));
+  m_adapt->setToolTip(tr("Before propagating, fine-tune the model on this video for this many seconds with its own "
+                         "training objective (test-time adaptation; the model file is not changed; reused by the "
+                         "next propagations of this video). Trained models only; Cancel stops it."));
+  form->addRow(tr("Adapt to video"), m_adapt);
   m_memory = new QLabel(this);
   form->addRow(m_memory);
   v->addLayout(form);
@@ -150,6 +159,7 @@ ModelChoice ModelPanel::choice() const {
   c.config.feedback = static_cast<LabelFeedback>(m_feedback->currentIndex());
   c.device = device_parse(m_device->currentData().toString().toStdString());
   c.precision = precision_parse(m_precision->currentData().toString().toStdString());
+  c.adaptSeconds = m_adapt->value();
   return c;
 }
 
@@ -228,6 +238,10 @@ void ModelPanel::showProgress(qint64 done, qint64 total, double fps, double eta)
   m_progress->setMaximum(int(std::max<qint64>(1, total)));
   m_progress->setValue(int(done));
   m_rate->setText(QString("%1 fps · ETA %2 s").arg(fps, 0, 'f', 2).arg(eta, 0, 'f', 0));
+}
+
+void ModelPanel::showAdapting(qint64 steps, double secondsLeft) {
+  m_rate->setText(tr("adapting to the video: %1 steps · %2 s left").arg(steps).arg(secondsLeft, 0, 'f', 0));
 }
 
 }  // namespace corrtrack::ui

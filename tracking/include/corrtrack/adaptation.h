@@ -26,7 +26,7 @@ struct AdaptConfig {
   int cache_size = 256;      // short side the video's frames are trained at
   uint64_t seed = 0;
   torch::Device device = torch::kCPU;
-  ProgressCallback progress; // per step (done = steps, total = the loop's step cap)
+  ProgressCallback progress; // per step: done = steps, eta_s = seconds of the budget left (default: a log line every 2 s)
   CancelCallback cancel;
 };
 

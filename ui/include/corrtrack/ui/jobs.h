@@ -25,6 +25,7 @@ struct ModelChoice {
   PropagationConfig config;
   torch::Device device = torch::kCPU;   // where features and propagation run
   Precision precision = Precision::Auto; // the encoder's arithmetic (propagation_settings.h)
+  double adaptSeconds = 0.0;             // > 0: fine-tune the model on the video first (adaptation.h)
 };
 // One line describing a checkpoint's metadata (method, encoder, step) for the model panel.
 QString describeCheckpoint(const QString& path);
@@ -63,11 +64,19 @@ class PropagationJob : public WorkerJob {
   // soft: null when soft masks are not kept.
   void maskReady(qint64 frame, std::shared_ptr<const corrtrack::Image> mask, std::shared_ptr<const corrtrack::ui::SoftMasks> soft);
   void progress(qint64 done, qint64 total, double fps, double etaSeconds);
+  // While the model adapts to the video (before the first mask): steps done, seconds left.
+  void adapting(qint64 steps, double secondsLeft);
   void finished(bool cancelled, QString error);
 
  private:
+  // The features of a run: the model's, or (adaptSeconds > 0) the model adapted to the video —
+  // kept for the next runs on the same video with the same settings. Null when cancelled.
+  std::shared_ptr<FeatureExtractor> features(const QString& videoPath, const ModelChoice& model);
   std::atomic<bool> m_cancel{false};
   bool m_keepSoft = true;
+  // The last adapted model (used only by the worker thread, one run at a time).
+  std::shared_ptr<FeatureExtractor> m_adapted;
+  std::string m_adaptedKey;
 };
 
 // Feature maps of two frames (corrtrack::FeaturePair, inspection.h), for similarity (click a

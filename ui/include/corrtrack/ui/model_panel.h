@@ -32,6 +32,7 @@ class ModelPanel : public QWidget {
   // and clears the fps/ETA line.
   void propagationEnded(bool completed);
   void showProgress(qint64 done, qint64 total, double fps, double etaSeconds);
+  void showAdapting(qint64 steps, double secondsLeft);
 
  Q_SIGNALS:
   void propagateRequested(bool forward);
@@ -53,6 +54,7 @@ class ModelPanel : public QWidget {
   QDoubleSpinBox* m_temperature = nullptr;
   QComboBox* m_mode = nullptr;
   QComboBox* m_feedback = nullptr;   // items in LabelFeedback's order: auto, soft, hard
+  QSpinBox* m_adapt = nullptr;       // seconds of adaptation to the video (0 = off)
   QLabel* m_memory = nullptr;
   QPushButton* m_forward = nullptr;
   QPushButton* m_backward = nullptr;
