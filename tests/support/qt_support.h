@@ -3,6 +3,8 @@
 
 #include <QCoreApplication>
 #include <QElapsedTimer>
+#include <QEventLoop>
+#include <QTimer>
 
 #include <functional>
 
@@ -14,7 +16,11 @@ inline bool waitUntil(const std::function<bool()>& done, int ms) {
   t.start();
   while (!done()) {
     if (t.elapsed() > ms) return false;
-    QCoreApplication::processEvents(QEventLoop::AllEvents, 20);
+    // Sleep in the event loop between checks: polling processEvents would keep a core busy
+    // that the worker under test needs.
+    QEventLoop pause;
+    QTimer::singleShot(10, &pause, &QEventLoop::quit);
+    pause.exec();
   }
   return true;
 }

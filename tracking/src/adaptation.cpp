@@ -61,8 +61,8 @@ AdaptResult encoder_adapt(const std::string& checkpoint, const std::string& vide
   setup.video.sampler.crop = config.crop;
   setup.batch = config.batch;
   setup.seed = config.seed;
-  const int64_t kStepCap = config.max_steps > 0 ? config.max_steps : 1000000;   // else the time budget ends the run
-  setup.total_steps = kStepCap;
+  const int64_t step_cap = config.max_steps > 0 ? config.max_steps : 1000000;   // else the time budget ends the run
+  setup.total_steps = step_cap;
   auto method = training_method_create(setup);
   method_init_encoder(*method, checkpoint);
 
@@ -73,8 +73,8 @@ AdaptResult encoder_adapt(const std::string& checkpoint, const std::string& vide
   schedule.kind = "constant";
   TrainOptions run;
   run.out_dir = (fs::path(work_dir) / "run").string();
-  run.steps = kStepCap;
-  run.checkpoint_every = kStepCap;   // one checkpoint, when the budget ends the run
+  run.steps = step_cap;
+  run.checkpoint_every = step_cap;   // one checkpoint, when the budget ends the run
   run.log_every = 5;
   run.seed = config.seed;
   run.time_budget_s = config.seconds;
