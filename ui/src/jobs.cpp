@@ -82,7 +82,7 @@ std::shared_ptr<FeatureExtractor> PropagationJob::features(const QString& videoP
 void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image& anchorMask, int64_t last, const ModelChoice& model) {
   if (running()) throw Error("a propagation is already running");
   m_cancel = false;
-  launch([this, videoPath, anchor, anchorMask, last, model, keepSoft = m_keepSoft] {
+  launch([this, videoPath, anchor, anchorMask, last, model] {
     bool cancelled = false;
     QString error;
     try {
@@ -96,13 +96,11 @@ void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image
       LabelPropagator engine(*features, model.config);
       // The soft masks of a frame arrive just before its mask and travel with it.
       std::shared_ptr<SoftMasks> soft;
-      if (keepSoft) {
-        engine.set_soft_sink([&](int64_t k, const std::vector<Image>& objects) {
-          if (k == 0) return;
-          soft = std::make_shared<SoftMasks>();
-          for (const auto& o : objects) soft->push_back(image_encode_png(o));
-        });
-      }
+      engine.set_soft_sink([&](int64_t k, const std::vector<Image>& objects) {
+        if (k == 0) return;
+        soft = std::make_shared<SoftMasks>();
+        for (const auto& o : objects) soft->push_back(image_encode_png(o));
+      });
       auto sink = [&](int64_t k, const Image& mask, const Image&) {
         if (k == 0) return;  // the anchor itself
         Q_EMIT maskReady(range.global(k), std::make_shared<const Image>(mask), std::move(soft));

@@ -56,12 +56,10 @@ class PropagationJob : public WorkerJob {
   // when last < anchor) of the video at `videoPath`, opened again inside the worker.
   void start(const QString& videoPath, int64_t anchor, const Image& anchorMask, int64_t last, const ModelChoice& model);
   void cancel() { m_cancel = true; }
-  // Whether the next runs keep soft masks (on by default): each object's probability encoded as
-  // PNG in the worker, sent with the mask (about 10 ms per object at 854×480 on top of the frame).
-  void setKeepSoft(bool keep) { m_keepSoft = keep; }
 
  Q_SIGNALS:
-  // soft: null when soft masks are not kept.
+  // soft: each object's probability as PNG bytes, encoded in the worker (one more resize of the
+  // labels and one PNG encode per object and frame).
   void maskReady(qint64 frame, std::shared_ptr<const corrtrack::Image> mask, std::shared_ptr<const corrtrack::ui::SoftMasks> soft);
   void progress(qint64 done, qint64 total, double fps, double etaSeconds);
   // While the model adapts to the video (before the first mask): steps done, seconds left.
@@ -73,7 +71,6 @@ class PropagationJob : public WorkerJob {
   // kept for the next runs on the same video with the same settings. Null when cancelled.
   std::shared_ptr<FeatureExtractor> features(const QString& videoPath, const ModelChoice& model);
   std::atomic<bool> m_cancel{false};
-  bool m_keepSoft = true;
   // The last adapted model (used only by the worker thread, one run at a time).
   std::shared_ptr<FeatureExtractor> m_adapted;
   std::string m_adaptedKey;
