@@ -46,6 +46,7 @@ void add_engine_options(CLI::App* c, PropagateArgs& a) {
   c->add_option("--short-term", a.short_term, "mast: short-term references, frames back from the predicted one; 'none' for none")->capture_default_str();
   c->add_option("--feedback", a.feedback, "What predicted frames remember: soft labels (CRW) | hard one-hot argmax (MAST's code) | auto (soft in crw mode, hard in mast mode)")->capture_default_str();
   c->add_option("--protocol", a.protocol, "Engine preset: crw (20 recent frames, top-10, radius 12) | timecycle (8 recent frames, top-5) | mast (MAST's memory + ROI, top-10, hard labels; 1.4 J&F below crw on DAVIS-2016 val-dev, see README); explicit options win");
+  c->add_option("--label-resize", a.label_resize, "How an anchor mask reaches the feature grid: bilinear (the 2x2 pixels at each cell's centre, CRW's and MAST's code) | area (each cell's mean)")->capture_default_str();
   c->add_option("--tile", a.cfg.tile, "Query tile side of the local-window affinity")->capture_default_str();
   c->add_flag("--dense", a.dense, "Dense all-pairs affinity, then masked (slow; for comparison)");
   c->add_option("--size", a.size, "Resize frames on decode, WxH (e.g. 854x480)");
@@ -80,6 +81,10 @@ std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a) {
   a.cfg.feedback = label_feedback_parse(a.feedback);
   a.cfg.long_term = int_list_parse(a.long_term, "long-term");
   a.cfg.short_term = int_list_parse(a.short_term, "short-term");
+  if (a.label_resize != "bilinear" && a.label_resize != "area") {
+    throw SettingError("label-resize", "must be bilinear or area, got '" + a.label_resize + "'");
+  }
+  a.cfg.area_labels = a.label_resize == "area";
   std::optional<PropagationProtocol> protocol;
   if (!a.protocol.empty()) protocol = propagation_protocol_parse(a.protocol);
   std::set<PropagationSetting> given;
@@ -176,17 +181,18 @@ void overlay_video_check(const std::string& path) {
 
 // --adapt: the model's encoder fine-tuned on `video` first (adaptation.h), on the device and in
 // the precision of `base`; the model file is only read. Without --adapt: null (use `base`).
-std::unique_ptr<FeatureExtractor> adapted_features(const PropagateArgs& a, const std::string& video, const FeatureExtractor& base) {
+std::unique_ptr<FeatureExtractor> adapted_features(const PropagateArgs& a, FrameSource& video, const FeatureExtractor& base) {
   if (!(a.adapt > 0.0)) return nullptr;
   const std::string ckpt = model_checkpoint(a.model);
   AdaptConfig c;
   c.seconds = a.adapt;
+  c.frames = video.size();   // counted already (the anchors were checked against it)
   c.lr = a.adapt_lr;
   c.device = base.device();
   c.seed = a.model.seed;
   AdaptResult r;
-  auto f = feature_extractor_adapted(ckpt, video, c, base.precision(), &r);
-  log_get("app")->info("adapted {} to {}: {} steps in {:.0f} s, training loss {:.4f}", ckpt, video, r.steps, r.seconds, r.final_loss);
+  auto f = feature_extractor_adapted(ckpt, video.path(), c, base.precision(), &r);
+  log_get("app")->info("adapted {} to {}: {} steps in {:.0f} s, training loss {:.4f}", ckpt, video.path(), r.steps, r.seconds, r.final_loss);
   return f;
 }
 
@@ -227,7 +233,7 @@ void run_propagate(PropagateArgs& a) {
     }
     dir_ensure_writable(a.out);
     for (auto& job : jobs) {
-      auto adapted = adapted_features(a, davis_sequence_dir(a.davis, "JPEGImages", job.seq), *feats);
+      auto adapted = adapted_features(a, *job.src, *feats);
       const auto r = propagate_to_files(*job.src, job.anchors, adapted ? *adapted : *feats, a.cfg, PropagationOutput{a.out + "/" + job.seq, "", "", mode});
       log_get("app")->info("{}: {} frames in {:.1f} s ({:.2f} fps)", job.seq, r.frames, r.seconds, r.frames / r.seconds);
     }
@@ -237,7 +243,7 @@ void run_propagate(PropagateArgs& a) {
   if (a.video.empty() == a.frames.empty()) throw Error("give exactly one of --video FILE, --frames DIR or --davis ROOT");
   auto src = frame_source_open(a.video.empty() ? a.frames : a.video, source_options(a));
   auto anchors = collect_anchors(a, *src);
-  auto adapted = adapted_features(a, a.video.empty() ? a.frames : a.video, *feats);
+  auto adapted = adapted_features(a, *src, *feats);
   const auto r = propagate_to_files(*src, anchors, adapted ? *adapted : *feats, a.cfg,
                                     PropagationOutput{a.out, a.overlay, a.overlay_frames, mode, a.coco, a.soft});
   log_get("app")->info("{} masks in {:.1f} s ({:.2f} fps) written to {}{}", r.frames, r.seconds, r.frames / r.seconds,

@@ -17,7 +17,7 @@ namespace corrtrack::cli {
 struct PropagateArgs {
   std::string video, frames, mask, davis, out, overlay, overlay_frames, overlay_mode = "blend", json, coco, soft;
   std::string sequences, size, protocol, mode = "crw", device = "auto", feedback = "auto";
-  std::string precision = "auto";
+  std::string precision = "auto", label_resize = "bilinear";
   std::string long_term = "0,5", short_term = "1,3,5";
   ModelSpec model;
   // Engine options as parsed, to tell given values from defaults (a model's recommended settings

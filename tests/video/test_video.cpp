@@ -254,6 +254,31 @@ TEST(VideoSource, SequentialReadingResumesAfterCounting) {
   EXPECT_EQ(corrtrack::test::image_hash(img), hashes[5]);
 }
 
+// Property: a video reopened with frame_source_reopen_options has the first opening's count and
+// frames without counting again: the count comes from the index carried (a shortened index gives a
+// shorter video), and a frame folder's options carry no index.
+TEST(VideoSource, ReopenOptionsCarryTheIndex) {
+  TempDir dir;
+  corrtrack::test::write_synthetic_video(dir / "c.mp4", 12);
+  auto first = frame_source_open(dir / "c.mp4");
+  const FrameSourceOptions o = frame_source_reopen_options(*first);
+  ASSERT_TRUE(o.pts);
+  ASSERT_EQ(o.pts->size(), 12u);
+  auto again = frame_source_open(dir / "c.mp4", o);
+  EXPECT_EQ(again->size(), 12);
+  for (int64_t k : {11, 0, 6}) EXPECT_EQ(corrtrack::test::image_hash(again->frame(k)), corrtrack::test::image_hash(first->frame(k))) << k;
+  FrameSourceOptions shortened = o;
+  shortened.pts = std::make_shared<const std::vector<int64_t>>(o.pts->begin(), o.pts->end() - 2);
+  EXPECT_EQ(frame_source_open(dir / "c.mp4", shortened)->size(), 10);   // trusted, not recounted
+  FrameSourceOptions sized;
+  sized.width = 32;
+  EXPECT_EQ(frame_source_reopen_options(*first, sized).width, 32);      // the base options are kept
+  std::filesystem::create_directories(dir / "f");
+  image_write_png(dir / "f/00000.png", corrtrack::test::synthetic_frame(0, 20, 12));
+  auto folder = frame_source_open(dir / "f");
+  EXPECT_FALSE(frame_source_reopen_options(*folder).pts);
+}
+
 // Run-length masks (how the Studio keeps masks): exact round trips — random noise (many runs),
 // an empty mask (one run) and two boxes at 1920×1080 (a few kilobytes instead of 2 MB).
 TEST(MaskRle, RoundTripsAndIsSmallForObjects) {

@@ -55,7 +55,8 @@ AdaptResult encoder_adapt(const std::string& checkpoint, const std::string& vide
   setup.data = {video};
   // A short video is decoded once into the work folder (clips then cost a crop, not a seek and a
   // decode each); a long one is streamed, clips read from the file itself.
-  setup.data_mode = frame_source_open(video)->size() <= kCacheFramesMax ? "cache" : "stream";
+  const int64_t frames = config.frames > 0 ? config.frames : frame_source_open(video)->size();
+  setup.data_mode = frames <= kCacheFramesMax ? "cache" : "stream";
   setup.run_dir = work_dir;
   setup.cache_size = config.cache_size;
   setup.video.sampler.crop = config.crop;

@@ -34,6 +34,7 @@ struct LabelGrid {
   int64_t Hs = 0, Ws = 0;   // internal size after scaling
   int64_t h = 0, w = 0;     // feature map size
   int stride = 8;
+  bool area = false;        // anchors' masks reach the grid by area averages (PropagationConfig::area_labels)
 
   // A frame dimension at the internal resolution `scale` (at least one pixel).
   static int64_t scaled(int64_t n, double scale) { return std::max<int64_t>(1, std::llround(n * scale)); }
@@ -50,14 +51,15 @@ struct LabelGrid {
   }
 
   // Object-index mask -> soft labels [L, h, w] on `device`: one-hot, resized to the internal size,
-  // padded to whole feature cells, then bilinearly resized to the feature grid (cell centres).
+  // padded to whole feature cells, then resized to the feature grid: bilinearly (cell centres) or,
+  // with `area`, as each cell's mean (the internal resize is then an area one too).
   torch::Tensor labels_from_mask(const Image& mask, int64_t L, torch::Device device = torch::kCPU) const {
     auto idx = torch::from_blob(const_cast<uint8_t*>(mask.data.data()), {H, W}, torch::kUInt8).to(device).to(torch::kLong);
     idx = torch::where(idx == 255, torch::zeros_like(idx), idx);
     auto onehot = F::one_hot(idx, L).permute({2, 0, 1}).to(torch::kFloat).unsqueeze(0);
-    if (Hs != H || Ws != W) onehot = resize(onehot, Hs, Ws);
+    if (Hs != H || Ws != W) onehot = area ? area_resize(onehot, Hs, Ws) : resize(onehot, Hs, Ws);
     onehot = F::pad(onehot, F::PadFuncOptions({0, w * stride - Ws, 0, h * stride - Hs}).mode(torch::kReplicate));
-    return resize(onehot, h, w).squeeze(0);
+    return (area ? F::avg_pool2d(onehot, F::AvgPool2dFuncOptions(stride)) : resize(onehot, h, w)).squeeze(0);
   }
 
   // Soft labels [L, h, w] (on any device) -> soft labels [L, H, W] at frame size, on the device:
@@ -88,6 +90,9 @@ struct LabelGrid {
     return out;
   }
 
+  static torch::Tensor area_resize(const torch::Tensor& x, int64_t oh, int64_t ow) {
+    return F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{oh, ow}).mode(torch::kArea));
+  }
   static torch::Tensor resize(const torch::Tensor& x, int64_t oh, int64_t ow) {
     return F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{oh, ow}).mode(torch::kBilinear).align_corners(false));
   }

@@ -195,6 +195,7 @@ class PropagationRun {
   void start(const Image& first, int64_t labels) {
     m_grid.set_frame(first.width, first.height, m_config.scale);
     m_grid.stride = m_features.stride();
+    m_grid.area = m_config.area_labels;
     m_labels = labels;
   }
 

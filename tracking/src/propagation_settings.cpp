@@ -109,6 +109,7 @@ PropagationConfig propagation_config_resolve(const PropagationConfig& user, cons
   c.long_term = user.long_term;
   c.short_term = user.short_term;
   c.feedback = user.feedback;
+  c.area_labels = user.area_labels;
   apply(model, c);
   if (protocol) apply(preset(*protocol), c);
   apply(given_settings(user, given), c);

@@ -60,39 +60,40 @@ PropagationJob::~PropagationJob() {
   wait();
 }
 
-std::shared_ptr<FeatureExtractor> PropagationJob::features(const QString& videoPath, const ModelChoice& model) {
+std::shared_ptr<FeatureExtractor> PropagationJob::features(const Session::Reopen& video, const ModelChoice& model) {
   if (!(model.adaptSeconds > 0.0)) return feature_extractor_open(model.spec, model.device, model.precision);
   const std::string checkpoint = model_checkpoint(model.spec);
   if (checkpoint.empty()) throw Error("adapting to the video needs a trained model (the bundled one or a checkpoint), not " + model.spec.features);
-  const std::string key = videoPath.toStdString() + "\n" + checkpoint + "\n" + std::to_string(model.adaptSeconds) + "\n" +
+  const std::string key = video.path + "\n" + checkpoint + "\n" + std::to_string(model.adaptSeconds) + "\n" +
                           model.device.str() + "\n" + precision_name(model.precision);
   if (m_adapted && key == m_adaptedKey) return m_adapted;
   AdaptConfig cfg;
   cfg.seconds = model.adaptSeconds;
+  cfg.frames = video.frames;
   cfg.device = model.device;
   cfg.cancel = [this] { return m_cancel.load(); };
   cfg.progress = [this](const ProgressInfo& p) { Q_EMIT adapting(p.done, p.eta_s); };
-  std::shared_ptr<FeatureExtractor> f = feature_extractor_adapted(checkpoint, videoPath.toStdString(), cfg, model.precision);
+  std::shared_ptr<FeatureExtractor> f = feature_extractor_adapted(checkpoint, video.path, cfg, model.precision);
   if (!f) return nullptr;
   m_adapted = f;
   m_adaptedKey = key;
   return f;
 }
 
-void PropagationJob::start(const QString& videoPath, int64_t anchor, const Image& anchorMask, int64_t last, const ModelChoice& model) {
+void PropagationJob::start(const Session::Reopen& video, int64_t anchor, const Image& anchorMask, int64_t last, const ModelChoice& model) {
   if (running()) throw Error("a propagation is already running");
   m_cancel = false;
-  launch([this, videoPath, anchor, anchorMask, last, model] {
+  launch([this, video, anchor, anchorMask, last, model] {
     bool cancelled = false;
     QString error;
     try {
-      auto features = this->features(videoPath, model);
+      auto features = this->features(video, model);
       if (!features) {
         Q_EMIT finished(true, QString());
         return;
       }
       // Backward propagation reads the video backward: in blocks, one seek per 16 frames.
-      FrameRangeSource range(std::make_unique<ReadAheadSource>(frame_source_open(videoPath.toStdString())), anchor, last);
+      FrameRangeSource range(std::make_unique<ReadAheadSource>(frame_source_open(video.path, video.options)), anchor, last);
       LabelPropagator engine(*features, model.config);
       // The soft masks of a frame arrive just before its mask and travel with it.
       std::shared_ptr<SoftMasks> soft;

@@ -644,7 +644,7 @@ bool MainWindow::propagate(bool forward) {
   }
   const Image mask = m_session.mask(m_current);
   if (mask_num_objects(mask) == 0) return refuse(tr("This frame's mask is empty."));
-  if (!attempt([&, last = last] { m_propagation.start(m_session.path(), m_current, mask, last, modelChoice()); })) return false;
+  if (!attempt([&, last = last] { m_propagation.start(m_session.reopen(), m_current, mask, last, modelChoice()); })) return false;
   m_model->setPropagating(true, int(std::llabs(last - m_current)));
   m_modelDock->raise();   // its progress bar and Cancel
   showMessage(tr("Propagating from frame %1 to %2…").arg(m_current).arg(last));

@@ -65,13 +65,16 @@ QString Session::automaticWorkspace(const QString& video) {
 
 void Session::open(const QString& path, const QString& workspace, bool autosave) {
   // Stepping backward decodes blocks of 16 frames (one seek each) rather than seeking per frame.
-  std::unique_ptr<FrameSource> source = std::make_unique<ReadAheadSource>(frame_source_open(path.toStdString()), 16, 16);
+  std::unique_ptr<FrameSource> file = frame_source_open(path.toStdString());
+  FrameSourceOptions reopen = frame_source_reopen_options(*file);   // counts (indexes) the frames once
+  std::unique_ptr<FrameSource> source = std::make_unique<ReadAheadSource>(std::move(file), 16, 16);
   const int64_t n = source->size();
   if (n < 1) throw Error("'" + path.toStdString() + "' holds no frames");
   const auto info = source->info();
   m_source = std::move(source);
   m_path = path;
   m_frames = n;
+  m_reopen = std::move(reopen);
   m_width = info.width;
   m_height = info.height;
   m_fps = info.fps > 0 ? info.fps : 25.0;

@@ -401,6 +401,11 @@ std::unique_ptr<FrameSource> video_file_source_open(const std::string& path, con
   return std::make_unique<VideoFileSource>(path, opts);
 }
 
+FrameSourceOptions frame_source_reopen_options(FrameSource& source, FrameSourceOptions base) {
+  if (auto* video = dynamic_cast<VideoFileSource*>(&source)) base.pts = std::make_shared<const std::vector<int64_t>>(video->pts_index());
+  return base;
+}
+
 VideoDecodeIndex video_file_decode_index(const std::string& path, int threads) {
   FrameSourceOptions o;
   o.threads = threads;

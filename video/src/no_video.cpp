@@ -27,6 +27,7 @@ Image click_segment(const Image&, const std::vector<Click>&, const ClickSegmentP
 std::optional<Click> click_next(const Image&, const Image&) { unavailable("simulate clicks on", "a mask"); }
 double mask_iou(const Image&, const Image&) { unavailable("compare", "masks"); }
 VideoDecodeIndex video_file_decode_index(const std::string& path, int) { unavailable("index", path); }
+FrameSourceOptions frame_source_reopen_options(FrameSource&, FrameSourceOptions base) { return base; }
 namespace detail {
 Image jpeg_decode_buffer(const uint8_t*, size_t, const std::string& what) { unavailable("decode", what); }
 std::vector<uint8_t> jpeg_encode(const Image&, int) { unavailable("encode", "a JPEG cache frame"); }

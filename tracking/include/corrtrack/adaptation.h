@@ -24,6 +24,8 @@ struct AdaptConfig {
   int batch = 4;             // clips per step
   int crop = 224;            // the bundled model's training crop
   int cache_size = 256;      // short side the video's frames are trained at
+  int64_t frames = 0;        // the video's frame count when the caller knows it; 0: counted here
+                             // (a decode of the whole file, before the one that reads the clips)
   uint64_t seed = 0;
   torch::Device device = torch::kCPU;
   ProgressCallback progress; // per step: done = steps, eta_s = seconds of the budget left (default: a log line every 2 s)

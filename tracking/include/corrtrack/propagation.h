@@ -57,6 +57,10 @@ struct PropagationConfig {
   std::vector<int> long_term{0, 5};      // mast: long-term references, positions in the segment (0 = anchor)
   std::vector<int> short_term{1, 3, 5};  // mast: short-term references, frames back from the predicted one
   LabelFeedback feedback = LabelFeedback::Auto;
+  // How an anchor's one-hot mask reaches the feature grid: false - bilinear (each cell takes the
+  // mean of the 2x2 pixels at its centre, CRW's and MAST's code); true - area (each cell takes the
+  // share of each object among all its pixels, so an object thinner than a cell still counts).
+  bool area_labels = false;
 };
 // Soft or Hard: what `config.feedback` means in `config.mode`.
 LabelFeedback label_feedback_effective(const PropagationConfig& config);

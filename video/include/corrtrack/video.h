@@ -87,6 +87,11 @@ class FrameSource {
 
 // Opens a video file or a folder of *.jpg/*.jpeg/*.png frames. Throws Error naming the path.
 std::unique_ptr<FrameSource> frame_source_open(const std::string& path, const FrameSourceOptions& opts = {});
+// Options that open `source`'s path again without a second counting pass: `base` plus, for a
+// video file opened by frame_source_open, its decode index (built now if it was not yet). For a
+// long video this is the difference between minutes and milliseconds: the Studio's worker and the
+// adaptation reopen the video the window already indexed. Other sources: `base` unchanged.
+FrameSourceOptions frame_source_reopen_options(FrameSource& source, FrameSourceOptions base = {});
 
 // Frames first, first +- 1, ..., last of `inner` (backward when last < first) as frames 0..n-1:
 // a prefix for benchmarks (0..N-1), a propagation range for the Studio. frame_name, timestamps

@@ -53,8 +53,9 @@ class PropagationJob : public WorkerJob {
   explicit PropagationJob(QObject* parent = nullptr);
   ~PropagationJob() override;
   // Propagates `anchorMask` of frame `anchor` to frames anchor±1 .. `last` (inclusive; backward
-  // when last < anchor) of the video at `videoPath`, opened again inside the worker.
-  void start(const QString& videoPath, int64_t anchor, const Image& anchorMask, int64_t last, const ModelChoice& model);
+  // when last < anchor) of the session's video, opened again inside the worker (with the
+  // session's index: no second pass over the file).
+  void start(const Session::Reopen& video, int64_t anchor, const Image& anchorMask, int64_t last, const ModelChoice& model);
   void cancel() { m_cancel = true; }
 
  Q_SIGNALS:
@@ -69,7 +70,7 @@ class PropagationJob : public WorkerJob {
  private:
   // The features of a run: the model's, or (adaptSeconds > 0) the model adapted to the video —
   // kept for the next runs on the same video with the same settings. Null when cancelled.
-  std::shared_ptr<FeatureExtractor> features(const QString& videoPath, const ModelChoice& model);
+  std::shared_ptr<FeatureExtractor> features(const Session::Reopen& video, const ModelChoice& model);
   std::atomic<bool> m_cancel{false};
   // The last adapted model (used only by the worker thread, one run at a time).
   std::shared_ptr<FeatureExtractor> m_adapted;

@@ -56,6 +56,14 @@ class Session : public QObject {
   // Edits not on disk: a scratch session's, or those whose save failed (retried at every edit).
   bool hasUnsavedChanges() const { return !m_dirty.empty() || m_anchorsDirty; }
   int64_t frameCount() const { return m_frames; }
+  // What a worker thread needs to open the video again without counting its frames a second time
+  // (a whole decode for a video file): the path, options carrying the decode index, the count.
+  struct Reopen {
+    std::string path;
+    FrameSourceOptions options;
+    int64_t frames = 0;
+  };
+  Reopen reopen() const { return {m_path.toStdString(), m_reopen, m_frames}; }
   int width() const { return m_width; }
   int height() const { return m_height; }
   double fps() const { return m_fps; }
@@ -162,6 +170,7 @@ class Session : public QObject {
   std::unique_ptr<FrameSource> m_source;
   QString m_path, m_workspace, m_workspaceError;
   int64_t m_frames = 0;
+  FrameSourceOptions m_reopen;
   int m_width = 0, m_height = 0;
   double m_fps = 25.0;
   std::list<std::pair<int64_t, Image>> m_cache;  // most recent first
