@@ -191,11 +191,14 @@ void register_inspect_commands(CLI::App& app) {
   {
     auto runs = std::make_shared<std::vector<std::string>>();
     auto out = std::make_shared<std::string>();
+    auto x = std::make_shared<std::string>("step");
     auto* c = app.add_subcommand("plot", "Training curves of runs (metrics.jsonl) as PNG or SVG: every metric against step, loss against time");
     c->add_option("runs", *runs, "Training run folders (or metrics.jsonl files), overlaid")->required();
     c->add_option("--out", *out, "curves.png or curves.svg")->required();
+    c->add_option("--x", *x, "step (every metric against step, then loss against wall time) | time (every metric against wall time)")->capture_default_str();
     c->callback([=] {
-      training_curves_write(*runs, *out);
+      if (*x != "step" && *x != "time") throw SettingError("x", "must be step or time, got '" + *x + "'");
+      training_curves_write(*runs, *out, *x == "time");
       log_get("app")->info("curves of {} run(s) written to {}", runs->size(), *out);
     });
   }

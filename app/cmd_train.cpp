@@ -46,6 +46,7 @@ struct TrainArgs {
   std::vector<int64_t> milestones;
   double gamma = 0.5;
   int batch = 0;
+  bool keep_checkpoints = false;   // --keep-checkpoints
 };
 
 void add_train_options(CLI::App* c, TrainArgs& a) {
@@ -58,6 +59,7 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--temperature", s.image.temperature, "Image methods and crw: softmax temperature (0 = the method's default)")->capture_default_str();
   c->add_option("--clusters", s.image.clusters, "Image methods: prototypes / clusters (0 = the method's default)")->capture_default_str();
   c->add_option("--queue", s.image.queue, "Image methods: MoCo/PCL queue length, NPID noise samples")->capture_default_str();
+  c->add_option("--ema", s.image.momentum, "Image methods: EMA momentum of MoCo/PCL's key encoder, BYOL's target at the start (rising to 1)")->capture_default_str();
   c->add_option("--image-size", s.image.augment.size, "Image methods: view size (ImageFolder images are resized to it)")->capture_default_str();
   c->add_option("--clip-frames", s.video.clip_frames, "crw, timecycle: frames per clip (0 = 4)")->capture_default_str();
   c->add_option("--frame-gap", s.video.frame_gap, "crw, timecycle: frames between clip frames (0 = crw 3, timecycle 2)")->capture_default_str();
@@ -165,7 +167,7 @@ std::unique_ptr<TrainableMethod> method_create(const TrainingSetup& s, const std
 bool given(CLI::App* c, const std::string& option) { return c->get_option(option)->count() > 0; }
 
 // The method's published settings (training_setup.h) in place of every one not given; returns
-// what was applied (empty for image methods).
+// what was applied.
 nlohmann::json apply_recipe(TrainArgs& a, CLI::App* c, bool cuda) {
   const TrainingRecipe r = training_recipe(a.setup.method, cuda);
   if (r.source.empty()) return {};
@@ -175,12 +177,20 @@ nlohmann::json apply_recipe(TrainArgs& a, CLI::App* c, bool cuda) {
     target = *value;
     applied[key] = *value;
   };
+  fill("--optimizer", a.opt.name, r.optimizer, "optimizer");
   fill("--lr", a.opt.lr, r.lr, "lr");
+  fill("--weight-decay", a.opt.weight_decay, r.weight_decay, "weight_decay");
+  fill("--temperature", a.setup.image.temperature, r.temperature, "temperature");
+  fill("--ema", a.setup.image.momentum, r.momentum, "ema");
   fill("--beta1", a.opt.beta1, r.beta1, "beta1");
   fill("--clip-grad", a.run.clip_grad_norm, r.clip_grad, "clip_grad");
   fill("--min-scale", a.setup.video.sampler.min_scale, r.min_scale, "min_scale");
   fill("--crop", a.setup.video.sampler.crop, r.crop, "crop");
   fill("--batch", a.setup.batch, r.batch, "batch");   // a given --batch is set by training_setup
+  if (r.warmup_fraction && !given(c, "--warmup")) {
+    a.warmup = std::llround(*r.warmup_fraction * double(a.run.steps));
+    applied["warmup"] = a.warmup;
+  }
   // The schedule comes whole or not at all: a user's --schedule cosine wants no milestones.
   if (r.schedule && !given(c, "--schedule") && !given(c, "--milestones") && !given(c, "--gamma")) {
     a.schedule = *r.schedule;
@@ -206,6 +216,16 @@ TrainingSetup training_setup(TrainArgs& a, CLI::App* c) {
   }
   s.video.backbone_depth = a.backbone == "resnet50" ? 50 : 18;
   return s;
+}
+
+// RUN/last.ckpt copied to RUN/checkpoints/step-<step>.ckpt (through a temporary name).
+void checkpoint_keep(const std::string& run, int64_t step) {
+  const fs::path dir = fs::path(run) / "checkpoints";
+  fs::create_directories(dir);
+  const fs::path kept = dir / ("step-" + std::to_string(step) + ".ckpt");
+  const fs::path tmp = kept.string() + ".tmp";
+  fs::copy_file(fs::path(run) / "last.ckpt", tmp, fs::copy_options::overwrite_existing);
+  fs::rename(tmp, kept);
 }
 
 LrSchedule make_schedule(const TrainArgs& a) {
@@ -238,6 +258,7 @@ void add_train_command(CLI::App& app) {
   train->add_option("--checkpoint-every", args->run.checkpoint_every, "Steps between checkpoints")->capture_default_str();
   train->add_option("--log-every", args->run.log_every, "Steps between metrics.jsonl lines")->capture_default_str();
   train->add_option("--time-budget", args->run.time_budget_s, "Stop after this many seconds of training (0 = off)")->capture_default_str();
+  train->add_flag("--keep-checkpoints", args->keep_checkpoints, "Also keep every checkpoint as RUN/checkpoints/step-<N>.ckpt (to evaluate the run at several points)");
   train->callback([args, train] {
     auto& a = *args;
     const bool launching = dist_launching(a.dist);
@@ -265,7 +286,10 @@ void add_train_command(CLI::App& app) {
       log_get("app")->info("encoder initialised from {}", a.init);
     }
     if (group->is_main()) {
-      a.run.on_checkpoint = [run = a.out](int64_t) { training_curves_write({run}, (fs::path(run) / "curves.png").string()); };
+      a.run.on_checkpoint = [run = a.out, keep = a.keep_checkpoints](int64_t step) {
+        if (keep) checkpoint_keep(run, step);
+        training_curves_write({run}, (fs::path(run) / "curves.png").string());
+      };
     }
     const auto s = train_run(*method, a.opt, schedule, a.run);
     if (!group->is_main()) return;

@@ -1,26 +1,56 @@
 #!/usr/bin/env bash
-# Reproduces the README's Fashion-MNIST table: every image method trained on the CPU for the same
-# fixed wall-clock budget (batch 256, ConvNet width 16, Adam 1e-3 after 50 warm-up steps), then
-# `eval-image`; plus the raw-pixel and random-encoder rows. Run it with nothing else on the
-# machine: the budget is time, so a busy CPU gives fewer steps.
-# Usage: scripts/image-table.sh [SECONDS_PER_METHOD] [OUT_DIR]
-# Environment: THREADS=N passes --threads N; KEEP=1 keeps methods that already have results.
+# Reproduces the README's Fashion-MNIST table: every image method trained with its own recipe
+# (`train --method M` with no optimiser options: the paper's optimiser, rate, weight decay,
+# temperature and momentum, 5 % warm-up, cosine decay over the run) for the same CPU budget, then
+# `eval-image` of checkpoints along the way; plus the raw-pixel and random-encoder rows and a plot
+# of kNN top-1 against training time.
+#
+# The budget is turned into steps first: `bench train` measures the method's step time on this
+# machine and the run gets budget / step time steps (so the cosine ends when the budget does), with
+# --time-budget as a cap. Run it with nothing else on the machine, or give STEPS_<method>=N to fix
+# a count (a busy machine then only makes the run slower, not different).
+#
+# Usage: scripts/image-table.sh [SECONDS_PER_METHOD] [OUT_DIR] [METHOD...]
+# Environment: THREADS=N passes --threads N; KEEP=1 keeps methods that already have results;
+# CORRTRACK_BIN=path; STEPS_<method>=N fixes a method's step count.
+# Writes OUT/<method>.json (final scores), OUT/knn/<method>.jsonl (step, elapsed_s, knn_top1 per
+# checkpoint; elapsed_s = step x the measured step time), OUT/knn-vs-time.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUDGET="${1:-150}"
+BUDGET="${1:-900}"
 OUT="${2:-out/image-table}"
+shift $(( $# < 2 ? $# : 2 ))
+METHODS=("$@")
+[ ${#METHODS[@]} -gt 0 ] || METHODS=(simclr moco byol swav npid sela deepcluster iic pcl supcon cpc)
 B="${CORRTRACK_BIN:-build/app/corrtrack}"
 T=(${THREADS:+--threads "$THREADS"})
-mkdir -p "$OUT"
+COMMON=(--data fashion-mnist --width 16)
+json() { python3 -c "import json,sys;print(json.load(open(sys.argv[1]))$2)" "$1"; }
+mkdir -p "$OUT/knn"
 for f in pixels random; do
   [ "${KEEP:-0}" = 1 ] && [ -s "$OUT/$f.json" ] && continue
   "$B" "${T[@]}" -q eval-image --features "$f" --width 16 --json "$OUT/$f.json" >/dev/null
 done
-for m in simclr moco byol swav npid sela deepcluster iic pcl supcon cpc; do
+for m in "${METHODS[@]}"; do
   if [ "${KEEP:-0}" = 1 ] && [ -s "$OUT/$m.json" ]; then echo "$m: kept"; continue; fi
   rm -rf "${OUT:?}/$m"
-  "$B" "${T[@]}" -q train --method "$m" --data fashion-mnist --out "$OUT/$m" --width 16 --batch 256 --lr 1e-3 \
-    --warmup 50 --steps 1000000 --time-budget "$BUDGET" --log-every 25 --checkpoint-every 1000000 >"$OUT/$m.train.json"
-  "$B" "${T[@]}" -q eval-image --checkpoint "$OUT/$m/last.ckpt" --json "$OUT/$m.json" >/dev/null
-  echo "$m ($(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['last_step'])" "$OUT/$m.train.json") steps): $(tr -d ' \n' <"$OUT/$m.json")"
+  "$B" "${T[@]}" -q bench train --method "$m" "${COMMON[@]}" --batch 256 --steps 10 --warmup-steps 3 >"$OUT/$m.bench.json"
+  ms=$(json "$OUT/$m.bench.json" "['ms_per_step']")
+  var="STEPS_$m"
+  steps="${!var:-$(python3 -c "print(max(8, int($BUDGET * 1000 / $ms)))")}"
+  "$B" "${T[@]}" -q train --method "$m" "${COMMON[@]}" --out "$OUT/$m" --steps "$steps" --time-budget $(( BUDGET * 11 / 10 )) \
+    --checkpoint-every $(( (steps + 5) / 6 )) --keep-checkpoints --log-every 25 >"$OUT/$m.train.json"
+  : >"$OUT/knn/$m.jsonl.tmp"
+  for ck in $(ls "$OUT/$m/checkpoints/"*.ckpt | sort -t- -k2 -n); do
+    s=$(basename "$ck" .ckpt); s=${s#step-}
+    "$B" "${T[@]}" -q eval-image --checkpoint "$ck" --json "$OUT/$m/eval-$s.json" >/dev/null
+    python3 -c "import json,sys;e=json.load(open(sys.argv[1]));print(json.dumps({'step':int(sys.argv[2]),'elapsed_s':int(sys.argv[2])*float(sys.argv[3])/1000,'knn_top1':e['knn_top1_k20']}))" \
+      "$OUT/$m/eval-$s.json" "$s" "$ms" >>"$OUT/knn/$m.jsonl.tmp"
+  done
+  mv "$OUT/knn/$m.jsonl.tmp" "$OUT/knn/$m.jsonl"
+  cp "$OUT/$m/eval-$(json "$OUT/$m.train.json" "['last_step']").json" "$OUT/$m.json"
+  echo "$m ($steps steps of $ms ms): $(tr -d ' \n' <"$OUT/$m.json")"
 done
+runs=()
+for m in "${METHODS[@]}"; do [ -s "$OUT/knn/$m.jsonl" ] && runs+=("$OUT/knn/$m.jsonl"); done
+[ ${#runs[@]} -eq 0 ] || "$B" -q plot --x time "${runs[@]}" --out "$OUT/knn-vs-time.png"

@@ -198,6 +198,13 @@ TEST(Plot, MetricsWithMissingValuesAndACutLastLineAreRead) {
   EXPECT_EQ(panels[1].series[0].x, (std::vector<double>{10, 30}));   // only the lines that have it
   EXPECT_EQ(panels[2].x_label, "minutes");
   EXPECT_DOUBLE_EQ(panels[2].series[0].x[2], 3.0 / 60);
+  // Against time: the same metrics, each against minutes, and no extra wall-time panel.
+  const auto timed = training_curves({log}, /*against_time=*/true);
+  ASSERT_EQ(timed.size(), 2u);
+  EXPECT_EQ(timed[1].title, "acc");
+  EXPECT_EQ(timed[1].x_label, "minutes");
+  EXPECT_EQ(timed[1].series[0].x, (std::vector<double>{1.0 / 60, 3.0 / 60}));
+  EXPECT_EQ(timed[1].series[0].y, (std::vector<double>{0.5, 0.7}));
   // Both formats are written; the SVG holds one polyline per panel with all of its points.
   training_curves_write({tmp.path()}, tmp / "c.svg");
   training_curves_write({tmp.path()}, tmp / "c.png");

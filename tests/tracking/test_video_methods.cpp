@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -520,8 +521,9 @@ TEST(CycleMethods, BadSettings) {
   expect_error(tc, "clip-frames");
 }
 
-// Property: each video method's recipe holds its paper's settings (docs/protocols.md), with the
-// published batch on CUDA and 4 clips on the CPU; image methods have none.
+// Property: each method's recipe holds its paper's settings (docs/protocols.md): video methods
+// with the published batch on CUDA and 4 clips on the CPU; image methods with their optimiser,
+// rate per 256 images, weight decay, temperature and momentum, a 5 % warm-up and a cosine decay.
 TEST(TrainingRecipe, PublishedSettingsPerMethod) {
   const TrainingRecipe crw = training_recipe("crw", true);
   EXPECT_EQ(crw.lr.value_or(0), 1e-4);
@@ -544,6 +546,26 @@ TEST(TrainingRecipe, PublishedSettingsPerMethod) {
   EXPECT_EQ(mast.milestones, (std::vector<int64_t>{33333, 50000, 66666, 83333}));
   EXPECT_EQ(mast.gamma.value_or(0), 0.5);
   EXPECT_EQ(training_recipe("mast", false).milestones, (std::vector<int64_t>{100000, 150000, 200000, 250000}));
-  EXPECT_TRUE(training_recipe("simclr", true).source.empty());
+  const TrainingRecipe simclr = training_recipe("simclr", false);
+  EXPECT_EQ(simclr.optimizer.value_or(""), "lars");
+  EXPECT_DOUBLE_EQ(simclr.lr.value_or(0), 0.075 * std::sqrt(256.0));   // SimCLR's square-root rule
+  EXPECT_EQ(simclr.weight_decay.value_or(0), 1e-6);
+  EXPECT_EQ(simclr.temperature.value_or(0), 0.5);
+  EXPECT_EQ(simclr.schedule.value_or(""), "cosine");
+  EXPECT_EQ(simclr.warmup_fraction.value_or(0), 0.05);
+  const TrainingRecipe moco = training_recipe("moco", false);
+  EXPECT_EQ(moco.optimizer.value_or(""), "sgd");
+  EXPECT_EQ(moco.lr.value_or(0), 0.03);
+  EXPECT_EQ(moco.weight_decay.value_or(0), 1e-4);
+  EXPECT_EQ(moco.temperature.value_or(0), 0.2);
+  EXPECT_EQ(training_recipe("byol", true).momentum.value_or(0), 0.996);
+  EXPECT_EQ(training_recipe("npid", false).temperature.value_or(0), 0.07);
+  EXPECT_EQ(training_recipe("iic", false).optimizer.value_or(""), "adam");
+  for (const auto& m : image_method_names()) {
+    const TrainingRecipe r = training_recipe(m, false);
+    EXPECT_FALSE(r.source.empty()) << m;
+    EXPECT_EQ(r.batch.value_or(0), 256) << m;
+    EXPECT_TRUE(r.optimizer && r.lr && *r.lr > 0) << m;
+  }
   EXPECT_EQ(training_recipe_to_json(crw)["lr"].get<double>(), 1e-4);
 }

@@ -71,7 +71,7 @@ MetricsLog metrics_read(const std::string& run_or_file) {
   return log;
 }
 
-std::vector<ChartPanel> training_curves(const std::vector<MetricsLog>& runs) {
+std::vector<ChartPanel> training_curves(const std::vector<MetricsLog>& runs, bool against_time) {
   // Loss, the method's metrics (by name), then the loop's learning rate and throughput.
   std::vector<std::string> names{"loss"};
   for (const auto& r : runs)
@@ -87,17 +87,18 @@ std::vector<ChartPanel> training_curves(const std::vector<MetricsLog>& runs) {
         names.push_back(k);
   std::vector<ChartPanel> panels;
   for (const auto& name : names) {
-    ChartPanel p{name, "step", "", {}};
-    for (const auto& r : runs) p.series.push_back(series_of(r, "step", name));
+    ChartPanel p{name, against_time ? "minutes" : "step", "", {}};
+    for (const auto& r : runs) p.series.push_back(against_time ? series_of(r, "elapsed_s", name, 60.0) : series_of(r, "step", name));
     panels.push_back(std::move(p));
   }
+  if (against_time) return panels;
   ChartPanel wall{"loss against wall time", "minutes", "", {}};
   for (const auto& r : runs) wall.series.push_back(series_of(r, "elapsed_s", "loss", 60.0));
   panels.push_back(std::move(wall));
   return panels;
 }
 
-void training_curves_write(const std::vector<std::string>& runs, const std::string& out) {
+void training_curves_write(const std::vector<std::string>& runs, const std::string& out, bool against_time) {
   if (runs.empty()) throw Error("give at least one training run to plot");
   std::vector<MetricsLog> logs;
   for (const auto& r : runs) logs.push_back(metrics_read(r));
@@ -106,7 +107,7 @@ void training_curves_write(const std::vector<std::string>& runs, const std::stri
   for (const auto& l : logs) names.insert(l.run);
   for (size_t i = 0; i < logs.size(); ++i)
     if (names.count(logs[i].run) > 1) logs[i].run = runs[i];
-  const auto panels = training_curves(logs);
+  const auto panels = training_curves(logs, against_time);
   chart_write(out, panels, panels.size() > 4 ? 3 : 2);
 }
 

@@ -119,7 +119,59 @@ std::unique_ptr<TrainableMethod> training_method_create(TrainingSetup setup) {
   return method_is_image(setup.method) ? image_method(setup) : video_method(setup);
 }
 
+namespace {
+
+// An image method's published optimiser, learning rate (for batch 256), weight decay, temperature
+// and momentum; every one warms up linearly, then decays on a cosine over --steps (the papers'
+// warm-ups of 10 epochs are 1-10 % of runs of hundreds of epochs; a short run keeps 5 %).
+TrainingRecipe image_recipe(const std::string& method) {
+  TrainingRecipe r;
+  r.batch = 256;
+  r.schedule = "cosine";
+  r.warmup_fraction = 0.05;
+  auto set = [&](const char* source, const char* optimizer, double lr, double weight_decay) {
+    r.source = source;
+    r.optimizer = optimizer;
+    r.lr = lr;
+    r.weight_decay = weight_decay;
+  };
+  if (method == "simclr") {
+    set("SimCLR (Chen et al. 2020): LARS, lr 0.075 x sqrt(batch) (the small-batch rule), weight decay 1e-6, tau 0.5 (CIFAR-10)", "lars", 1.2, 1e-6);
+    r.temperature = 0.5;
+  } else if (method == "moco" || method == "pcl") {
+    set(method == "moco" ? "MoCo v2 (Chen et al. 2020): SGD lr 0.03 per 256, momentum 0.9, weight decay 1e-4, cosine, tau 0.2; key EMA 0.99 (0.999 lags a short run by a thousand steps)"
+                         : "PCL (Li et al. 2021): MoCo v2's optimiser (SGD lr 0.03 per 256, weight decay 1e-4, cosine), tau 0.2; key EMA 0.99",
+        "sgd", 0.03, 1e-4);
+    r.temperature = 0.2;
+    r.momentum = 0.99;
+  } else if (method == "byol") {
+    set("BYOL (Grill et al. 2020): LARS lr 0.2 per 256, weight decay 1.5e-6, target EMA 0.996 -> 1", "lars", 0.2, 1.5e-6);
+    r.momentum = 0.996;
+  } else if (method == "swav") {
+    set("SwAV (Caron et al. 2020), small-batch setting: LARS lr 0.6, weight decay 1e-6, tau 0.1, eps 0.05, prototypes frozen for the first epoch", "lars", 0.6, 1e-6);
+    r.temperature = 0.1;
+  } else if (method == "npid") {
+    set("NPID (Wu et al. 2018): SGD lr 0.03, momentum 0.9, weight decay 5e-4, tau 0.07, bank momentum 0.5", "sgd", 0.03, 5e-4);
+    r.temperature = 0.07;
+  } else if (method == "sela") {
+    set("SeLa (Asano et al. 2020): SGD lr 0.05, momentum 0.9, weight decay 1e-5, lambda 25", "sgd", 0.05, 1e-5);
+  } else if (method == "deepcluster") {
+    set("DeepCluster (Caron et al. 2018): SGD lr 0.05, momentum 0.9, weight decay 1e-5, re-clustered every epoch", "sgd", 0.05, 1e-5);
+  } else if (method == "iic") {
+    set("IIC (Ji et al. 2019): Adam lr 1e-4, 5 sub-heads, overclustering heads", "adam", 1e-4, 0.0);
+  } else if (method == "supcon") {
+    set("SupCon (Khosla et al. 2020): SGD lr 0.5 per 1024 (0.125 per 256), momentum 0.9, weight decay 1e-4, tau 0.1", "sgd", 0.125, 1e-4);
+    r.temperature = 0.1;
+  } else if (method == "cpc") {
+    set("CPC (van den Oord et al. 2018): Adam lr 2e-4", "adam", 2e-4, 0.0);
+  }
+  return r;
+}
+
+}  // namespace
+
 TrainingRecipe training_recipe(const std::string& method, bool cuda) {
+  if (method_is_image(method)) return image_recipe(method);
   TrainingRecipe r;
   const int cpu_batch = 4;
   if (method == "mast") {
@@ -156,7 +208,12 @@ TrainingRecipe training_recipe(const std::string& method, bool cuda) {
 
 nlohmann::json training_recipe_to_json(const TrainingRecipe& r) {
   nlohmann::json j = {{"source", r.source}};
+  if (r.optimizer) j["optimizer"] = *r.optimizer;
   if (r.lr) j["lr"] = *r.lr;
+  if (r.weight_decay) j["weight_decay"] = *r.weight_decay;
+  if (r.warmup_fraction) j["warmup_fraction"] = *r.warmup_fraction;
+  if (r.temperature) j["temperature"] = *r.temperature;
+  if (r.momentum) j["momentum"] = *r.momentum;
   if (r.beta1) j["beta1"] = *r.beta1;
   if (r.clip_grad) j["clip_grad"] = *r.clip_grad;
   if (r.min_scale) j["min_scale"] = *r.min_scale;

@@ -21,7 +21,7 @@ struct EvalModel {
   nn::Linear head{nullptr};
   std::vector<double> mean, stdv;
 
-  torch::Tensor features(const torch::Tensor& x) { return encoder ? encoder(x) : x.flatten(1); }
+  torch::Tensor features(const torch::Tensor& x) { return encoder ? encoder->embed(x) : x.flatten(1); }
 };
 
 EvalModel eval_model_load(const std::string& checkpoint, const std::string& features, const ImageEncoderConfig& random_encoder,

@@ -272,7 +272,7 @@ class Byol : public ImageMethod {
     return {loss, {}, m_cfg.batch};
   }
   void after_step(int64_t step, int64_t total) override {
-    const double m = byol_momentum(step, total, m_cfg.momentum > 0.99 ? m_cfg.momentum : 0.996);
+    const double m = byol_momentum(step, total, m_cfg.momentum);
     ema_update(*m_t_enc, *m_model->encoder, m);
     ema_update(*m_t_proj, *m_proj, m);
   }
@@ -349,23 +349,48 @@ class Npid : public ImageMethod {
   std::pair<torch::Tensor, torch::Tensor> m_last;
 };
 
+// IIC's heads (Ji et al. 2019): kIicSubHeads heads of k clusters (the first is the model's
+// cluster head) and as many overclustering heads of kIicOvercluster x k, every one trained on the
+// mutual information of the two views' assignments; the loss is the mean over the main heads plus
+// the mean over the overclustering heads (the paper alternates the two by epoch). The
+// overclustering heads ask the features for finer distinctions than k classes.
+constexpr int kIicSubHeads = 5;
+constexpr int kIicOvercluster = 5;
+
+// Mean IIC loss over the `heads` heads of k clusters whose logits are side by side in [B, heads*k].
+torch::Tensor iic_heads_loss(const torch::Tensor& logits1, const torch::Tensor& logits2, int64_t heads, Distributed* group) {
+  auto p1 = torch::softmax(logits1.view({logits1.size(0), heads, -1}), 2);
+  auto p2 = torch::softmax(logits2.view({logits2.size(0), heads, -1}), 2);
+  torch::Tensor loss = torch::zeros({}, logits1.options());
+  for (int64_t h = 0; h < heads; ++h) loss = loss + iic_loss(p1.select(1, h), p2.select(1, h), group);
+  return loss / double(heads);
+}
+
 // Clustering methods with a classification head on pseudo-labels recomputed every epoch:
 // SeLa (labels from Sinkhorn equipartition of the head's outputs over the whole set) and
 // DeepCluster (k-means of the features, empty clusters re-seeded, head reset, batches sampled
-// uniformly over clusters). IIC (mutual information of paired assignments) shares the head.
+// uniformly over clusters). IIC (mutual information of paired assignments) shares the head and
+// adds its sub-heads and overclustering heads.
 class Clustering : public ImageMethod {
  public:
   Clustering(const ImageMethodConfig& c, torch::Tensor i, torch::Tensor l) : ImageMethod(c, i, l) {
-    m_head = add("cluster_head", nn::Linear(m_model->encoder->dim(), m_k));
+    const int d = m_model->encoder->dim();
+    m_head = add("cluster_head", nn::Linear(d, m_k));
     m_head_name = "cluster_head";
+    if (c.method == "iic") {
+      m_sub_heads = add("cluster_sub_heads", nn::Linear(d, (kIicSubHeads - 1) * m_k));
+      m_over_heads = add("overcluster_heads", nn::Linear(d, kIicSubHeads * kIicOvercluster * m_k));
+    }
   }
   StepOutput step(int64_t step, torch::Generator& gen) override {
     if (m_cfg.method == "iic") {
       auto idx = batch_indices(gen);
       auto g = m_dist->rank_generator(gen);
-      auto p1 = torch::softmax(m_head(m_model->encoder(view(idx, g))), 1);
-      auto p2 = torch::softmax(m_head(m_model->encoder(view(idx, g))), 1);
-      return {iic_loss(p1, p2, m_dist.get()), {}, m_cfg.batch};
+      auto f1 = m_model->encoder(view(idx, g)), f2 = m_model->encoder(view(idx, g));
+      auto main = iic_heads_loss(torch::cat({m_head(f1), m_sub_heads(f1)}, 1), torch::cat({m_head(f2), m_sub_heads(f2)}, 1),
+                                 kIicSubHeads, m_dist.get());
+      auto over = iic_heads_loss(m_over_heads(f1), m_over_heads(f2), kIicSubHeads, m_dist.get());
+      return {main + over, {{"main_loss", main.item<double>()}, {"overcluster_loss", over.item<double>()}}, m_cfg.batch};
     }
     if (step % steps_per_epoch() == 0 || !m_pseudo.defined()) relabel(gen);   // alike on every rank
     torch::Tensor idx;
@@ -405,14 +430,16 @@ class Clustering : public ImageMethod {
     torch::NoGradGuard ng;
     m_head->reset_parameters();
   }
-  nn::Linear m_head{nullptr};
+  nn::Linear m_head{nullptr}, m_sub_heads{nullptr}, m_over_heads{nullptr};
   torch::Tensor m_pseudo;
   std::vector<std::vector<int64_t>> m_members;
 };
 
-// CPC on images: the encoder embeds 8x8 patches on a stride-4 grid; a context per column is the
-// mean of the patch embeddings of rows <= r; row r + k (k = 1, 2) is scored against it with a
-// log-bilinear z.W_k.c, the other patches of the batch at that offset serving as negatives (InfoNCE).
+// CPC on images: the encoder embeds 8x8 patches on a stride-4 grid (its config says so, so that
+// evaluations describe an image by the mean of its patches, CPC's representation); a context per
+// column is the mean of the patch embeddings of rows <= r; row r + k (k = 1, 2) is scored against
+// it with a log-bilinear z.W_k.c, the other patches of the batch at that offset serving as
+// negatives (InfoNCE).
 class Cpc : public ImageMethod {
  public:
   Cpc(const ImageMethodConfig& c, torch::Tensor i, torch::Tensor l) : ImageMethod(c, i, l) {
@@ -423,11 +450,8 @@ class Cpc : public ImageMethod {
     auto idx = batch_indices(gen);
     auto rg = m_dist->rank_generator(gen);
     auto x = view(idx, rg);   // [B, C, S, S]; negatives are the rank's own patches
-    const int64_t b = x.size(0), ch = x.size(1);
-    auto patches = x.unfold(2, 8, 4).unfold(3, 8, 4);                            // [B, C, G, G, 8, 8]
-    const int64_t g = patches.size(2);
-    auto flat = patches.permute({0, 2, 3, 1, 4, 5}).reshape({b * g * g, ch, 8, 8});
-    auto z = m_model->encoder(flat).view({b, g, g, -1});                          // [B, row, col, D]
+    auto z = m_model->encoder->patch_features(x);                                 // [B, row, col, D]
+    const int64_t g = z.size(1);
     auto ctx = z.cumsum(1) / torch::arange(1, g + 1, z.options()).view({1, g, 1, 1});
     torch::Tensor loss = torch::zeros({}, z.options());
     for (int k = 1; k <= 2; ++k) {
@@ -453,7 +477,12 @@ std::unique_ptr<TrainableMethod> image_method_create(const ImageMethodConfig& cf
   if (m == "swav") return std::make_unique<Swav>(cfg, images, labels);
   if (m == "npid") return std::make_unique<Npid>(cfg, images, labels);
   if (m == "sela" || m == "deepcluster" || m == "iic") return std::make_unique<Clustering>(cfg, images, labels);
-  if (m == "cpc") return std::make_unique<Cpc>(cfg, images, labels);
+  if (m == "cpc") {
+    ImageMethodConfig c = cfg;
+    c.encoder.patch = 8;
+    c.encoder.patch_stride = 4;
+    return std::make_unique<Cpc>(c, images, labels);
+  }
   throw Error("unknown image method '" + m + "'");
 }
 

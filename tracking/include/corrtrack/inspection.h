@@ -126,8 +126,11 @@ struct MetricsLog {
 // cannot be opened or holds no readable line.
 MetricsLog metrics_read(const std::string& run_or_file);
 // One panel per metric against step (loss first, every run overlaid), then loss against wall time.
-std::vector<ChartPanel> training_curves(const std::vector<MetricsLog>& runs);
+// With `against_time`, every metric against the run's wall time in minutes (its elapsed_s; lines
+// without one are left out) and no separate wall-time panel: runs of different speeds compared
+// at equal cost, e.g. kNN accuracy of checkpoints against training time.
+std::vector<ChartPanel> training_curves(const std::vector<MetricsLog>& runs, bool against_time = false);
 // metrics_read + training_curves + chart_write (PNG or SVG by extension).
-void training_curves_write(const std::vector<std::string>& runs, const std::string& out);
+void training_curves_write(const std::vector<std::string>& runs, const std::string& out, bool against_time = false);
 
 }  // namespace corrtrack

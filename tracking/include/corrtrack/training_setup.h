@@ -52,18 +52,23 @@ std::string method_list();
 // Builds the method with its data; throws Error naming an unknown method or unreadable data.
 std::unique_ptr<TrainableMethod> training_method_create(TrainingSetup setup);
 
-// A video method's published training settings, which `corrtrack train` applies to every setting
-// the user did not give (so `train --method crw` alone trains as CRW did). The batch is the
-// published one on CUDA and a CPU-sized one otherwise (published batches of 20-36 clips at
-// 240-256 px need tens of GB and minutes per step on a CPU). Empty for image methods: their
-// method-specific defaults live in ImageMethodConfig.
+// A method's published training settings, which `corrtrack train` applies to every setting the
+// user did not give (so `train --method crw` or `train --method byol` alone trains as its paper
+// did, scaled to the machine). Video methods: the batch is the published one on CUDA and a
+// CPU-sized one otherwise (published batches of 20-36 clips at 240-256 px need tens of GB and
+// minutes per step on a CPU). Image methods: the paper's optimiser family, temperature and
+// momentum, a linear warm-up then a cosine decay over the run's --steps (docs/protocols.md and
+// README "Image methods" give each recipe and what was adapted to a short run).
 struct TrainingRecipe {
   std::string source;                 // where the values come from, for the run's record
-  std::optional<double> lr, beta1, clip_grad, min_scale;
+  std::optional<std::string> optimizer;
+  std::optional<double> lr, beta1, clip_grad, min_scale, weight_decay;
   std::optional<int> batch, crop;
   std::optional<std::string> schedule;
   std::vector<int64_t> milestones;    // with schedule "step"
   std::optional<double> gamma;
+  std::optional<double> warmup_fraction;   // linear warm-up over this fraction of --steps
+  std::optional<double> temperature, momentum;   // image methods (momentum: the EMA target's)
 };
 TrainingRecipe training_recipe(const std::string& method, bool cuda);
 nlohmann::json training_recipe_to_json(const TrainingRecipe& r);

@@ -24,7 +24,7 @@ struct ImageMethodConfig {
   double temperature = 0.0;   // 0: the method's default (simclr 0.5, moco/pcl 0.2, npid 0.07, swav 0.1, supcon 0.1)
   int proj_dim = 128;
   int queue = 4096;           // moco/pcl keys; npid noise samples
-  double momentum = 0.99;     // moco/pcl key encoder EMA; byol base (schedule to 1)
+  double momentum = 0.99;     // moco/pcl key encoder EMA; byol's base (rising to 1 on a cosine; BYOL used 0.996)
   int clusters = 0;           // 0: method default (swav 30 prototypes, sela/deepcluster/pcl 30, iic 10)
   int64_t total_steps = 1;
   uint64_t seed = 0;
