@@ -9,10 +9,10 @@ using corrtrack::detail::LabelGrid;
 
 namespace {
 
-// A 32x16 frame at full internal resolution, stride 8: a 4x2 feature grid.
-LabelGrid grid(bool area) {
+// A frame whose internal size is 32x16 (width x height at `scale`), stride 8: a 4x2 feature grid.
+LabelGrid grid(bool area, int width = 32, int height = 16, double scale = 1.0) {
   LabelGrid g;
-  g.set_frame(32, 16, 1.0);
+  g.set_frame(width, height, scale);
   g.stride = 8;
   g.h = 2;
   g.w = 4;
@@ -46,12 +46,7 @@ TEST(LabelGrid, AreaKeepsAThinObjectBilinearSamplesCentres) {
 // whole 2x2 pixel blocks first: a 2-pixel-wide line at frame columns 2-3 is one internal column,
 // 1/8 of cell (0, 0).
 TEST(LabelGrid, AreaAtHalfScale) {
-  LabelGrid g;
-  g.set_frame(64, 32, 0.5);
-  g.stride = 8;
-  g.h = 2;
-  g.w = 4;
-  g.area = true;
+  const LabelGrid g = grid(true, 64, 32, 0.5);
   Image mask(64, 32, 1, 0);
   for (int y = 0; y < 16; ++y) mask.px(2, y)[0] = mask.px(3, y)[0] = 1;
   const auto labels = g.labels_from_mask(mask, 2);
