@@ -205,6 +205,12 @@ TEST(Plot, MetricsWithMissingValuesAndACutLastLineAreRead) {
   EXPECT_EQ(timed[1].x_label, "minutes");
   EXPECT_EQ(timed[1].series[0].x, (std::vector<double>{1.0 / 60, 3.0 / 60}));
   EXPECT_EQ(timed[1].series[0].y, (std::vector<double>{0.5, 0.7}));
+  // A log without a loss (evaluations of checkpoints) gets no empty loss panel.
+  MetricsLog evals;
+  evals.rows = {{{"step", 100}, {"elapsed_s", 30}, {"knn_top1", 0.8}}};
+  const auto knn = training_curves({evals}, true);
+  ASSERT_EQ(knn.size(), 1u);
+  EXPECT_EQ(knn[0].title, "knn_top1");
   // Both formats are written; the SVG holds one polyline per panel with all of its points.
   training_curves_write({tmp.path()}, tmp / "c.svg");
   training_curves_write({tmp.path()}, tmp / "c.png");

@@ -72,8 +72,13 @@ MetricsLog metrics_read(const std::string& run_or_file) {
 }
 
 std::vector<ChartPanel> training_curves(const std::vector<MetricsLog>& runs, bool against_time) {
-  // Loss, the method's metrics (by name), then the loop's learning rate and throughput.
-  std::vector<std::string> names{"loss"};
+  // Loss (when a run logged one), the method's metrics (by name), then the loop's learning rate
+  // and throughput.
+  std::vector<std::string> names;
+  if (std::any_of(runs.begin(), runs.end(), [](const MetricsLog& r) {
+        return std::any_of(r.rows.begin(), r.rows.end(), [](const auto& row) { return row.count("loss") > 0; });
+      }))
+    names.push_back("loss");
   for (const auto& r : runs)
     for (const auto& row : r.rows)
       for (const auto& [k, v] : row) {
@@ -91,7 +96,7 @@ std::vector<ChartPanel> training_curves(const std::vector<MetricsLog>& runs, boo
     for (const auto& r : runs) p.series.push_back(against_time ? series_of(r, "elapsed_s", name, 60.0) : series_of(r, "step", name));
     panels.push_back(std::move(p));
   }
-  if (against_time) return panels;
+  if (against_time || names.empty() || names[0] != "loss") return panels;
   ChartPanel wall{"loss against wall time", "minutes", "", {}};
   for (const auto& r : runs) wall.series.push_back(series_of(r, "elapsed_s", "loss", 60.0));
   panels.push_back(std::move(wall));
