@@ -181,7 +181,7 @@ nlohmann::json apply_recipe(TrainArgs& a, CLI::App* c, bool cuda) {
   fill("--lr", a.opt.lr, r.lr, "lr");
   fill("--weight-decay", a.opt.weight_decay, r.weight_decay, "weight_decay");
   fill("--temperature", a.setup.image.temperature, r.temperature, "temperature");
-  fill("--ema", a.setup.image.momentum, r.momentum, "ema");
+  fill("--ema", a.setup.image.momentum, r.ema, "ema");
   fill("--beta1", a.opt.beta1, r.beta1, "beta1");
   fill("--clip-grad", a.run.clip_grad_norm, r.clip_grad, "clip_grad");
   fill("--min-scale", a.setup.video.sampler.min_scale, r.min_scale, "min_scale");

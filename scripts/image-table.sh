@@ -7,14 +7,16 @@
 #
 # The budget is turned into steps first: `bench train` measures the method's step time on this
 # machine and the run gets budget / step time steps (so the cosine ends when the budget does), with
-# --time-budget as a cap. Run it with nothing else on the machine, or give STEPS_<method>=N to fix
-# a count (a busy machine then only makes the run slower, not different).
+# --time-budget as a cap. Run it with nothing else on the machine, or give MS_<method>=the step time
+# measured alone (ms) and STEPS_<method>=N (a busy machine then only makes the run slower, not
+# different; the time axis stays steps x MS).
 #
 # Usage: scripts/image-table.sh [SECONDS_PER_METHOD] [OUT_DIR] [METHOD...]
 # Environment: THREADS=N passes --threads N; KEEP=1 keeps methods that already have results;
-# CORRTRACK_BIN=path; STEPS_<method>=N fixes a method's step count.
+# CORRTRACK_BIN=path; STEPS_<method>=N fixes a method's step count, MS_<method>=ms its step time.
 # Writes OUT/<method>.json (final scores), OUT/knn/<method>.jsonl (step, elapsed_s, knn_top1 per
-# checkpoint; elapsed_s = step x the measured step time), OUT/knn-vs-time.png.
+# checkpoint; elapsed_s = step x the measured step time), OUT/knn-vs-time.png (with pixels and the
+# random encoder as flat lines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUDGET="${1:-900}"
@@ -28,17 +30,28 @@ COMMON=(--data fashion-mnist --width 16)
 json() { python3 -c "import json,sys;print(json.load(open(sys.argv[1]))$2)" "$1"; }
 mkdir -p "$OUT/knn"
 for f in pixels random; do
-  [ "${KEEP:-0}" = 1 ] && [ -s "$OUT/$f.json" ] && continue
-  "$B" "${T[@]}" -q eval-image --features "$f" --width 16 --json "$OUT/$f.json" >/dev/null
+  if [ "${KEEP:-0}" != 1 ] || [ ! -s "$OUT/$f.json" ]; then
+    "$B" "${T[@]}" -q eval-image --features "$f" --width 16 --json "$OUT/$f.json" >/dev/null
+  fi
+  # A flat reference line over the budget for the plot.
+  python3 -c "import json,sys;k=json.load(open(sys.argv[1]))['knn_top1_k20'];[print(json.dumps({'step':t,'elapsed_s':t,'knn_top1':k})) for t in (0,int(sys.argv[2]))]" \
+    "$OUT/$f.json" "$BUDGET" >"$OUT/knn/$f.jsonl"
 done
 for m in "${METHODS[@]}"; do
   if [ "${KEEP:-0}" = 1 ] && [ -s "$OUT/$m.json" ]; then echo "$m: kept"; continue; fi
   rm -rf "${OUT:?}/$m"
-  "$B" "${T[@]}" -q bench train --method "$m" "${COMMON[@]}" --batch 256 --steps 10 --warmup-steps 3 >"$OUT/$m.bench.json"
-  ms=$(json "$OUT/$m.bench.json" "['ms_per_step']")
+  msvar="MS_$m"
+  if [ -n "${!msvar:-}" ]; then
+    ms="${!msvar}"
+  else
+    "$B" "${T[@]}" -q bench train --method "$m" "${COMMON[@]}" --batch 256 --steps 10 --warmup-steps 3 >"$OUT/$m.bench.json"
+    ms=$(json "$OUT/$m.bench.json" "['ms_per_step']")
+  fi
   var="STEPS_$m"
   steps="${!var:-$(python3 -c "print(max(8, int($BUDGET * 1000 / $ms)))")}"
-  "$B" "${T[@]}" -q train --method "$m" "${COMMON[@]}" --out "$OUT/$m" --steps "$steps" --time-budget $(( BUDGET * 11 / 10 )) \
+  cap=(--time-budget $(( BUDGET * 11 / 10 )))   # a measured count on a machine that turned busy
+  [ -z "${!var:-}" ] || cap=()                   # a fixed count runs to the end
+  "$B" "${T[@]}" -q train --method "$m" "${COMMON[@]}" --out "$OUT/$m" --steps "$steps" "${cap[@]}" \
     --checkpoint-every $(( (steps + 5) / 6 )) --keep-checkpoints --log-every 25 >"$OUT/$m.train.json"
   : >"$OUT/knn/$m.jsonl.tmp"
   for ck in $(ls "$OUT/$m/checkpoints/"*.ckpt | sort -t- -k2 -n); do
@@ -52,5 +65,5 @@ for m in "${METHODS[@]}"; do
   echo "$m ($steps steps of $ms ms): $(tr -d ' \n' <"$OUT/$m.json")"
 done
 runs=()
-for m in "${METHODS[@]}"; do [ -s "$OUT/knn/$m.jsonl" ] && runs+=("$OUT/knn/$m.jsonl"); done
+for m in pixels random "${METHODS[@]}"; do [ -s "$OUT/knn/$m.jsonl" ] && runs+=("$OUT/knn/$m.jsonl"); done
 [ ${#runs[@]} -eq 0 ] || "$B" -q plot --x time "${runs[@]}" --out "$OUT/knn-vs-time.png"

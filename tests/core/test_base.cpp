@@ -297,3 +297,20 @@ TEST(CheckpointInfo, DamagedWeightsAreDetected) {
   EXPECT_NE(message_of([&] { checkpoint_load(d / "bad.ckpt", *again); }).find("bad.ckpt' is damaged"), std::string::npos);
 }
 
+// Property: weights of another shape are an architecture mismatch that names the tensor and both
+// shapes (LibTorch's Module::load alone would take the stored shape without a word).
+TEST(CheckpointInfo, WeightsOfAnotherShapeAreAnError) {
+  test::TempDir d;
+  torch::nn::Linear saved(16, 5);
+  CheckpointInfo info;
+  info.method = "toy";
+  checkpoint_save(d / "five.ckpt", *saved, info);
+  torch::nn::Linear four(16, 4);
+  const std::string msg = message_of([&] { checkpoint_load(d / "five.ckpt", *four); });
+  EXPECT_NE(msg.find("five.ckpt' does not match the model architecture: 'bias' is [5] in the checkpoint, the model expects [4]"),
+            std::string::npos) << msg;
+  torch::nn::Linear five(16, 5);
+  EXPECT_NO_THROW(checkpoint_load(d / "five.ckpt", *five));
+  EXPECT_TRUE(torch::equal(five->weight, saved->weight));
+}
+

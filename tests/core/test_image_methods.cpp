@@ -1,5 +1,6 @@
 // Image methods: every method trains on a small synthetic set and its loss falls; augmentation
 // and evaluation measures on hand-checkable cases.
+#include "corrtrack/cluster_head.h"
 #include "corrtrack/contrastive.h"
 #include "corrtrack/image_methods.h"
 #include "corrtrack/video.h"
@@ -153,4 +154,30 @@ TEST(ImageEval, PixelsOnToySetAndBadInput) {
   ResNet net(ResNetConfig::crw_res3());
   checkpoint_save(d / "video.ckpt", *net, R"({"method":"random"})");
   EXPECT_THROW(image_evaluate(d / "video.ckpt", "", {}, tr, ytr, te, yte, 4, o), Error);
+}
+
+// Property: the cluster head read back for evaluation computes what the saved head computed (eval
+// mode: BatchNorm with the running statistics of its training batches), in the current form (MLP
+// neck + linear layer) and in the form before the neck (one linear layer); a head of another
+// shape is an error, not a silent mismatch.
+TEST(ClusterHead, LoadsTheCurrentAndThePreNeckForm) {
+  torch::manual_seed(3);
+  TempDir d;
+  auto f = torch::randn({7, 16});
+  torch::nn::Module with_neck;
+  auto head = with_neck.register_module("cluster_head", ClusterClassifier(16, 5));
+  head->train();
+  head->forward(torch::randn({32, 16}) * 3 + 1);   // running statistics away from their initial 0 / 1
+  head->eval();
+  checkpoint_save(d / "neck.ckpt", with_neck, R"({"method":"deepcluster"})");
+  auto loaded = cluster_head_load(d / "neck.ckpt", "cluster_head", 16, 5, torch::kCPU);
+  torch::NoGradGuard ng;
+  EXPECT_TRUE(torch::allclose(loaded(f), head->forward(f), 1e-5, 1e-6));
+
+  torch::nn::Module old;
+  auto linear = old.register_module("cluster_head", torch::nn::Linear(16, 5));
+  checkpoint_save(d / "old.ckpt", old, R"({"method":"sela"})");
+  EXPECT_TRUE(torch::allclose(cluster_head_load(d / "old.ckpt", "cluster_head", 16, 5, torch::kCPU)(f), linear->forward(f), 1e-5, 1e-6));
+  EXPECT_THROW(cluster_head_load(d / "old.ckpt", "cluster_head", 16, 4, torch::kCPU), Error);
+  EXPECT_THROW(cluster_head_load(d / "neck.ckpt", "cluster_head", 16, 4, torch::kCPU), Error);
 }

@@ -558,7 +558,7 @@ TEST(TrainingRecipe, PublishedSettingsPerMethod) {
   EXPECT_EQ(moco.lr.value_or(0), 0.03);
   EXPECT_EQ(moco.weight_decay.value_or(0), 1e-4);
   EXPECT_EQ(moco.temperature.value_or(0), 0.2);
-  EXPECT_EQ(training_recipe("byol", true).momentum.value_or(0), 0.996);
+  EXPECT_EQ(training_recipe("byol", true).ema.value_or(0), 0.996);
   EXPECT_EQ(training_recipe("npid", false).temperature.value_or(0), 0.07);
   EXPECT_EQ(training_recipe("iic", false).optimizer.value_or(""), "adam");
   for (const auto& m : image_method_names()) {

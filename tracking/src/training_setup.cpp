@@ -137,22 +137,18 @@ TrainingRecipe image_recipe(const std::string& method) {
   };
   if (method == "simclr") {
     set("SimCLR (Chen et al. 2020): LARS, lr 0.075 x sqrt(batch) (the small-batch rule), weight decay 1e-6, tau 0.5 (CIFAR-10)", "lars", 1.2, 1e-6);
-    r.temperature = 0.5;
   } else if (method == "moco" || method == "pcl") {
     set(method == "moco" ? "MoCo v2 (Chen et al. 2020): SGD lr 0.03 per 256, momentum 0.9, weight decay 1e-4, cosine, tau 0.2; key EMA 0.99 (0.999 lags a short run by a thousand steps)"
                          : "PCL (Li et al. 2021): MoCo v2's optimiser (SGD lr 0.03 per 256, weight decay 1e-4, cosine), tau 0.2; key EMA 0.99",
         "sgd", 0.03, 1e-4);
-    r.temperature = 0.2;
-    r.momentum = 0.99;
+    r.ema = 0.99;
   } else if (method == "byol") {
     set("BYOL (Grill et al. 2020): LARS lr 0.2 per 256, weight decay 1.5e-6, target EMA 0.996 -> 1", "lars", 0.2, 1.5e-6);
-    r.momentum = 0.996;
+    r.ema = 0.996;
   } else if (method == "swav") {
     set("SwAV (Caron et al. 2020), small-batch setting: LARS lr 0.6, weight decay 1e-6, tau 0.1, eps 0.05, prototypes frozen for the first epoch", "lars", 0.6, 1e-6);
-    r.temperature = 0.1;
   } else if (method == "npid") {
     set("NPID (Wu et al. 2018): SGD lr 0.03, momentum 0.9, weight decay 5e-4, tau 0.07, bank momentum 0.5", "sgd", 0.03, 5e-4);
-    r.temperature = 0.07;
   } else if (method == "sela") {
     set("SeLa (Asano et al. 2020): SGD lr 0.05, momentum 0.9, weight decay 1e-5, lambda 25", "sgd", 0.05, 1e-5);
   } else if (method == "deepcluster") {
@@ -161,10 +157,10 @@ TrainingRecipe image_recipe(const std::string& method) {
     set("IIC (Ji et al. 2019): Adam lr 1e-4, 5 sub-heads, overclustering heads", "adam", 1e-4, 0.0);
   } else if (method == "supcon") {
     set("SupCon (Khosla et al. 2020): SGD lr 0.5 per 1024 (0.125 per 256), momentum 0.9, weight decay 1e-4, tau 0.1", "sgd", 0.125, 1e-4);
-    r.temperature = 0.1;
   } else if (method == "cpc") {
     set("CPC (van den Oord et al. 2018): Adam lr 2e-4", "adam", 2e-4, 0.0);
   }
+  if (const double tau = image_method_default_temperature(method); tau > 0) r.temperature = tau;
   return r;
 }
 
@@ -213,7 +209,7 @@ nlohmann::json training_recipe_to_json(const TrainingRecipe& r) {
   if (r.weight_decay) j["weight_decay"] = *r.weight_decay;
   if (r.warmup_fraction) j["warmup_fraction"] = *r.warmup_fraction;
   if (r.temperature) j["temperature"] = *r.temperature;
-  if (r.momentum) j["momentum"] = *r.momentum;
+  if (r.ema) j["ema"] = *r.ema;
   if (r.beta1) j["beta1"] = *r.beta1;
   if (r.clip_grad) j["clip_grad"] = *r.clip_grad;
   if (r.min_scale) j["min_scale"] = *r.min_scale;

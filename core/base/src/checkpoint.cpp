@@ -2,6 +2,7 @@
 #include "corrtrack/checkpoint_info.h"
 
 #include <cstdio>
+#include <map>
 #include <sstream>
 #include <filesystem>
 
@@ -21,6 +22,31 @@ torch::serialize::InputArchive open_archive(const std::string& path) {
     throw Error("cannot read checkpoint '" + path + "': not a CorrTrack checkpoint, or the file is damaged");
   }
   return archive;
+}
+// Every parameter's and buffer's shape, by name.
+std::map<std::string, std::vector<int64_t>> tensor_shapes(const torch::nn::Module& module) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& p : module.named_parameters()) shapes[p.key()] = p.value().sizes().vec();
+  for (const auto& b : module.named_buffers()) shapes[b.key()] = b.value().sizes().vec();
+  return shapes;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string t = "[";
+  for (size_t i = 0; i < shape.size(); ++i) t += (i ? ", " : "") + std::to_string(shape[i]);
+  return t + "]";
+}
+
+// "" when every tensor kept its shape; else which one changed, from what to what.
+std::string first_shape_change(const std::map<std::string, std::vector<int64_t>>& expected,
+                               const std::map<std::string, std::vector<int64_t>>& loaded) {
+  for (const auto& [name, shape] : expected) {
+    const auto it = loaded.find(name);
+    if (it != loaded.end() && it->second != shape) {
+      return "'" + name + "' is " + shape_text(it->second) + " in the checkpoint, the model expects " + shape_text(shape);
+    }
+  }
+  return "";
 }
 }  // namespace
 
@@ -82,10 +108,16 @@ void checkpoint_load(const std::string& path, torch::nn::Module& module, const s
     for (auto& b : module.buffers()) if (b.scalar_type() == from) b.set_data(b.to(to));
   };
   if (half) convert(torch::kFloat, torch::kHalf);
+  // Module::load replaces each tensor by the stored one, shape included: a stored Linear(16, 5)
+  // loads into a Linear(16, 4) without complaint. The shapes are compared afterwards.
+  const auto shapes_before = tensor_shapes(module);
   try {
     module.load(submodule.empty() ? model : child);
   } catch (const c10::Error& e) {
     throw Error("checkpoint '" + path + "' does not match the model architecture: " + e.what_without_backtrace());
+  }
+  if (const std::string wrong = first_shape_change(shapes_before, tensor_shapes(module)); !wrong.empty()) {
+    throw Error("checkpoint '" + path + "' does not match the model architecture: " + wrong);
   }
   // Verified on the weights as stored (before float16 comes back to float32).
   const auto digest = info.digests.find(submodule);

@@ -2,6 +2,7 @@
 // head, alignment and uniformity.
 #include "corrtrack/image_eval.h"
 
+#include "corrtrack/cluster_head.h"
 #include "corrtrack/contrastive.h"
 #include "corrtrack/ops.h"
 
@@ -18,14 +19,14 @@ namespace {
 // The encoder under evaluation (none: raw pixels), its cluster head if any, and its input statistics.
 struct EvalModel {
   ImageEncoder encoder{nullptr};
-  nn::Linear head{nullptr};
+  std::function<torch::Tensor(const torch::Tensor&)> head;   // features -> cluster logits
   std::vector<double> mean, stdv;
 
   torch::Tensor features(const torch::Tensor& x) { return encoder ? encoder->embed(x) : x.flatten(1); }
 };
 
 EvalModel eval_model_load(const std::string& checkpoint, const std::string& features, const ImageEncoderConfig& random_encoder,
-                          const torch::Tensor& train_images) {
+                          const torch::Tensor& train_images, torch::Device device) {
   EvalModel m;
   // Statistics of the training images (the same normalisation training used).
   image_channel_stats(train_images, m.mean, m.stdv);
@@ -43,8 +44,7 @@ EvalModel eval_model_load(const std::string& checkpoint, const std::string& feat
       m.stdv = info.input->std;
     }
     if (info.cluster_head) {
-      m.head = nn::Linear(m.encoder->dim(), info.cluster_head->classes);
-      checkpoint_load(checkpoint, *m.head, info.cluster_head->module);
+      m.head = cluster_head_load(checkpoint, info.cluster_head->module, m.encoder->dim(), info.cluster_head->classes, device);
     }
   } else if (features == "random") {
     m.encoder = ImageEncoder(random_encoder);
@@ -57,7 +57,7 @@ EvalModel eval_model_load(const std::string& checkpoint, const std::string& feat
 // The model loaded, on the evaluation device, in eval mode.
 EvalModel eval_model_ready(const std::string& checkpoint, const std::string& features, const ImageEncoderConfig& random_encoder,
                            const torch::Tensor& train_images, const ImageEvalOptions& o) {
-  EvalModel m = eval_model_load(checkpoint, features, random_encoder, train_images);
+  EvalModel m = eval_model_load(checkpoint, features, random_encoder, train_images, o.device);
   if (m.encoder) {
     m.encoder->to(o.device);
     m.encoder->eval();

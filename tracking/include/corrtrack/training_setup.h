@@ -68,7 +68,8 @@ struct TrainingRecipe {
   std::vector<int64_t> milestones;    // with schedule "step"
   std::optional<double> gamma;
   std::optional<double> warmup_fraction;   // linear warm-up over this fraction of --steps
-  std::optional<double> temperature, momentum;   // image methods (momentum: the EMA target's)
+  std::optional<double> temperature;   // image methods: image_method_default_temperature()
+  std::optional<double> ema;           // image methods: the EMA target's momentum (--ema)
 };
 TrainingRecipe training_recipe(const std::string& method, bool cuda);
 nlohmann::json training_recipe_to_json(const TrainingRecipe& r);

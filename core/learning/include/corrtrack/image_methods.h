@@ -21,7 +21,7 @@ struct ImageMethodConfig {
   ImageEncoderConfig encoder;
   int batch = 256;
   AugmentConfig augment;
-  double temperature = 0.0;   // 0: the method's default (simclr 0.5, moco/pcl 0.2, npid 0.07, swav 0.1, supcon 0.1)
+  double temperature = 0.0;   // 0: the method's default, image_method_default_temperature()
   int proj_dim = 128;
   int queue = 4096;           // moco/pcl keys; npid noise samples
   double momentum = 0.99;     // moco/pcl key encoder EMA; byol's base (rising to 1 on a cosine; BYOL used 0.996)
@@ -31,6 +31,9 @@ struct ImageMethodConfig {
 };
 
 std::vector<std::string> image_method_names();
+// The softmax temperature a method uses when ImageMethodConfig::temperature is 0 (its paper's):
+// simclr 0.5, moco and pcl 0.2, npid 0.07, swav and supcon 0.1; 0 for methods without one.
+double image_method_default_temperature(const std::string& method);
 // images uint8 [N, C, H, W]; labels [N] (used by supcon only). Throws Error for an unknown method.
 std::unique_ptr<TrainableMethod> image_method_create(const ImageMethodConfig& cfg, torch::Tensor images, torch::Tensor labels);
 
