@@ -44,7 +44,7 @@ for m in "${METHODS[@]}"; do
   if [ -n "${!msvar:-}" ]; then
     ms="${!msvar}"
   else
-    "$B" "${T[@]}" -q bench train --method "$m" "${COMMON[@]}" --batch 256 --steps 10 --warmup-steps 3 >"$OUT/$m.bench.json"
+    "$B" "${T[@]}" -q bench train --method "$m" "${COMMON[@]}" --batch 256 --steps 30 --warmup-steps 5 >"$OUT/$m.bench.json"
     ms=$(json "$OUT/$m.bench.json" "['ms_per_step']")
   fi
   var="STEPS_$m"
