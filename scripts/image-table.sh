@@ -9,7 +9,9 @@
 # machine and the run gets budget / step time steps (so the cosine ends when the budget does), with
 # --time-budget as a cap. Run it with nothing else on the machine, or give MS_<method>=the step time
 # measured alone (ms) and STEPS_<method>=N (a busy machine then only makes the run slower, not
-# different; the time axis stays steps x MS).
+# different; the time axis stays steps x MS). The bench is an estimate: DeepCluster and SeLa's
+# 30 timed steps include one re-clustering of the whole set, so their runs get too few steps; give
+# them STEPS_ from a first run's ms_per_step (OUT/<method>.train.json).
 #
 # Usage: scripts/image-table.sh [SECONDS_PER_METHOD] [OUT_DIR] [METHOD...]
 # Environment: THREADS=N passes --threads N; KEEP=1 keeps methods that already have results;
@@ -53,6 +55,10 @@ for m in "${METHODS[@]}"; do
   [ -z "${!var:-}" ] || cap=()                   # a fixed count runs to the end
   "$B" "${T[@]}" -q train --method "$m" "${COMMON[@]}" --out "$OUT/$m" --steps "$steps" "${cap[@]}" \
     --checkpoint-every $(( (steps + 5) / 6 )) --keep-checkpoints --log-every 25 >"$OUT/$m.train.json"
+  # The time axis: the run's own step time (it ran alone), or MS_<method> on a busy machine. The
+  # bench's estimate can be far off: for DeepCluster and SeLa its few steps include one pass of
+  # re-clustering over the whole set, which the run does once an epoch (703 ms against 287).
+  [ -n "${!msvar:-}" ] || ms=$(json "$OUT/$m.train.json" "['ms_per_step']")
   : >"$OUT/knn/$m.jsonl.tmp"
   for ck in $(ls "$OUT/$m/checkpoints/"*.ckpt | sort -t- -k2 -n); do
     s=$(basename "$ck" .ckpt); s=${s#step-}
