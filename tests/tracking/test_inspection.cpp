@@ -15,6 +15,7 @@
 
 #include <fstream>
 #include <regex>
+#include <set>
 
 using namespace corrtrack;
 using corrtrack::test::TempDir;
@@ -253,6 +254,28 @@ TEST(Chart, TicksAreRoundStepsCoveringTheRange) {
   expect_ticks(chart_ticks(-0.013, 0.011), {-0.015, -0.01, -0.005, 0, 0.005, 0.01, 0.015});
   EXPECT_EQ(chart_ticks(3, 3.9).front(), 3.0);
   EXPECT_GE(chart_ticks(3, 3.9).back(), 3.9);
+}
+
+// Property: a legend wider than the panel wraps onto more rows instead of running off the edge:
+// every entry's label is drawn inside the panel, on two rows for six long labels at 420 px.
+TEST(Chart, LegendWrapsInsideThePanel) {
+  TempDir tmp;
+  ChartPanel panel;
+  panel.title = "knn_top1";
+  for (int i = 0; i < 6; ++i) panel.series.push_back({"a-long-series-" + std::to_string(i), {0, 1}, {0.5, 0.6}});
+  chart_write(tmp / "legend.svg", {panel}, 1, 420, 300);
+  std::ifstream in(tmp / "legend.svg");
+  const std::string svg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::regex label(R"re(<text x="([0-9.]+)" y="([0-9.]+)"[^>]*>a-long-series-\d</text>)re");
+  std::set<double> rows;
+  int labels = 0;
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), label); it != std::sregex_iterator(); ++it, ++labels) {
+    const double x = std::stod((*it)[1]);
+    EXPECT_LT(x + 0.55 * (11.0 / 0.72) * 15, 420.0) << "label starting at x " << x << " runs past the panel";
+    rows.insert(std::stod((*it)[2]));
+  }
+  EXPECT_EQ(labels, 6);
+  EXPECT_GE(rows.size(), 2u);
 }
 
 namespace {

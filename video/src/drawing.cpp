@@ -84,26 +84,33 @@ struct Range {
 
 const Rgb kInk{40, 40, 40}, kGrid{225, 225, 225}, kFaint{110, 110, 110};
 
-// One row of "-- label" entries from (x, baseline y), a series without points greyed out.
-void draw_legend(Painter& p, const ChartPanel& panel, double x, double y, double font) {
+// "-- label" entries from (x, baseline y), a series without points greyed out, wrapping to a new
+// row before an entry would pass `right`. Returns the baseline of the last row.
+double draw_legend(Painter& p, const ChartPanel& panel, double x, double right, double y, double font) {
+  const double first_x = x;
   for (size_t si = 0; si < panel.series.size(); ++si) {
     const auto& s = panel.series[si];
+    const double entry = 20 + p.text_width(s.label, font);
+    if (x > first_x && x + entry > right) {
+      x = first_x;
+      y += font + 6;
+    }
     bool any = false;
     for (size_t i = 0; i < s.x.size() && i < s.y.size() && !any; ++i) any = std::isfinite(s.x[i]) && std::isfinite(s.y[i]);
     const Rgb c = any ? chart_color(si) : kGrid;
     p.line(x, y - font / 2 + 1, x + 16, y - font / 2 + 1, c, 2.0);
     p.text(x + 20, y, s.label, any ? kInk : kFaint, font);
-    x += 32 + p.text_width(s.label, font);
+    x += entry + 12;
   }
+  return y;
 }
 
 void draw_panel(Painter& p, const ChartPanel& panel, double x0, double y0, double w, double h) {
   const double font = 11.0;
   // Plot area inside the panel: room for the title, tick labels and axis labels.
-  const bool legend = panel.series.size() > 1;
-  const double left = x0 + 62, right = x0 + w - 14, top = y0 + (legend ? 46 : 30), bottom = y0 + h - 40;
+  const double left = x0 + 62, right = x0 + w - 14, bottom = y0 + h - 40;
   p.text((left + right) / 2, y0 + 18, panel.title, kInk, font + 2, TextAlign::Center);
-  if (legend) draw_legend(p, panel, left, y0 + 36, font);
+  const double top = panel.series.size() > 1 ? draw_legend(p, panel, left, right, y0 + 36, font) + 10 : y0 + 30;
   Range xr, yr;
   for (const auto& s : panel.series)
     for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i)
