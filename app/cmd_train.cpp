@@ -75,6 +75,8 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--lr", a.opt.lr, "Base learning rate")->capture_default_str();
   c->add_option("--beta1", a.opt.beta1, "Adam beta1 (TimeCycle used 0.5)")->capture_default_str();
   c->add_option("--weight-decay", a.opt.weight_decay, "Weight decay")->capture_default_str();
+  c->add_option("--lars-eta", a.opt.lars_eta, "LARS trust coefficient: a tensor's rate is lr x trust, trust = eta x |w| / (|g| + wd |w|)")->capture_default_str();
+  c->add_flag("--lars-clip", a.opt.lars_clip, "LARS: a tensor's rate is min(trust, lr) instead (never faster than SGD at lr)");
   c->add_option("--schedule", a.schedule, "constant | cosine | step")->capture_default_str();
   c->add_option("--warmup", a.warmup, "Linear warm-up steps")->capture_default_str();
   c->add_option("--milestones", a.milestones, "Step schedule: steps where the lr is multiplied by --gamma");
@@ -183,6 +185,8 @@ nlohmann::json apply_recipe(TrainArgs& a, CLI::App* c, bool cuda) {
   fill("--temperature", a.setup.image.temperature, r.temperature, "temperature");
   fill("--ema", a.setup.image.momentum, r.ema, "ema");
   fill("--beta1", a.opt.beta1, r.beta1, "beta1");
+  fill("--lars-eta", a.opt.lars_eta, r.lars_eta, "lars_eta");
+  fill("--lars-clip", a.opt.lars_clip, r.lars_clip, "lars_clip");
   fill("--clip-grad", a.run.clip_grad_norm, r.clip_grad, "clip_grad");
   fill("--min-scale", a.setup.video.sampler.min_scale, r.min_scale, "min_scale");
   fill("--crop", a.setup.video.sampler.crop, r.crop, "crop");
@@ -242,7 +246,7 @@ std::string command_json(const TrainArgs& a, const TrainingSetup& s, const nlohm
   json j = {{"method", s.method}, {"data", s.data}, {"batch", s.batch.value_or(method_is_image(s.method) ? s.image.batch : s.video.batch)},
             {"world_size", world_size}, {"crop", s.video.sampler.crop},
             {"steps", a.run.steps}, {"optimizer", a.opt.name}, {"lr", a.opt.lr}, {"schedule", a.schedule},
-            {"seed", a.run.seed}, {"beta1", a.opt.beta1}, {"clip_grad", a.run.clip_grad_norm}, {"min_scale", s.video.sampler.min_scale}};
+            {"seed", a.run.seed}, {"beta1", a.opt.beta1}, {"lars_eta", a.opt.lars_eta}, {"lars_clip", a.opt.lars_clip}, {"clip_grad", a.run.clip_grad_norm}, {"min_scale", s.video.sampler.min_scale}};
   if (!recipe.empty()) j["recipe"] = recipe;
   if (!a.init.empty()) j["init"] = a.init;
   return j.dump();

@@ -58,8 +58,8 @@ grep -q '"crop": 96' "$TMP/crw.json" || fail "the given --crop did not win over 
 "$BIN" -q inspect checkpoint "$TMP/crw2/last.ckpt" | grep -q '"lr": 0.0005' || fail "a given --lr did not win over the recipe"
 echo "ok   the crw recipe fills what is not given; given options win"
 
-# An image method's recipe likewise (byol: LARS 0.2, weight decay 1.5e-6, target EMA 0.996, warm-up
-# 5 % of the steps); a given --lr wins and the rest of the recipe stays.
+# An image method's recipe likewise (byol: LARS with eta 0.02, weight decay 1e-5, target EMA 0.99,
+# warm-up 5 % of the steps); a given --lr wins and the rest of the recipe stays.
 if [ -d /usr/share/datasets/fashion-mnist ]; then
   "$BIN" -q train --method byol --data fashion-mnist --width 4 --batch 16 --steps 40 --lr 0.1 --checkpoint-every 20 --keep-checkpoints --device cpu --out "$TMP/byol" >/dev/null \
     || fail "byol with its recipe failed"
@@ -67,7 +67,7 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
     || fail "--keep-checkpoints kept $(ls "$TMP/byol/checkpoints" 2>&1 | tr '\n' ' '), not step-20 and step-40"
   "$BIN" -q inspect checkpoint "$TMP/byol/checkpoints/step-20.ckpt" | grep -q '"step": 20' || fail "checkpoints/step-20.ckpt is not step 20's"
   "$BIN" -q inspect checkpoint "$TMP/byol/last.ckpt" > "$TMP/byol.json"
-  for want in '"optimizer": "lars"' '"weight_decay": 1.5e-06' '"ema": 0.996' '"warmup": 2' '"schedule": "cosine"'; do
+  for want in '"optimizer": "lars"' '"weight_decay": 1e-05' '"lars_eta": 0.02' '"ema": 0.99' '"warmup": 2' '"schedule": "cosine"'; do
     grep -q "$want" "$TMP/byol.json" || fail "the byol recipe's $want is not in the record: $(tr -d '\n' < "$TMP/byol.json" | head -c 600)"
   done
   grep -q '"lr": 0.1' "$TMP/byol.json" || fail "a given --lr did not win over the byol recipe"

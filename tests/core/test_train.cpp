@@ -105,6 +105,46 @@ TEST(Optimizer, LarsTrustRatio) {
   EXPECT_THROW(Optimizer({w}, cfg), Error);
 }
 
+// Property: the trust coefficient scales the step linearly (eta 0.02: 20 times eta 0.001's step,
+// w - 1 * 0.02 * 5 / 1 * g); clipping caps the rate at lr; a coefficient that is not a positive
+// number is refused by name.
+TEST(Optimizer, LarsEtaScalesTheStep) {
+  auto w = torch::tensor({{3.0f, 4.0f}}).requires_grad_();
+  OptimizerConfig cfg;
+  cfg.name = "lars";
+  cfg.lr = 1.0;
+  cfg.momentum = 0.0;
+  cfg.lars_eta = 0.02;
+  Optimizer opt({w}, cfg);
+  w.mutable_grad() = torch::tensor({{0.6f, 0.8f}});
+  opt.step();
+  EXPECT_NEAR(w[0][0].item<float>(), 3.0 - 0.1 * 0.6, 1e-6);
+  EXPECT_NEAR(w[0][1].item<float>(), 4.0 - 0.1 * 0.8, 1e-6);
+  // Clipped: the rate is min(trust, lr). At lr 0.05 the trust of 0.1 is above it: plain SGD, w - 0.05 g;
+  // unclipped the same lr gives w - 0.05 * 0.1 g.
+  for (bool clip : {true, false}) {
+    auto v = torch::tensor({{3.0f, 4.0f}}).requires_grad_();
+    OptimizerConfig c = cfg;
+    c.lr = 0.05;
+    c.lars_clip = clip;
+    Optimizer o({v}, c);
+    v.mutable_grad() = torch::tensor({{0.6f, 0.8f}});
+    o.step();
+    const double rate = clip ? 0.05 : 0.005;
+    EXPECT_NEAR(v[0][0].item<float>(), 3.0 - rate * 0.6, 1e-6) << "clip " << clip;
+    EXPECT_NEAR(v[0][1].item<float>(), 4.0 - rate * 0.8, 1e-6) << "clip " << clip;
+  }
+  for (double bad : {0.0, -0.001, std::nan("")}) {
+    cfg.lars_eta = bad;
+    try {
+      Optimizer({w}, cfg);
+      FAIL() << "lars_eta " << bad << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("lars-eta"), std::string::npos) << e.what();
+    }
+  }
+}
+
 // Property: with exactly k distinct values, k-means returns them; assignment is the nearest centre.
 TEST(KMeans, RecoversDistinctClusters) {
   std::vector<float> pts;

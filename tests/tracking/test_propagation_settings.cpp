@@ -61,6 +61,23 @@ TEST(PropagationSettings, Precedence) {
   EXPECT_EQ(c.context, 8);
 }
 
+// Property: the fast preset is CRW's protocol with radius 8 over the model's settings, and a given
+// radius still wins over it.
+TEST(PropagationSettings, FastPresetIsCrwWithRadius8) {
+  auto c = propagation_config_resolve(PropagationConfig(), {}, recommends_scale_and_context(), PropagationProtocol::Fast);
+  EXPECT_EQ(c.radius, 8.0);
+  EXPECT_EQ(c.context, 20) << "CRW's context replaces the model's 8";
+  EXPECT_EQ(c.topk, 10);
+  EXPECT_EQ(c.mode, PropagationMode::Crw);
+  EXPECT_EQ(c.scale, 0.5) << "the model's resolution stands";
+  EXPECT_EQ(propagation_config_resolve(PropagationConfig(), {}, {}, PropagationProtocol::Crw).radius, 12.0);
+  PropagationConfig user;
+  user.radius = 16.0;
+  c = propagation_config_resolve(user, {PropagationSetting::Radius}, {}, PropagationProtocol::Fast);
+  EXPECT_EQ(c.radius, 16.0);
+  EXPECT_EQ(propagation_protocol_parse("fast"), PropagationProtocol::Fast);
+}
+
 // Property: names parse to their values and unknown ones are refused by name.
 TEST(PropagationSettings, ParseNames) {
   EXPECT_EQ(propagation_protocol_parse("timecycle"), PropagationProtocol::TimeCycle);

@@ -558,7 +558,11 @@ TEST(TrainingRecipe, PublishedSettingsPerMethod) {
   EXPECT_EQ(moco.lr.value_or(0), 0.03);
   EXPECT_EQ(moco.weight_decay.value_or(0), 1e-4);
   EXPECT_EQ(moco.temperature.value_or(0), 0.2);
-  EXPECT_EQ(training_recipe("byol", true).ema.value_or(0), 0.996);
+  const TrainingRecipe byol = training_recipe("byol", true);
+  EXPECT_EQ(byol.ema.value_or(0), 0.99);
+  EXPECT_EQ(byol.lars_eta.value_or(0), 0.02);
+  EXPECT_EQ(training_recipe_to_json(byol)["lars_eta"].get<double>(), 0.02);
+  EXPECT_EQ(training_recipe("swav", false).lars_eta.value_or(0), 0.02);
   EXPECT_EQ(training_recipe("npid", false).temperature.value_or(0), 0.07);
   EXPECT_EQ(training_recipe("iic", false).optimizer.value_or(""), "adam");
   for (const auto& m : image_method_names()) {

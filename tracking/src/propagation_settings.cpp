@@ -42,9 +42,10 @@ PropagationHints preset(PropagationProtocol p) {
   PropagationHints h;
   switch (p) {
     case PropagationProtocol::Crw:
+    case PropagationProtocol::Fast:
       h.context = defaults.context;
       h.topk = defaults.topk;
-      h.radius = defaults.radius;
+      h.radius = p == PropagationProtocol::Fast ? 8.0 : defaults.radius;
       h.temperature = defaults.temperature;
       h.mode = "crw";
       break;
@@ -98,7 +99,8 @@ PropagationProtocol propagation_protocol_parse(const std::string& name) {
   if (name == "crw") return PropagationProtocol::Crw;
   if (name == "timecycle") return PropagationProtocol::TimeCycle;
   if (name == "mast") return PropagationProtocol::Mast;
-  throw SettingError("protocol", "must be crw, timecycle or mast, got '" + name + "'");
+  if (name == "fast") return PropagationProtocol::Fast;
+  throw SettingError("protocol", "must be crw, timecycle, mast or fast, got '" + name + "'");
 }
 
 PropagationConfig propagation_config_resolve(const PropagationConfig& user, const std::set<PropagationSetting>& given,

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 namespace corrtrack {
@@ -12,13 +13,14 @@ using nlohmann::json;
 
 std::string optimizer_config_to_json(const OptimizerConfig& c) {
   return json{{"name", c.name}, {"lr", c.lr}, {"momentum", c.momentum}, {"weight_decay", c.weight_decay},
-              {"beta1", c.beta1}, {"beta2", c.beta2}, {"lars_eta", c.lars_eta}}
+              {"beta1", c.beta1}, {"beta2", c.beta2}, {"lars_eta", c.lars_eta}, {"lars_clip", c.lars_clip}}
       .dump();
 }
 
 void optimizer_config_validate(const OptimizerConfig& c) {
   if (!(c.lr > 0.0) || !std::isfinite(c.lr)) throw SettingError("lr", "must be a positive number, got " + std::to_string(c.lr));
   if (c.name != "adam" && c.name != "sgd" && c.name != "lars") throw SettingError("optimizer", "must be sgd, adam or lars, got '" + c.name + "'");
+  if (!(c.lars_eta > 0.0) || !std::isfinite(c.lars_eta)) throw SettingError("lars-eta", "must be a positive number, got " + std::to_string(c.lars_eta));
 }
 
 Optimizer::Optimizer(std::vector<torch::Tensor> params, const OptimizerConfig& cfg) : m_cfg(cfg), m_params(params) {
@@ -42,13 +44,17 @@ void Optimizer::zero_grad() { m_impl->zero_grad(); }
 void Optimizer::step() {
   if (m_cfg.name == "lars") {
     torch::NoGradGuard ng;
+    const double lr = m_impl->param_groups().front().options().get_lr();   // as scheduled
     for (auto& p : m_params) {
       if (!p.grad().defined() || p.dim() <= 1) continue;  // biases and norm parameters: plain SGD
       auto g = p.grad();
       const double w_norm = p.norm().item<double>();
       const double g_norm = g.norm().item<double>();
       if (m_cfg.weight_decay > 0.0) g.add_(p, m_cfg.weight_decay);
-      if (w_norm > 0.0 && g_norm > 0.0) g.mul_(m_cfg.lars_eta * w_norm / (g_norm + m_cfg.weight_decay * w_norm));
+      if (w_norm > 0.0 && g_norm > 0.0) {
+        const double trust = m_cfg.lars_eta * w_norm / (g_norm + m_cfg.weight_decay * w_norm);
+        g.mul_(m_cfg.lars_clip ? std::min(trust / lr, 1.0) : trust);   // SGD then multiplies by lr
+      }
     }
   }
   m_impl->step();

@@ -63,8 +63,11 @@ enum class PropagationProtocol {
   Crw,        // 20 recent frames, top-10, radius 12, T 0.05 (the engine's defaults)
   TimeCycle,  // 8 recent frames, top-5
   Mast,       // MAST's memory mode
+  Fast,       // CRW's with radius 8: with the default model on DAVIS-2016 val-dev about 3x faster
+              // propagation (260 s against 783 s) for 0.45 J&F less (69.39 against 69.84)
 };
-// "crw" | "timecycle" | "mast"; throws SettingError("protocol", "must be crw, timecycle or mast, got 'x'").
+// "crw" | "timecycle" | "mast" | "fast"; throws SettingError("protocol", "must be crw, timecycle,
+// mast or fast, got 'x'").
 PropagationProtocol propagation_protocol_parse(const std::string& name);
 
 // The engine settings a user can set, a model can recommend and a preset can fill.

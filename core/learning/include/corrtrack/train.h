@@ -28,13 +28,16 @@ struct OptimizerConfig {
   double weight_decay = 0.0;
   double beta1 = 0.9, beta2 = 0.999;  // adam
   double lars_eta = 0.001;     // LARS trust coefficient
+  bool lars_clip = false;      // LARS: a tensor's rate min(trust, lr) instead of lr * trust (below)
 };
 std::string optimizer_config_to_json(const OptimizerConfig& c);
 // Throws SettingError for an unknown optimiser or a learning rate that is not a positive number.
 void optimizer_config_validate(const OptimizerConfig& c);
 
 // One optimiser behind a small interface. LARS is SGD with momentum on gradients rescaled per
-// tensor by eta * |w| / (|g| + wd * |w|) (You et al. 2017); biases and 1-d tensors are not rescaled.
+// tensor by trust = eta * |w| / (|g| + wd * |w|) (You et al. 2017), so a tensor's rate is
+// lr * trust; with lars_clip the rate is min(trust, lr) instead (the clipped form of small-batch
+// recipes: never faster than plain SGD at lr). Biases and 1-d tensors are not rescaled.
 class Optimizer {
  public:
   Optimizer(std::vector<torch::Tensor> params, const OptimizerConfig& cfg);
