@@ -10,8 +10,10 @@
 # --time-budget as a cap. Run it with nothing else on the machine, or give MS_<method>=the step time
 # measured alone (ms) and STEPS_<method>=N (a busy machine then only makes the run slower, not
 # different; the time axis stays steps x MS). The bench is an estimate: DeepCluster and SeLa's
-# 30 timed steps include one re-clustering of the whole set, so their runs get too few steps; give
-# them STEPS_ from a first run's ms_per_step (OUT/<method>.train.json).
+# 30 timed steps include one re-clustering of the whole set, so their runs get too few steps, and
+# PCL re-clusters once an epoch too; give them STEPS_ from a first run's ms_per_step
+# (OUT/<method>.train.json). Check `vmstat`'s steal column before timing: a host that takes CPU
+# time away makes every step slower (BYOL: 796 ms a step against 496 alone).
 #
 # Usage: scripts/image-table.sh [SECONDS_PER_METHOD] [OUT_DIR] [METHOD...]
 # Environment: THREADS=N passes --threads N; KEEP=1 keeps methods that already have results;
