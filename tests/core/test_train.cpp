@@ -88,52 +88,43 @@ TEST(Schedule, KnownValues) {
   EXPECT_THROW(bad.lr_at(1.0, 0, 10), Error);
 }
 
-// Property: LARS scales the step by eta * |w| / |g| (no weight decay): w - lr * eta * 5 / 1 * g.
-TEST(Optimizer, LarsTrustRatio) {
+namespace {
+// One LARS step (no momentum, no weight decay) of w = [3, 4] (|w| = 5) with gradient [0.6, 0.8]
+// (|g| = 1): the trust is eta * 5, and w moves by rate * g.
+torch::Tensor lars_step(double lr, double eta, bool clip) {
   auto w = torch::tensor({{3.0f, 4.0f}}).requires_grad_();
   OptimizerConfig cfg;
   cfg.name = "lars";
-  cfg.lr = 1.0;
+  cfg.lr = lr;
   cfg.momentum = 0.0;
-  cfg.lars_eta = 0.001;
+  cfg.lars_eta = eta;
+  cfg.lars_clip = clip;
   Optimizer opt({w}, cfg);
   w.mutable_grad() = torch::tensor({{0.6f, 0.8f}});
   opt.step();
-  EXPECT_NEAR(w[0][0].item<float>(), 3.0 - 0.005 * 0.6, 1e-6);
-  EXPECT_NEAR(w[0][1].item<float>(), 4.0 - 0.005 * 0.8, 1e-6);
+  return w.detach();
+}
+void expect_moved_by(const torch::Tensor& w, double rate, const std::string& what) {
+  EXPECT_NEAR(w[0][0].item<float>(), 3.0 - rate * 0.6, 1e-6) << what;
+  EXPECT_NEAR(w[0][1].item<float>(), 4.0 - rate * 0.8, 1e-6) << what;
+}
+}  // namespace
+
+// Property: LARS scales the step by eta * |w| / |g| (no weight decay): w - lr * eta * 5 / 1 * g,
+// linear in eta (0.02 moves 20 times as far as 0.001); clipped, the rate is min(trust, lr) (at
+// lr 0.05 the trust of 0.1 is above it: plain SGD, where unclipped gives 0.05 * 0.1); unknown
+// optimisers and a trust coefficient that is not a positive number are refused by name.
+TEST(Optimizer, LarsTrustRatio) {
+  expect_moved_by(lars_step(1.0, 0.001, false), 0.005, "eta 0.001");
+  expect_moved_by(lars_step(1.0, 0.02, false), 0.1, "eta 0.02");
+  expect_moved_by(lars_step(1.0, 0.02, true), 0.1, "eta 0.02, clipped at lr 1: trust 0.1 is below it");
+  expect_moved_by(lars_step(0.05, 0.02, true), 0.05, "clipped at lr 0.05");
+  expect_moved_by(lars_step(0.05, 0.02, false), 0.005, "unclipped at lr 0.05");
+  auto w = torch::zeros({1, 2}).requires_grad_();
+  OptimizerConfig cfg;
   cfg.name = "rmsprop";
   EXPECT_THROW(Optimizer({w}, cfg), Error);
-}
-
-// Property: the trust coefficient scales the step linearly (eta 0.02: 20 times eta 0.001's step,
-// w - 1 * 0.02 * 5 / 1 * g); clipping caps the rate at lr; a coefficient that is not a positive
-// number is refused by name.
-TEST(Optimizer, LarsEtaScalesTheStep) {
-  auto w = torch::tensor({{3.0f, 4.0f}}).requires_grad_();
-  OptimizerConfig cfg;
   cfg.name = "lars";
-  cfg.lr = 1.0;
-  cfg.momentum = 0.0;
-  cfg.lars_eta = 0.02;
-  Optimizer opt({w}, cfg);
-  w.mutable_grad() = torch::tensor({{0.6f, 0.8f}});
-  opt.step();
-  EXPECT_NEAR(w[0][0].item<float>(), 3.0 - 0.1 * 0.6, 1e-6);
-  EXPECT_NEAR(w[0][1].item<float>(), 4.0 - 0.1 * 0.8, 1e-6);
-  // Clipped: the rate is min(trust, lr). At lr 0.05 the trust of 0.1 is above it: plain SGD, w - 0.05 g;
-  // unclipped the same lr gives w - 0.05 * 0.1 g.
-  for (bool clip : {true, false}) {
-    auto v = torch::tensor({{3.0f, 4.0f}}).requires_grad_();
-    OptimizerConfig c = cfg;
-    c.lr = 0.05;
-    c.lars_clip = clip;
-    Optimizer o({v}, c);
-    v.mutable_grad() = torch::tensor({{0.6f, 0.8f}});
-    o.step();
-    const double rate = clip ? 0.05 : 0.005;
-    EXPECT_NEAR(v[0][0].item<float>(), 3.0 - rate * 0.6, 1e-6) << "clip " << clip;
-    EXPECT_NEAR(v[0][1].item<float>(), 4.0 - rate * 0.8, 1e-6) << "clip " << clip;
-  }
   for (double bad : {0.0, -0.001, std::nan("")}) {
     cfg.lars_eta = bad;
     try {
