@@ -31,7 +31,8 @@ struct OptimizerConfig {
   bool lars_clip = false;      // LARS: a tensor's rate min(trust, lr) instead of lr * trust (below)
 };
 std::string optimizer_config_to_json(const OptimizerConfig& c);
-// Throws SettingError for an unknown optimiser or a learning rate that is not a positive number.
+// Throws SettingError for an unknown optimiser, or a learning rate or LARS trust coefficient that
+// is not a positive number.
 void optimizer_config_validate(const OptimizerConfig& c);
 
 // One optimiser behind a small interface. LARS is SGD with momentum on gradients rescaled per
