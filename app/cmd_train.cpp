@@ -186,7 +186,6 @@ nlohmann::json apply_recipe(TrainArgs& a, CLI::App* c, bool cuda) {
   fill("--ema", a.setup.image.momentum, r.ema, "ema");
   fill("--beta1", a.opt.beta1, r.beta1, "beta1");
   fill("--lars-eta", a.opt.lars_eta, r.lars_eta, "lars_eta");
-  fill("--lars-clip", a.opt.lars_clip, r.lars_clip, "lars_clip");
   fill("--clip-grad", a.run.clip_grad_norm, r.clip_grad, "clip_grad");
   fill("--min-scale", a.setup.video.sampler.min_scale, r.min_scale, "min_scale");
   fill("--crop", a.setup.video.sampler.crop, r.crop, "crop");

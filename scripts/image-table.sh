@@ -57,9 +57,8 @@ for m in "${METHODS[@]}"; do
   [ -z "${!var:-}" ] || cap=()                   # a fixed count runs to the end
   "$B" "${T[@]}" -q train --method "$m" "${COMMON[@]}" --out "$OUT/$m" --steps "$steps" "${cap[@]}" \
     --checkpoint-every $(( (steps + 5) / 6 )) --keep-checkpoints --log-every 25 >"$OUT/$m.train.json"
-  # The time axis: the run's own step time (it ran alone), or MS_<method> on a busy machine. The
-  # bench's estimate can be far off: for DeepCluster and SeLa its few steps include one pass of
-  # re-clustering over the whole set, which the run does once an epoch (703 ms against 287).
+  # The time axis: the run's own step time (it ran alone), or MS_<method> on a busy machine; not
+  # the bench's estimate, which can be far off (see the header).
   [ -n "${!msvar:-}" ] || ms=$(json "$OUT/$m.train.json" "['ms_per_step']")
   : >"$OUT/knn/$m.jsonl.tmp"
   for ck in $(ls "$OUT/$m/checkpoints/"*.ckpt | sort -t- -k2 -n); do

@@ -219,7 +219,6 @@ nlohmann::json training_recipe_to_json(const TrainingRecipe& r) {
   if (r.ema) j["ema"] = *r.ema;
   if (r.beta1) j["beta1"] = *r.beta1;
   if (r.lars_eta) j["lars_eta"] = *r.lars_eta;
-  if (r.lars_clip) j["lars_clip"] = *r.lars_clip;
   if (r.clip_grad) j["clip_grad"] = *r.clip_grad;
   if (r.min_scale) j["min_scale"] = *r.min_scale;
   if (r.batch) j["batch"] = *r.batch;
