@@ -59,6 +59,7 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--temperature", s.image.temperature, "Image methods and crw: softmax temperature (0 = the method's default)")->capture_default_str();
   c->add_option("--clusters", s.image.clusters, "Image methods: prototypes / clusters (0 = the method's default)")->capture_default_str();
   c->add_option("--queue", s.image.queue, "Image methods: MoCo/PCL queue length, NPID noise samples")->capture_default_str();
+  c->add_option("--key-bn-groups", s.image.key_bn_groups, "Image methods: MoCo/PCL key batch encoded in this many shuffled BatchNorm groups (MoCo's shuffling BN on one device)")->capture_default_str();
   c->add_option("--ema", s.image.momentum, "Image methods: EMA momentum of MoCo/PCL's key encoder, BYOL's target at the start (rising to 1)")->capture_default_str();
   c->add_option("--image-size", s.image.augment.size, "Image methods: view size (ImageFolder images are resized to it)")->capture_default_str();
   c->add_option("--clip-frames", s.video.clip_frames, "crw, timecycle: frames per clip (0 = 4)")->capture_default_str();
@@ -186,6 +187,7 @@ nlohmann::json apply_recipe(TrainArgs& a, CLI::App* c, bool cuda) {
   fill("--ema", a.setup.image.momentum, r.ema, "ema");
   fill("--beta1", a.opt.beta1, r.beta1, "beta1");
   fill("--lars-eta", a.opt.lars_eta, r.lars_eta, "lars_eta");
+  fill("--lars-clip", a.opt.lars_clip, r.lars_clip, "lars_clip");
   fill("--clip-grad", a.run.clip_grad_norm, r.clip_grad, "clip_grad");
   fill("--min-scale", a.setup.video.sampler.min_scale, r.min_scale, "min_scale");
   fill("--crop", a.setup.video.sampler.crop, r.crop, "crop");
@@ -204,6 +206,14 @@ nlohmann::json apply_recipe(TrainArgs& a, CLI::App* c, bool cuda) {
     applied["gamma"] = a.gamma;
   }
   return applied;
+}
+
+// --lars-eta and --lars-clip shape LARS's rate; given with another optimiser they would do nothing.
+void lars_options_check(const TrainArgs& a, CLI::App* c) {
+  if (a.opt.name == "lars") return;
+  for (const char* option : {"--lars-eta", "--lars-clip"}) {
+    if (given(c, option)) throw Error(std::string(option) + " applies to --optimizer lars only; this run's optimiser is " + a.opt.name);
+  }
 }
 
 // The setup as the options describe it (a given --batch, the backbone, --temperature for crw).
@@ -247,6 +257,7 @@ std::string command_json(const TrainArgs& a, const TrainingSetup& s, const nlohm
             {"steps", a.run.steps}, {"optimizer", a.opt.name}, {"lr", a.opt.lr}, {"schedule", a.schedule},
             {"seed", a.run.seed}, {"beta1", a.opt.beta1}, {"lars_eta", a.opt.lars_eta}, {"lars_clip", a.opt.lars_clip}, {"clip_grad", a.run.clip_grad_norm}, {"min_scale", s.video.sampler.min_scale}};
   if (!recipe.empty()) j["recipe"] = recipe;
+  if (s.method == "moco" || s.method == "pcl") j["key_bn_groups"] = s.image.key_bn_groups;
   if (!a.init.empty()) j["init"] = a.init;
   return j.dump();
 }
@@ -269,6 +280,8 @@ void add_train_command(CLI::App& app) {
     a.run.device = device_parse(a.device);
     const nlohmann::json recipe = apply_recipe(a, train, a.run.device.is_cuda());
     if (!recipe.empty() && !launching) log_get("app")->info("{} recipe: {}", a.setup.method, recipe.dump());
+    lars_options_check(a, train);
+    if (a.setup.image.key_bn_groups < 1) throw SettingError("key-bn-groups", "must be at least 1, got " + std::to_string(a.setup.image.key_bn_groups));
     TrainingSetup setup = training_setup(a, train);
     a.run.out_dir = a.out;
     const LrSchedule schedule = make_schedule(a);

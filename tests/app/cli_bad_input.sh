@@ -67,6 +67,8 @@ expect_error train-no-videos "novideos" -- train --method mast --data "$TMP/novi
 expect_error train-clips-too-short "shorter than the 9 frames" -- train --method corrflow --data "$TMP/short" --crop 32 --out "$TMP/run"
 expect_error train-bad-lr "--lr" -- train --method mast --data "$TMP/short" --lr -1 --out "$TMP/run2"
 expect_error train-bad-lars-eta "--lars-eta" -- train --method mast --data "$TMP/short" --optimizer lars --lars-eta 0 --out "$TMP/run2"
+expect_error train-bad-key-bn-groups "--key-bn-groups" -- train --method moco --data fashion-mnist --key-bn-groups 0 --out "$TMP/run2"
+expect_error train-lars-eta-with-adam "--lars-eta applies to --optimizer lars only" -- train --method mast --data "$TMP/short" --lars-eta 0.02 --out "$TMP/run2"
 expect_error train-crw-bad-nodes "--nodes" -- train --method crw --data "$TMP/short" --nodes pixels --out "$TMP/run4"
 expect_error train-crw-too-short "shorter than the 10 frames" -- train --method crw --data "$TMP/short" --crop 96 --out "$TMP/run5"
 expect_error train-crw-one-patch "--crop" -- train --method crw --data "$TMP/short" --crop 64 --out "$TMP/run5"

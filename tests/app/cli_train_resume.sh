@@ -72,6 +72,17 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
   done
   grep -q '"lr": 0.1' "$TMP/byol.json" || fail "a given --lr did not win over the byol recipe"
   echo "ok   the byol recipe fills what is not given; given options win; --keep-checkpoints keeps each one"
+  # simclr's recipe clips LARS's rate; --lars-clip=false turns the recipe's flag off.
+  for clip in recipe off; do
+    extra=(); [ "$clip" = off ] && extra=(--lars-clip=false)
+    "$BIN" -q train --method simclr --data fashion-mnist --width 4 --batch 16 --steps 2 --device cpu "${extra[@]}" --out "$TMP/simclr-$clip" >/dev/null \
+      || fail "simclr ($clip) failed"
+    "$BIN" -q inspect checkpoint "$TMP/simclr-$clip/last.ckpt" > "$TMP/simclr-$clip.json"
+  done
+  grep -q '"lars_clip": true' "$TMP/simclr-recipe.json" || fail "the simclr recipe's lars_clip is not in the record"
+  grep -q '"temperature": 0.2' "$TMP/simclr-recipe.json" || fail "the simclr recipe's temperature 0.2 is not in the record"
+  grep -q '"lars_clip": false' "$TMP/simclr-off.json" || fail "--lars-clip=false did not win over the simclr recipe"
+  echo "ok   the simclr recipe clips LARS's rate unless --lars-clip=false"
 else
   echo "skip the image recipe check: Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)"
 fi

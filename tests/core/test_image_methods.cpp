@@ -10,7 +10,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
 
 using namespace corrtrack;
 using corrtrack::test::TempDir;
@@ -65,7 +67,40 @@ void expect_loss_falls(const std::string& method, const torch::Tensor& images, c
   EXPECT_LT(last, first) << method << ": first " << first << " last " << last;
 }
 
+// Rows of x grouped by their offset x - out (under a per-group centring f, each row's offset is
+// its group's mean); sizes sorted, and asserts that the offset is each group's mean of x.
+std::vector<int64_t> centring_groups(const torch::Tensor& x, const torch::Tensor& out) {
+  const auto d = x - out;
+  std::map<int64_t, std::vector<int64_t>> groups;
+  for (int64_t i = 0; i < x.size(0); ++i) groups[std::llround(d[i][0].item<double>() * 1e9)].push_back(i);
+  std::vector<int64_t> sizes;
+  for (const auto& [key, rows] : groups) {
+    const auto idx = torch::tensor(rows, torch::kLong);
+    EXPECT_TRUE(torch::allclose(x.index_select(0, idx).mean(0), d[rows[0]], 1e-9, 1e-12));
+    EXPECT_TRUE(torch::allclose(d.index_select(0, idx), d[rows[0]].expand({int64_t(rows.size()), x.size(1)}), 1e-9, 1e-12));
+    sizes.push_back(int64_t(rows.size()));
+  }
+  std::sort(sizes.begin(), sizes.end());
+  return sizes;
+}
+
 }  // namespace
+
+// MoCo's shuffled key groups: identity comes back as x (row order restored); a centring f (what
+// BatchNorm does to the mean) leaves each row minus the mean of its own group, groups of near-equal
+// size; the group count is capped at rows / 2; one group is f(x).
+TEST(ShuffledGroups, RowsComeBackInOrderWithTheirGroupsStatistics) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  const auto x = at::randn({25, 3}, gen, torch::kDouble);
+  const auto centre = [](const torch::Tensor& v) { return v - v.mean(0, true); };
+  EXPECT_TRUE(torch::equal(apply_in_shuffled_groups(x, 4, gen, [](const torch::Tensor& v) { return v.clone(); }), x));
+  EXPECT_EQ(centring_groups(x, apply_in_shuffled_groups(x, 4, gen, centre)), (std::vector<int64_t>{6, 6, 6, 7}));
+  EXPECT_EQ(centring_groups(x.slice(0, 0, 5), apply_in_shuffled_groups(x.slice(0, 0, 5), 10, gen, centre)), (std::vector<int64_t>{2, 3}));
+  EXPECT_TRUE(torch::allclose(apply_in_shuffled_groups(x, 1, gen, centre), centre(x)));
+  // Two draws shuffle differently (the groups are random, not fixed slices).
+  const auto a = apply_in_shuffled_groups(x, 4, gen, centre), b = apply_in_shuffled_groups(x, 4, gen, centre);
+  EXPECT_FALSE(torch::allclose(a, b));
+}
 
 class ImageMethodLoss : public ::testing::TestWithParam<std::string> {};
 

@@ -548,9 +548,13 @@ TEST(TrainingRecipe, PublishedSettingsPerMethod) {
   EXPECT_EQ(training_recipe("mast", false).milestones, (std::vector<int64_t>{100000, 150000, 200000, 250000}));
   const TrainingRecipe simclr = training_recipe("simclr", false);
   EXPECT_EQ(simclr.optimizer.value_or(""), "lars");
-  EXPECT_DOUBLE_EQ(simclr.lr.value_or(0), 0.075 * std::sqrt(256.0));   // SimCLR's square-root rule
-  EXPECT_EQ(simclr.weight_decay.value_or(0), 1e-6);
-  EXPECT_EQ(simclr.temperature.value_or(0), 0.5);
+  EXPECT_EQ(simclr.lr.value_or(0), 0.4);
+  EXPECT_EQ(simclr.lars_eta.value_or(0), 0.02);
+  EXPECT_TRUE(simclr.lars_clip.value_or(false));
+  EXPECT_EQ(simclr.weight_decay.value_or(0), 1e-4);
+  EXPECT_EQ(simclr.temperature.value_or(0), 0.2);   // the recipe's, not the method's default 0.5
+  EXPECT_TRUE(training_recipe_to_json(simclr)["lars_clip"].get<bool>());
+  EXPECT_FALSE(training_recipe("byol", false).lars_clip.has_value());
   EXPECT_EQ(simclr.schedule.value_or(""), "cosine");
   EXPECT_EQ(simclr.warmup_fraction.value_or(0), 0.05);
   const TrainingRecipe moco = training_recipe("moco", false);

@@ -195,11 +195,7 @@ class MoCo : public ImageMethod {
     auto idx = batch_indices(gen);
     auto g = m_dist->rank_generator(gen);
     auto q = l2_normalise(m_proj(m_model->encoder(view(idx, g))), 1);
-    torch::Tensor k;
-    {
-      torch::NoGradGuard ng;
-      k = l2_normalise(m_key_proj(m_key_enc(view(idx, g))), 1);
-    }
+    const torch::Tensor k = keys(view(idx, g), g);
     auto logits = torch::cat({(q * k).sum(1, true), torch::mm(q, m_queue.keys().t())}, 1) / m_tau;
     auto zeros = torch::zeros({q.size(0)}, torch::TensorOptions().dtype(torch::kLong).device(m_device));
     auto loss = info_nce_loss(logits, zeros);
@@ -223,6 +219,12 @@ class MoCo : public ImageMethod {
     }
   }
  private:
+  // Normalised key projections of x [B, C, H, W], encoded in key_bn_groups shuffled groups (see
+  // the config), in x's order.
+  torch::Tensor keys(const torch::Tensor& x, torch::Generator& gen) {
+    torch::NoGradGuard ng;
+    return apply_in_shuffled_groups(x, m_cfg.key_bn_groups, gen, [&](const torch::Tensor& v) { return l2_normalise(m_key_proj(m_key_enc(v)), 1); });
+  }
   void recluster(torch::Generator& gen) {
     auto feats = embed_all(*m_model, [&](const torch::Tensor& x) { return l2_normalise(m_key_proj(m_key_enc(x)), 1); }).to(torch::kCPU);
     auto centres = kmeans(feats, m_k, 20, gen);
@@ -484,6 +486,17 @@ class Cpc : public ImageMethod {
 };
 
 }  // namespace
+
+torch::Tensor apply_in_shuffled_groups(const torch::Tensor& x, int64_t groups, torch::Generator& gen,
+                                       const std::function<torch::Tensor(const torch::Tensor&)>& f) {
+  groups = std::min<int64_t>(groups, x.size(0) / 2);
+  if (groups <= 1) return f(x);
+  auto perm = at::randperm(x.size(0), gen, torch::TensorOptions().dtype(torch::kLong)).to(x.device());
+  std::vector<torch::Tensor> parts;
+  for (const auto& chunk : x.index_select(0, perm).tensor_split(groups, 0)) parts.push_back(f(chunk));
+  auto shuffled = torch::cat(parts);
+  return torch::empty_like(shuffled).index_copy_(0, perm, shuffled);
+}
 
 std::unique_ptr<TrainableMethod> image_method_create(const ImageMethodConfig& cfg, torch::Tensor images, torch::Tensor labels) {
   const auto& m = cfg.method;

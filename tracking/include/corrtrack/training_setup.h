@@ -64,6 +64,7 @@ struct TrainingRecipe {
   std::optional<std::string> optimizer;
   std::optional<double> lr, beta1, clip_grad, min_scale, weight_decay;
   std::optional<double> lars_eta;     // LARS trust coefficient (--lars-eta)
+  std::optional<bool> lars_clip;      // LARS rate min(trust, lr) (--lars-clip; --lars-clip=false undoes it)
   std::optional<int> batch, crop;
   std::optional<std::string> schedule;
   std::vector<int64_t> milestones;    // with schedule "step"
