@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the README's Fashion-MNIST table: every image method trained with its own recipe
 # (`train --method M` with no optimiser options: the paper's optimiser, rate, weight decay,
-# temperature and momentum, 5 % warm-up, cosine decay over the run) for the same CPU budget, then
+# temperature and momentum, or for SimCLR, BYOL and SwAV solo-learn's small-batch values, which
+# measured better; 5 % warm-up, cosine decay over the run) for the same CPU budget, then
 # `eval-image` of checkpoints along the way; plus the raw-pixel and random-encoder rows and a plot
 # of kNN top-1 against training time.
 #
