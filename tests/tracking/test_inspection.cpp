@@ -231,6 +231,29 @@ TEST(Plot, MetricsWithMissingValuesAndACutLastLineAreRead) {
   EXPECT_TRUE(found);
 }
 
+// A file named without a folder (`plot simclr.jsonl` in its own folder) is read, labelled by its
+// name; a bare metrics.jsonl by the current folder's name.
+TEST(Plot, AFileNamedWithoutAFolderIsReadFromTheCurrentOne) {
+  TempDir tmp;
+  write_text(tmp / "simclr.jsonl", "{\"step\":1,\"knn_top1\":0.8}\n");
+  write_text(tmp / "metrics.jsonl", "{\"step\":2,\"loss\":1.0}\n");
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(tmp.path());
+  MetricsLog named, bare;
+  try {
+    named = metrics_read("simclr.jsonl");
+    bare = metrics_read("metrics.jsonl");
+  } catch (...) {
+    std::filesystem::current_path(cwd);
+    throw;
+  }
+  std::filesystem::current_path(cwd);
+  EXPECT_EQ(named.run, "simclr");
+  ASSERT_EQ(named.rows.size(), 1u);
+  EXPECT_EQ(named.rows[0].at("knn_top1"), 0.8);
+  EXPECT_EQ(bare.run, std::filesystem::path(tmp.path()).filename().string());
+}
+
 TEST(Plot, UnreadableRunsAreErrorsNamingTheFile) {
   TempDir tmp;
   try {

@@ -48,7 +48,8 @@ MetricsLog metrics_read(const std::string& run_or_file) {
   if (!in) throw Error("cannot read '" + file.string() + "': permission denied or unreadable");
   MetricsLog log;
   // The legend label: the run folder's name, or a metrics file's own name when it has one.
-  const fs::path folder = fs::absolute(fs::is_directory(given) ? given : file.parent_path()).lexically_normal();
+  // (absolute before parent_path: a bare file name has an empty parent, which absolute() refuses)
+  const fs::path folder = fs::is_directory(given) ? fs::absolute(given).lexically_normal() : fs::absolute(file).lexically_normal().parent_path();
   log.run = file.stem() != "metrics" ? file.stem().string() : folder.filename().string();
   if (log.run.empty()) log.run = folder.parent_path().filename().string();   // "runs/a/" ends in a separator
   int lineno = 0;
