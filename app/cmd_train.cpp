@@ -180,14 +180,21 @@ nlohmann::json apply_recipe(TrainArgs& a, CLI::App* c, bool cuda) {
     target = *value;
     applied[key] = *value;
   };
-  fill("--optimizer", a.opt.name, r.optimizer, "optimizer");
-  fill("--lr", a.opt.lr, r.lr, "lr");
-  fill("--weight-decay", a.opt.weight_decay, r.weight_decay, "weight_decay");
+  // Another optimiser than the recipe's takes none of the recipe's optimiser settings (LARS's rate
+  // 0.4 is no rate for Adam): the command's own defaults stay.
+  const bool other_optimizer = r.optimizer && given(c, "--optimizer") && a.opt.name != *r.optimizer;
+  if (other_optimizer) {
+    applied["optimizer_settings"] = "the command's: --optimizer " + a.opt.name + " is not the recipe's " + *r.optimizer;
+  } else {
+    fill("--optimizer", a.opt.name, r.optimizer, "optimizer");
+    fill("--lr", a.opt.lr, r.lr, "lr");
+    fill("--weight-decay", a.opt.weight_decay, r.weight_decay, "weight_decay");
+    fill("--beta1", a.opt.beta1, r.beta1, "beta1");
+    fill("--lars-eta", a.opt.lars_eta, r.lars_eta, "lars_eta");
+    fill("--lars-clip", a.opt.lars_clip, r.lars_clip, "lars_clip");
+  }
   fill("--temperature", a.setup.image.temperature, r.temperature, "temperature");
   fill("--ema", a.setup.image.momentum, r.ema, "ema");
-  fill("--beta1", a.opt.beta1, r.beta1, "beta1");
-  fill("--lars-eta", a.opt.lars_eta, r.lars_eta, "lars_eta");
-  fill("--lars-clip", a.opt.lars_clip, r.lars_clip, "lars_clip");
   fill("--clip-grad", a.run.clip_grad_norm, r.clip_grad, "clip_grad");
   fill("--min-scale", a.setup.video.sampler.min_scale, r.min_scale, "min_scale");
   fill("--crop", a.setup.video.sampler.crop, r.crop, "crop");

@@ -82,7 +82,14 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
   grep -q '"lars_clip": true' "$TMP/simclr-recipe.json" || fail "the simclr recipe's lars_clip is not in the record"
   grep -q '"temperature": 0.2' "$TMP/simclr-recipe.json" || fail "the simclr recipe's temperature 0.2 is not in the record"
   grep -q '"lars_clip": false' "$TMP/simclr-off.json" || fail "--lars-clip=false did not win over the simclr recipe"
-  echo "ok   the simclr recipe clips LARS's rate unless --lars-clip=false"
+  # Another optimiser than the recipe's keeps the command's rate and weight decay, not LARS's.
+  "$BIN" -q train --method simclr --data fashion-mnist --width 4 --batch 16 --steps 2 --device cpu --optimizer adam --out "$TMP/simclr-adam" >/dev/null \
+    || fail "simclr with adam failed"
+  "$BIN" -q inspect checkpoint "$TMP/simclr-adam/last.ckpt" > "$TMP/simclr-adam.json"
+  grep -q '"lr": 0.001' "$TMP/simclr-adam.json" || fail "simclr --optimizer adam took the recipe's LARS rate: $(grep '"lr"' "$TMP/simclr-adam.json" | head -2 | tr -d '\n')"
+  grep -q '"weight_decay": 0.0001' "$TMP/simclr-adam.json" && fail "simclr --optimizer adam took the recipe's weight decay"
+  grep -q '"temperature": 0.2' "$TMP/simclr-adam.json" || fail "simclr --optimizer adam lost the recipe's temperature"
+  echo "ok   the simclr recipe clips LARS's rate unless --lars-clip=false; --optimizer adam keeps the command's rate"
 else
   echo "skip the image recipe check: Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)"
 fi
