@@ -534,6 +534,7 @@ TEST(TrainingRecipe, PublishedSettingsPerMethod) {
   const TrainingRecipe tc = training_recipe("timecycle", true);
   EXPECT_EQ(tc.lr.value_or(0), 2e-4);
   EXPECT_EQ(tc.beta1.value_or(0), 0.5);
+  EXPECT_EQ(tc.optimizer.value_or(""), "adam");   // so that another --optimizer drops its rate and beta1
   EXPECT_EQ(tc.clip_grad.value_or(0), 10.0);
   EXPECT_EQ(tc.batch.value_or(0), 36);
   EXPECT_EQ(tc.crop.value_or(0), 240);
