@@ -211,8 +211,10 @@ TrainingRecipe training_recipe(const std::string& method, bool cuda) {
     r.crop = 240;
     r.clip_grad = 10.0;
   }
-  if (!r.source.empty()) r.optimizer = "adam";   // all four train with Adam
-  if (!r.source.empty() && !cuda) r.source += "; batch " + std::to_string(cpu_batch) + " on the CPU";
+  if (!r.source.empty()) {
+    r.optimizer = "adam";   // all four train with Adam
+    if (!cuda) r.source += "; batch " + std::to_string(cpu_batch) + " on the CPU";
+  }
   return r;
 }
 

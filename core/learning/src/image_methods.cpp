@@ -219,14 +219,15 @@ class MoCo : public ImageMethod {
     }
   }
  private:
-  // Normalised key projections of x [B, C, H, W], encoded in key_bn_groups shuffled groups (see
-  // the config), in x's order.
+  // The key encoder and projector's normalised output for x [B, C, H, W] -> [B, proj_dim].
+  torch::Tensor key_projection(const torch::Tensor& x) { return l2_normalise(m_key_proj(m_key_enc(x)), 1); }
+  // key_projection of x encoded in key_bn_groups shuffled groups (see the config), in x's order.
   torch::Tensor keys(const torch::Tensor& x, torch::Generator& gen) {
     torch::NoGradGuard ng;
-    return apply_in_shuffled_groups(x, m_cfg.key_bn_groups, gen, [&](const torch::Tensor& v) { return l2_normalise(m_key_proj(m_key_enc(v)), 1); });
+    return apply_in_shuffled_groups(x, m_cfg.key_bn_groups, gen, [&](const torch::Tensor& v) { return key_projection(v); });
   }
   void recluster(torch::Generator& gen) {
-    auto feats = embed_all(*m_model, [&](const torch::Tensor& x) { return l2_normalise(m_key_proj(m_key_enc(x)), 1); }).to(torch::kCPU);
+    auto feats = embed_all(*m_model, [&](const torch::Tensor& x) { return key_projection(x); }).to(torch::kCPU);
     auto centres = kmeans(feats, m_k, 20, gen);
     auto assign = kmeans_assign(feats, centres);
     // Concentration phi_c = sum |v - c| / (n log(n + alpha)), alpha = 10, clamped and rescaled to mean tau.
