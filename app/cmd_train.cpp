@@ -153,7 +153,11 @@ std::shared_ptr<Distributed> dist_join(TrainArgs& a, const DistConfig& c, Traini
   batch_check(setup, c.world_size);
   if (c.world_size > 1) setup.batch = global_batch(setup) / c.world_size;
   if (c.rank > 0) log_set_verbosity(0);   // rank 0 reports for the run
-  if (c.world_size > 1 && a.run.device.is_cuda()) a.run.device = torch::Device(torch::kCUDA, c.local_rank);
+  // One GPU per rank on this machine; with fewer GPUs than ranks, ranks share them round-robin.
+  if (c.world_size > 1 && a.run.device.is_cuda()) {
+    const int gpus = std::max<int>(1, int(torch::cuda::device_count()));
+    a.run.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(c.local_rank % gpus));
+  }
   return dist_connect(c);
 }
 
@@ -347,7 +351,7 @@ void add_export_command(CLI::App& app) {
 
 void add_eval_image_command(CLI::App& app) {
   struct EvalImageArgs {
-    std::string checkpoint, data = "fashion-mnist", features = "pixels", json;
+    std::string checkpoint, data = "fashion-mnist", features = "pixels", json, device = "auto";
     ImageEncoderConfig random_encoder;
     int linear_epochs = 10, size = 32;
     uint64_t seed = 0;
@@ -363,7 +367,9 @@ void add_eval_image_command(CLI::App& app) {
   ei->add_option("--linear-epochs", ia->linear_epochs, "Linear probe epochs")->capture_default_str();
   ei->add_option("--seed", ia->seed, "Seed (random encoder, k-means, probe)")->capture_default_str();
   ei->add_option("--json", ia->json, "Also write the JSON here");
+  ei->add_option("--device", ia->device, "cpu | cuda | auto (features, kNN, k-means and the probe on this device)")->capture_default_str();
   ei->callback([ia] {
+    const torch::Device device = device_parse(ia->device);
     if (!ia->checkpoint.empty()) image_checkpoint_encoder(ia->checkpoint);  // refuse a foreign one before loading data
     const auto train = image_dataset_load(ia->data, true, ia->size);
     const auto test = image_dataset_load(ia->data, false, ia->size);
@@ -372,6 +378,7 @@ void add_eval_image_command(CLI::App& app) {
     ImageEvalOptions o;
     o.linear_epochs = ia->linear_epochs;
     o.seed = ia->seed;
+    o.device = device;
     const auto r = image_evaluate(ia->checkpoint, ia->features, ia->random_encoder, train.images, train.labels, test.images,
                                   test.labels, int64_t(train.classes.size()), o);
     json j = {{"data", train.name}, {"checkpoint", ia->checkpoint}, {"features", ia->checkpoint.empty() ? ia->features : "checkpoint"},

@@ -72,6 +72,40 @@ TEST(Mask, RgbMaskMapsBackThroughThePalette) {
   }
 }
 
+// Frames in PNG are read by libpng (the same path as a build without OpenCV): RGB as written,
+// a palette mask as its palette's colours, grey as equal channels; junk is an error naming it.
+TEST(ImageRead, PngRgbPaletteAndGreyComeBackAsRgb) {
+  TempDir dir;
+  Image rgb(5, 3, 3);
+  std::mt19937 rng(3);
+  for (auto& v : rgb.data) v = static_cast<uint8_t>(rng() % 256);
+  image_write_png(dir / "rgb.png", rgb);
+  EXPECT_TRUE(image_read(dir / "rgb.png") == rgb);
+
+  Image idx(4, 1, 1);
+  idx.data = {0, 1, 2, 255};
+  mask_write(dir / "pal.png", idx);
+  const Image pal = image_read(dir / "pal.png");
+  ASSERT_EQ(pal.channels, 3);
+  ASSERT_EQ(pal.width, 4);
+  const std::vector<uint8_t> want_pal = {0, 0, 0, 128, 0, 0, 0, 128, 0, 224, 224, 192};  // DAVIS colours 0, 1, 2, 255
+  EXPECT_EQ(pal.data, want_pal);
+
+  Image grey(3, 1, 1);
+  grey.data = {0, 17, 200};
+  image_write_png(dir / "grey.png", grey);
+  const std::vector<uint8_t> want_grey = {0, 0, 0, 17, 17, 17, 200, 200, 200};
+  EXPECT_EQ(image_read(dir / "grey.png").data, want_grey);
+
+  std::ofstream(dir / "junk.png", std::ios::binary) << std::string(64, 'x');
+  try {
+    image_read(dir / "junk.png");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("junk.png"), std::string::npos) << e.what();
+  }
+}
+
 // Column-major runs, starting with background, worked out by hand.
 TEST(Mask, CocoRunLengthsByHand) {
   Image m(3, 2, 1);   // row 0: 0 1 1, row 1: 0 1 0

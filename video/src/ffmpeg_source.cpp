@@ -397,6 +397,8 @@ class VideoFileSource : public FrameSource {
 
 }  // namespace
 
+bool video_support_available() { return true; }
+
 std::unique_ptr<FrameSource> video_file_source_open(const std::string& path, const FrameSourceOptions& opts) {
   return std::make_unique<VideoFileSource>(path, opts);
 }

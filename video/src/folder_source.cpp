@@ -95,8 +95,6 @@ std::unique_ptr<FrameSource> image_folder_source_open(const std::string& path, c
   return std::make_unique<ImageFolderSource>(path, opts);
 }
 
-bool video_support_available() { return true; }
-
 std::unique_ptr<FrameSource> frame_source_open(const std::string& path, const FrameSourceOptions& opts) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error("'" + path + "' does not exist");

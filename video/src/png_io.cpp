@@ -1,5 +1,5 @@
 // PNG masks with palette indices kept bit for bit (libpng), and colour image reading (JPEG by
-// libjpeg, jpeg_io.cpp; everything else by OpenCV).
+// libjpeg, jpeg_io.cpp; PNG by libpng; any other format by OpenCV where it is compiled in).
 // OpenCV's imread expands palettes to colours, so masks go through libpng directly.
 #include "corrtrack/core.h"
 #include "corrtrack/video.h"
@@ -7,8 +7,10 @@
 #include "jpeg_io.h"
 
 #include <png.h>
+#ifdef CORRTRACK_HAVE_OPENCV
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#endif
 
 #include <csetjmp>
 #include <cstdio>
@@ -26,6 +28,7 @@ namespace {
 // What libpng decoded, before interpretation as a mask. Lives in the caller's frame so that
 // libpng's longjmp never skips a destructor.
 struct PngRaw {
+  bool rgb = false;   // set by the caller: expand palettes and grey to RGB (a colour image)
   int width = 0, height = 0, channels = 0, color_type = 0;
   std::vector<uint8_t> pixels;
   std::vector<png_bytep> rows;
@@ -70,10 +73,15 @@ bool png_decode(FILE* fp, PngRaw* raw) {
   if (bit_depth < 8) png_set_packing(png);                  // 1/2/4-bit indices or gray -> one byte each
   // 16-bit grey is kept whole and narrowed after reading (narrow_grey16): index masks saved with
   // 16-bit samples hold small values that stripping to the high byte would zero.
-  const bool grey16 = bit_depth == 16 && (raw->color_type & PNG_COLOR_MASK_COLOR) == 0;
+  const bool grey16 = !raw->rgb && bit_depth == 16 && (raw->color_type & PNG_COLOR_MASK_COLOR) == 0;
   if (bit_depth == 16 && !grey16) png_set_strip_16(png);
   if (raw->color_type & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
   if (raw->color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (raw->rgb) {   // transparency is dropped as an alpha channel is (frames have none)
+    if (raw->color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if ((raw->color_type & PNG_COLOR_MASK_COLOR) == 0) png_set_gray_to_rgb(png);
+    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_strip_alpha(png);
+  }
   png_read_update_info(png, info);
   raw->width = static_cast<int>(png_get_image_width(png, info));
   raw->height = static_cast<int>(png_get_image_height(png, info));
@@ -227,16 +235,42 @@ void mask_write(const std::string& path, const Image& mask) {
   png_write_file(path, mask, PNG_COLOR_TYPE_PALETTE);
 }
 
+namespace {
+// A colour PNG file as RGB (palettes and grey expanded); false when the file is no PNG.
+bool png_read_rgb(const std::string& path, Image* img) {
+  FILE* fp = std::fopen(path.c_str(), "rb");
+  if (!fp) throw Error("cannot open image '" + path + "': " + std::strerror(errno));
+  png_byte signature[8] = {0};
+  const bool is_png = std::fread(signature, 1, 8, fp) == 8 && png_sig_cmp(signature, 0, 8) == 0;
+  std::rewind(fp);
+  PngRaw raw;
+  raw.rgb = true;
+  const bool ok = is_png && png_decode(fp, &raw);
+  std::fclose(fp);
+  if (!is_png) return false;
+  if (!ok || raw.channels != 3) throw Error("cannot decode image '" + path + "': " + (raw.error[0] ? raw.error : "unsupported PNG layout"));
+  *img = Image(raw.width, raw.height, 3);
+  img->data = std::move(raw.pixels);
+  return true;
+}
+}  // namespace
+
 Image image_read(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw Error("image '" + path + "' does not exist");
   if (detail::jpeg_file(path)) return detail::jpeg_read(path);
+  Image img;
+  if (png_read_rgb(path, &img)) return img;
+#ifdef CORRTRACK_HAVE_OPENCV
   cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
   if (bgr.empty()) throw Error("cannot decode image '" + path + "' (not a JPEG/PNG, or truncated)");
-  Image img(bgr.cols, bgr.rows, 3);
+  img = Image(bgr.cols, bgr.rows, 3);
   cv::Mat rgb(bgr.rows, bgr.cols, CV_8UC3, img.data.data());
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
   return img;
+#else
+  throw Error("cannot decode image '" + path + "': not a JPEG or PNG (this corrtrack reads other formats only with OpenCV, CORRTRACK_WITH_VIDEO=ON)");
+#endif
 }
 
 void image_write_png(const std::string& path, const Image& img) { png_write_file(path, img, png_color_type(img, path)); }

@@ -37,7 +37,9 @@ struct Image {
   }
 };
 
-// True if video/image decoding and PNG/video writing were compiled in.
+// True if video files (FFmpeg), overlays and click segmentation (OpenCV) were compiled in
+// (CORRTRACK_WITH_VIDEO). Frame folders and PNG masks may be there without them
+// (CORRTRACK_WITH_IMAGE_IO): frame_source_open on a folder then works, on a file it throws.
 bool video_support_available();
 
 // ---------------------------------------------------------------------------------------------
