@@ -22,11 +22,15 @@ THREADS=$(( $(nproc) / N ))
 if [ "$DRY" = 1 ]; then ENC=(--encoder convnet --width 8); EVAL_S=120; else ENC=(--encoder resnet18); EVAL_S=${EVAL_S:-75}; fi
 COMMON=(--data fashion-mnist "${ENC[@]}" --image-size 32 --device "$DEV")
 
+# `wait` on the jobs started here by PID: a bare `wait` would also wait for the log's tee.
+pids=()
+waitall() { [ ${#pids[@]} -eq 0 ] || wait "${pids[@]}"; pids=(); }
 # Speed of each method while the others run too (as they will train).
 for m in $METHODS; do
   $C --threads "$THREADS" bench train --method "$m" "${COMMON[@]}" --steps 8 --warmup-steps 3 >"/tmp/speed-$m.json" 2>"/tmp/speed-$m.err" &
+  pids+=($!)
 done
-wait
+waitall
 TRAIN_S=$(( $(left) - EVAL_S - 20 ))
 [ "$TRAIN_S" -gt 20 ] || { echo "no time left to train ($TRAIN_S s)"; exit 1; }
 echo "training $METHODS side by side for $TRAIN_S s"
@@ -40,16 +44,18 @@ for m in $METHODS; do
   rm -rf "/tmp/run-$m"
   $C --threads "$THREADS" train --method "$m" "${COMMON[@]}" --steps "$steps" --time-budget "$TRAIN_S" --log-every 50 \
     --checkpoint-every 100000 --out "/tmp/run-$m" >"/tmp/train-$m.json" 2>"/tmp/train-$m.log" &
+  pids+=($!)
 done
-wait
+waitall
 for m in $METHODS; do
   [ -f "/tmp/run-$m/last.ckpt" ] || { echo "$m: no checkpoint: $(tail -2 /tmp/train-$m.log)"; continue; }
   cp "/tmp/run-$m/metrics.jsonl" "$OUT/metrics-$m.jsonl"
   # On the GPU first; on the CPU if that fails (the evaluation has only run on CPUs before).
   ( $C --threads "$THREADS" eval-image --checkpoint "/tmp/run-$m/last.ckpt" --device "$DEV" --json "/tmp/eval-$m.json" >/dev/null 2>"/tmp/eval-$m.err" ||
     $C --threads "$THREADS" eval-image --checkpoint "/tmp/run-$m/last.ckpt" --device cpu --json "/tmp/eval-$m.json" >/dev/null 2>>"/tmp/eval-$m.err" ) &
+  pids+=($!)
 done
-wait
+waitall
 for m in $METHODS; do
   [ -f "/tmp/eval-$m.json" ] || { echo "$m: no evaluation: $(tail -2 /tmp/eval-$m.err)"; continue; }
   python3 - "$m" "$TRAIN_S" <<'EOF' | tee -a "$OUT/image.jsonl"
@@ -59,7 +65,7 @@ ms, planned = open(f"/tmp/plan-{m}").read().split()
 train = json.load(open(f"/tmp/train-{m}.json"))
 ev = json.load(open(f"/tmp/eval-{m}.json"))
 print(json.dumps(dict(method=m, budget_s=budget, bench_ms_per_step=float(ms), planned_steps=int(planned),
-                      train={k: train.get(k) for k in ("steps", "seconds", "ms_per_step", "stopped", "final_loss", "recipe")},
+                      train={k: train.get(k) for k in ("last_step", "seconds", "ms_per_step", "budget_reached", "final_loss")},
                       eval=ev)))
 EOF
 done

@@ -17,17 +17,19 @@ build corrtrack
 $C --threads "$(nproc)" cache build --input .devdata/JPEGImages --out /tmp/train.ctc --codec raw --workers 8 >/tmp/cache.json ||
   { echo "cache build failed"; exit 1; }
 echo "cache: $(json_line /tmp/cache.json)"
-[ "$DRY" = 1 ] && SIZE=(--batch 2 --crop 64) || SIZE=(--batch "${BATCH:-32}")
+[ "$DRY" = 1 ] && BATCH=2
+crop() { [ "$DRY" = 1 ] && echo 64 || echo "$1"; }   # a dry run trains on small crops
 
 train() {  # method seconds lr [extra train options]
   local m=$1 secs=$2 lr=$3
   shift 3
   echo "training $m for $secs s"
-  $C --threads 8 train --method "$m" --data /tmp/train.ctc --out "/tmp/run-$m" "${SIZE[@]}" \
+  $C --threads 8 train --method "$m" --data /tmp/train.ctc --out "/tmp/run-$m" --batch "${BATCH:-32}" \
     --lr "$lr" --steps 1000000 --time-budget "$secs" --checkpoint-every 1000 --log-every 25 --device "$DEV" --workers "${WORKERS:-8}" "$@" \
     >"$OUT/train-$m.json" 2>"/tmp/train-$m.log"
   echo "rc=$? $(json_line "$OUT/train-$m.json")"
   tail -3 "/tmp/train-$m.log"
+  [ -f "/tmp/run-$m/last.ckpt" ] || return
   cp "/tmp/run-$m/metrics.jsonl" "$OUT/metrics-$m.jsonl"
   $C export --checkpoint "/tmp/run-$m/last.ckpt" --out "$OUT/$m.ckpt" --half
 }
@@ -36,11 +38,11 @@ INIT_ARGS=()
 LEFT=$(( $(left) - 40 ))
 case "${PLAN:-stride4}" in
   stride4)
-    train mast $((LEFT * 62 / 100)) 1e-3 --crop 224 "${INIT_ARGS[@]}"
-    train corrflow $(( $(left) - 20 )) 5e-4 --crop 224 ;;
+    train mast $((LEFT * 62 / 100)) 1e-3 --crop "$(crop 224)" "${INIT_ARGS[@]}"
+    train corrflow $(( $(left) - 20 )) 5e-4 --crop "$(crop 224)" ;;
   cycle)
-    train crw $((LEFT * 50 / 100)) 1e-4 --crop 256 --min-scale 0.8
-    train timecycle $(( $(left) - 20 )) 2e-4 --crop 240 --patch 80 --backbone resnet50 --beta1 0.5 --clip-grad 10 ;;
+    train crw $((LEFT * 50 / 100)) 1e-4 --crop "$(crop 256)" --min-scale 0.8
+    train timecycle $(( $(left) - 20 )) 2e-4 --crop "$(crop 240)" --patch "$(crop 80)" --backbone resnet50 --beta1 0.5 --clip-grad 10 ;;
   *) echo "unknown PLAN '$PLAN'"; exit 1 ;;
 esac
 echo "plan 5 done after $(( $(date +%s) - T0 )) s"

@@ -249,8 +249,10 @@ bool png_read_rgb(const std::string& path, Image* img) {
   std::fclose(fp);
   if (!is_png) return false;
   if (!ok || raw.channels != 3) throw Error("cannot decode image '" + path + "': " + (raw.error[0] ? raw.error : "unsupported PNG layout"));
-  *img = Image(raw.width, raw.height, 3);
-  img->data = std::move(raw.pixels);
+  img->width = raw.width;
+  img->height = raw.height;
+  img->channels = 3;
+  img->data = std::move(raw.pixels);   // exactly width x height x 3 bytes (png_decode checked the row size)
   return true;
 }
 }  // namespace
