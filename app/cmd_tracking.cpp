@@ -45,7 +45,7 @@ void add_engine_options(CLI::App* c, PropagateArgs& a) {
   c->add_option("--long-term", a.long_term, "mast: long-term references, positions in the segment (0 = the anchor); 'none' for none")->capture_default_str();
   c->add_option("--short-term", a.short_term, "mast: short-term references, frames back from the predicted one; 'none' for none")->capture_default_str();
   c->add_option("--feedback", a.feedback, "What predicted frames remember: soft labels (CRW) | hard one-hot argmax (MAST's code) | auto (soft in crw mode, hard in mast mode)")->capture_default_str();
-  c->add_option("--protocol", a.protocol, "Engine preset: crw (20 recent frames, top-10, radius 12) | timecycle (8 recent frames, top-5) | mast (MAST's memory + ROI, top-10, hard labels; 1.4 J&F below crw on DAVIS-2016 val-dev, see README) | fast (crw with radius 8: about 3x faster, 0.45 J&F below crw on val-dev); explicit options win");
+  c->add_option("--protocol", a.protocol, "Engine preset: crw (20 recent frames, top-10, radius 12) | timecycle (8 recent frames, top-5) | mast (MAST's memory + ROI, top-10, hard labels; 1.4 J&F below crw on DAVIS-2016 val-dev, see README) | fast (crw with radius 8: about 3x faster, 0.45 J&F below crw on val-dev) | quality (crw with 80 recent frames and radius 16: 1.0 J&F above crw on val-dev, 1.6x the time); explicit options win");
   c->add_option("--label-resize", a.label_resize, "How an anchor mask reaches the feature grid: bilinear (the 2x2 pixels at each cell's centre, CRW's and MAST's code) | area (each cell's mean)")->capture_default_str();
   c->add_option("--tile", a.cfg.tile, "Query tile side of the local-window affinity")->capture_default_str();
   c->add_flag("--dense", a.dense, "Dense all-pairs affinity, then masked (slow; for comparison)");

@@ -78,6 +78,24 @@ TEST(PropagationSettings, FastPresetIsCrwWithRadius8) {
   EXPECT_EQ(propagation_protocol_parse("fast"), PropagationProtocol::Fast);
 }
 
+// Property: the quality preset is CRW's protocol with 80 recent frames and radius 16 over the
+// model's settings (its resolution stands), and given options still win over it.
+TEST(PropagationSettings, QualityPresetIsCrwWithLongContextAndWideRadius) {
+  auto c = propagation_config_resolve(PropagationConfig(), {}, recommends_scale_and_context(), PropagationProtocol::Quality);
+  EXPECT_EQ(c.context, 80);
+  EXPECT_EQ(c.radius, 16.0);
+  EXPECT_EQ(c.topk, 10);
+  EXPECT_EQ(c.temperature, PropagationConfig().temperature);
+  EXPECT_EQ(c.mode, PropagationMode::Crw);
+  EXPECT_EQ(c.scale, 0.5) << "the model's resolution stands";
+  PropagationConfig user;
+  user.context = 30;
+  c = propagation_config_resolve(user, {PropagationSetting::Context}, {}, PropagationProtocol::Quality);
+  EXPECT_EQ(c.context, 30);
+  EXPECT_EQ(c.radius, 16.0);
+  EXPECT_EQ(propagation_protocol_parse("quality"), PropagationProtocol::Quality);
+}
+
 // Property: names parse to their values and unknown ones are refused by name.
 TEST(PropagationSettings, ParseNames) {
   EXPECT_EQ(propagation_protocol_parse("timecycle"), PropagationProtocol::TimeCycle);

@@ -43,9 +43,10 @@ PropagationHints preset(PropagationProtocol p) {
   switch (p) {
     case PropagationProtocol::Crw:
     case PropagationProtocol::Fast:
-      h.context = defaults.context;
+    case PropagationProtocol::Quality:
+      h.context = p == PropagationProtocol::Quality ? 80 : defaults.context;
       h.topk = defaults.topk;
-      h.radius = p == PropagationProtocol::Fast ? 8.0 : defaults.radius;
+      h.radius = p == PropagationProtocol::Fast ? 8.0 : p == PropagationProtocol::Quality ? 16.0 : defaults.radius;
       h.temperature = defaults.temperature;
       h.mode = "crw";
       break;
@@ -100,7 +101,8 @@ PropagationProtocol propagation_protocol_parse(const std::string& name) {
   if (name == "timecycle") return PropagationProtocol::TimeCycle;
   if (name == "mast") return PropagationProtocol::Mast;
   if (name == "fast") return PropagationProtocol::Fast;
-  throw SettingError("protocol", "must be crw, timecycle, mast or fast, got '" + name + "'");
+  if (name == "quality") return PropagationProtocol::Quality;
+  throw SettingError("protocol", "must be crw, timecycle, mast, fast or quality, got '" + name + "'");
 }
 
 PropagationConfig propagation_config_resolve(const PropagationConfig& user, const std::set<PropagationSetting>& given,

@@ -69,7 +69,9 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   m_scale->setToolTip(tr("Frames are scaled by this factor before the encoder (the masks come back at full size)"));
   form->addRow(tr("Internal resolution"), m_scale);
   m_context = intSpin(this, 1, 100);
-  m_context->setToolTip(tr("How many preceding frames each frame takes its labels from (besides the first)"));
+  m_context->setToolTip(tr("How many preceding frames each frame takes its labels from (besides the first). "
+                           "80 with radius 16 (the command's --protocol quality) scores 1.0 J&F more on DAVIS-2016 "
+                           "val-dev than 20 with radius 12, in 1.6x the time"));
   form->addRow(tr("Context frames"), m_context);
   m_topk = intSpin(this, 0, 1000);
   m_topk->setSpecialValueText(tr("all keys (mast)"));   // 0: MAST's full softmax
