@@ -44,11 +44,16 @@ PropagationHints preset(PropagationProtocol p) {
     case PropagationProtocol::Crw:
     case PropagationProtocol::Fast:
     case PropagationProtocol::Quality:
-      h.context = p == PropagationProtocol::Quality ? 80 : defaults.context;
+      h.context = defaults.context;
       h.topk = defaults.topk;
-      h.radius = p == PropagationProtocol::Fast ? 8.0 : p == PropagationProtocol::Quality ? 16.0 : defaults.radius;
+      h.radius = defaults.radius;
       h.temperature = defaults.temperature;
       h.mode = "crw";
+      if (p == PropagationProtocol::Fast) h.radius = 8.0;
+      if (p == PropagationProtocol::Quality) {   // measured on val-dev ("Inference levers")
+        h.context = 80;
+        h.radius = 16.0;
+      }
       break;
     case PropagationProtocol::TimeCycle:
       h.context = 8;
