@@ -306,6 +306,31 @@ class StudioTest : public QObject {
     QCOMPARE(p.choice().precision, corrtrack::Precision::BFloat16);
   }
 
+  // The preset fills the engine settings as the command's --protocol does, over the default
+  // model's recommendation (its half resolution stands), and "the model's" restores them.
+  void modelPanelPreset() {
+    corrtrack::ui::ModelPanel p;
+    auto* preset = p.findChild<QComboBox*>("enginePreset");
+    QVERIFY(preset != nullptr);
+    const auto pick = [&](const QString& name) {
+      preset->setCurrentIndex(preset->findData(name));
+      Q_EMIT preset->activated(preset->currentIndex());
+      return p.choice().config;
+    };
+    auto c = pick("quality");
+    QCOMPARE(c.context, 80);
+    QCOMPARE(c.radius, 16.0);
+    QCOMPARE(c.topk, 10);
+    QCOMPARE(c.scale, 0.5);
+    c = pick("fast");
+    QCOMPARE(c.context, 20);
+    QCOMPARE(c.radius, 8.0);
+    c = pick(QString());
+    QCOMPARE(c.context, 20);
+    QCOMPARE(c.radius, 12.0);
+    QCOMPARE(c.scale, 0.5);
+  }
+
   // The Session alone, no window: strokes make anchors, undo/redo restore exact masks, the
   // propagation range stops at anchors, and exported palette PNGs read back bit for bit.
   void sessionWithoutWidgets() {

@@ -14,6 +14,8 @@
 #include <QTimer>
 #include <QVBoxLayout>
 
+#include <optional>
+
 namespace corrtrack::ui {
 
 namespace {
@@ -65,6 +67,22 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
                              "it natively (AMX or AVX512-BF16), at a J&F cost of about 0.1 on DAVIS (README: Benchmarks)"));
   form->addRow(tr("Precision"), m_precision);
   connect(m_precision, &QComboBox::activated, this, [this] { Q_EMIT modelChanged(); });
+  // A preset fills the engine settings below over the model's recommendation (the command's
+  // --protocol); the settings stay editable.
+  m_preset = new QComboBox(this);
+  m_preset->setObjectName("enginePreset");
+  m_preset->addItem(tr("the model's"), QString());
+  m_preset->addItem(tr("crw (20 frames, radius 12)"), "crw");
+  m_preset->addItem(tr("fast (radius 8: 1.5x faster, -0.45 J&F)"), "fast");
+  m_preset->addItem(tr("quality (80 frames, radius 16: +1.0 J&F, 1.6x the time)"), "quality");
+  m_preset->addItem(tr("timecycle (8 frames, top-5)"), "timecycle");
+  m_preset->addItem(tr("mast (MAST's memory)"), "mast");
+  m_preset->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);   // long names must not widen the dock
+  m_preset->setMinimumContentsLength(12);
+  m_preset->setToolTip(tr("Fills the settings below with a preset (J&F and times measured on DAVIS-2016 val-dev "
+                          "with the default model, README: Inference levers)"));
+  form->addRow(tr("Preset"), m_preset);
+  connect(m_preset, &QComboBox::activated, this, [this] { applyRecommendedSettings(); });
   m_scale = doubleSpin(this, 0.1, 2.0, 0.05);
   m_scale->setToolTip(tr("Frames are scaled by this factor before the encoder (the masks come back at full size)"));
   form->addRow(tr("Internal resolution"), m_scale);
@@ -170,7 +188,10 @@ ModelChoice ModelPanel::choice() const {
 void ModelPanel::applyRecommendedSettings() {
   PropagationConfig c;
   try {
-    c = propagation_config_resolve(PropagationConfig(), {}, model_hints(choice().spec));
+    const std::string preset = m_preset->currentData().toString().toStdString();
+    std::optional<PropagationProtocol> protocol;
+    if (!preset.empty()) protocol = propagation_protocol_parse(preset);
+    c = propagation_config_resolve(PropagationConfig(), {}, model_hints(choice().spec), protocol);
   } catch (const std::exception& e) {
     Q_EMIT message(QString::fromStdString(error_message(e)), true);
   }

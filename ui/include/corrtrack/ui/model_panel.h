@@ -41,11 +41,13 @@ class ModelPanel : public QWidget {
   void message(QString text, bool error);
 
  private:
-  // Engine settings: the defaults with what the chosen model recommends over them.
+  // Engine settings: the defaults, what the chosen model recommends over them, and the chosen
+  // preset over both (the command's order).
   void applyRecommendedSettings();
   QComboBox* m_model = nullptr;
   QComboBox* m_device = nullptr;
   QComboBox* m_precision = nullptr;
+  QComboBox* m_preset = nullptr;     // data: a --protocol name, or empty for the model's settings
   QLabel* m_info = nullptr;
   QDoubleSpinBox* m_scale = nullptr;
   QSpinBox* m_context = nullptr;
