@@ -43,3 +43,32 @@ build() {
 
 # json_line FILE: the file's JSON on one line (for the output tail).
 json_line() { tr -d '\n ' <"$1"; echo; }
+
+# json_with FILE KEY=TEXT… KEY:=JSON…: the file's JSON object on one line with these fields added
+# (KEY=TEXT a string, KEY:=JSON a value such as a number).
+json_with() {
+  python3 - "$@" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+for kv in sys.argv[2:]:
+    k, v = kv.split("=", 1)
+    if k.endswith(":"):
+        j[k[:-1]] = json.loads(v)
+    else:
+        j[k] = v
+print(json.dumps(j))
+EOF
+}
+
+# need_data FOLDER PREPARE_ARGS: exits with what to run here when a carried folder is missing.
+need_data() {
+  [ -d "$1" ] || { echo "no $1: run scripts/device/prepare.sh $2 here and carry .devdata"; exit 1; }
+}
+
+# train_cache CODEC FILE: a clip cache of the carried DAVIS-2016 train frames; prints its summary,
+# returns non-zero (with the error) when it cannot be built.
+train_cache() {
+  $C --threads "$(nproc)" cache build --input .devdata/JPEGImages --out "$2" --codec "$1" --workers 8 >/tmp/cache.json 2>/tmp/cache.err ||
+    { echo "cache build $1 failed: $(tail -1 /tmp/cache.err)"; return 1; }
+  echo "cache $1: $(json_line /tmp/cache.json)"
+}

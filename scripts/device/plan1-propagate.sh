@@ -13,7 +13,7 @@
 source "$(dirname "$0")/common.sh"
 exec > >(tee "$OUT/plan1.log") 2>&1
 D=.devdata/davis
-[ -d "$D/JPEGImages" ] || { echo "no $D: run scripts/device/prepare.sh davis SEQ,… here and carry .devdata"; exit 1; }
+need_data "$D/JPEGImages" "davis SEQ,…"
 build corrtrack
 export CORRTRACK_MODEL=$PWD/assets/models/default.ckpt
 SEQS=$(ls "$D/JPEGImages")
@@ -28,12 +28,7 @@ bench() {
     [ "$(left)" -gt 60 ] || { echo "deadline: bench $name $prec stops before $s"; return; }
     if $C --threads "$THREADS" bench propagate --frames "$D/JPEGImages/$s" --mask "$D/Annotations/$s/00000.png" \
          --device "$DEV" --precision "$prec" "${MAX[@]}" "$@" --json /tmp/bench.json >/dev/null 2>/tmp/bench.err; then
-      python3 - "$name" "$prec" "$s" <<'EOF' >>"$OUT/bench.jsonl"
-import json, sys
-j = json.load(open("/tmp/bench.json"))
-j.update(model=sys.argv[1], precision_asked=sys.argv[2], sequence=sys.argv[3])
-print(json.dumps(j))
-EOF
+      json_with /tmp/bench.json model="$name" precision_asked="$prec" sequence="$s" >>"$OUT/bench.jsonl"
       tail -1 "$OUT/bench.jsonl" | python3 -c 'import json,sys; j=json.loads(sys.stdin.read()); print(j["model"], j["precision_asked"], j["sequence"], "fps %.1f" % j["fps"], "peak MB", j.get("device_peak_mb"))'
     else
       echo "bench $name $prec $s failed: $(tail -1 /tmp/bench.err)"

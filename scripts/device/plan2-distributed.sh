@@ -11,11 +11,10 @@
 # Writes to $OUT: gpu.txt, dist.jsonl (one line per process count), plan2.log.
 source "$(dirname "$0")/common.sh"
 exec > >(tee "$OUT/plan2.log") 2>&1
-[ -d .devdata/JPEGImages ] || { echo "no .devdata/JPEGImages: run scripts/device/prepare.sh train here and carry .devdata"; exit 1; }
+need_data .devdata/JPEGImages train
 build corrtrack
 grep -q "distributed training with c10d Gloo" /tmp/cmake.log || echo "note: this build has no c10d Gloo (see /tmp/cmake.log): only one process will run"
-$C --threads "$(nproc)" cache build --input .devdata/JPEGImages --out /tmp/train.ctc --codec raw --workers 8 >/tmp/cache.json ||
-  { echo "cache build failed"; exit 1; }
+train_cache raw /tmp/train.ctc || exit 1
 if [ "$DRY" = 1 ]; then SIZE=(--batch 4 --crop 64 --steps 3 --warmup-steps 1); else SIZE=(--batch 32 --crop 224 --steps 40 --warmup-steps 5); fi
 GPUS=$(nvidia-smi -L 2>/dev/null | wc -l)
 COUNTS="1 2"
@@ -24,8 +23,7 @@ for n in $COUNTS; do
   [ "$(left)" -gt 60 ] || { echo "deadline: no run with $n processes"; break; }
   if timeout $(( $(left) - 20 )) $C bench train --method mast --data /tmp/train.ctc "${SIZE[@]}" --device "$DEV" --workers 4 \
        --nproc "$n" --backend gloo >/tmp/dist.json 2>/tmp/dist.err; then
-    python3 -c 'import json,sys; j=json.load(open("/tmp/dist.json")); j["nproc"]=int(sys.argv[1]); j["gpus"]=int(sys.argv[2]); print(json.dumps(j))' "$n" "$GPUS" |
-      tee -a "$OUT/dist.jsonl"
+    json_with /tmp/dist.json nproc:="$n" gpus:="$GPUS" | tee -a "$OUT/dist.jsonl"
   else
     echo "bench train with $n processes failed: $(tail -2 /tmp/dist.err)"
   fi

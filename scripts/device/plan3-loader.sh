@@ -10,14 +10,10 @@
 # Writes to $OUT: gpu.txt, clips.jsonl (one line per data form), plan3.log.
 source "$(dirname "$0")/common.sh"
 exec > >(tee "$OUT/plan3.log") 2>&1
-[ -d .devdata/JPEGImages ] || { echo "no .devdata/JPEGImages: run scripts/device/prepare.sh train here and carry .devdata"; exit 1; }
+need_data .devdata/JPEGImages train
 build corrtrack
 if [ "$DRY" = 1 ]; then WORKERS=0,2; CLIPS=64; else WORKERS=0,1,4,8,16; CLIPS=1200; fi
-for codec in raw jpeg; do
-  $C --threads "$(nproc)" cache build --input .devdata/JPEGImages --out "/tmp/train-$codec.ctc" --codec "$codec" --workers 8 >"/tmp/cache-$codec.json" 2>/tmp/cache.err ||
-    { echo "cache build $codec failed: $(tail -1 /tmp/cache.err)"; continue; }
-  echo "cache $codec: $(json_line "/tmp/cache-$codec.json")"
-done
+for codec in raw jpeg; do train_cache "$codec" "/tmp/train-$codec.ctc"; done
 # clips FORM DATA [options…]
 clips() {
   local form=$1 data=$2
@@ -25,7 +21,7 @@ clips() {
   [ "$(left)" -gt 40 ] || { echo "deadline: no $form"; return; }
   if timeout $(( $(left) - 20 )) $C --threads "$(nproc)" bench clips --data "$data" "$@" --workers "$WORKERS" --crop 224 \
        --clips "$CLIPS" --batch 32 >/tmp/clips.json 2>/tmp/clips.err; then
-    python3 -c 'import json,sys; j=json.load(open("/tmp/clips.json")); j["form"]=sys.argv[1]; print(json.dumps(j))' "$form" | tee -a "$OUT/clips.jsonl"
+    json_with /tmp/clips.json form="$form" | tee -a "$OUT/clips.jsonl"
   else
     echo "bench clips $form failed: $(tail -1 /tmp/clips.err)"
   fi

@@ -13,7 +13,7 @@
 # metrics-METHOD.jsonl (the loss curve of each), plan4.log.
 source "$(dirname "$0")/common.sh"
 exec > >(tee "$OUT/plan4.log") 2>&1
-[ -d .devdata/fashion-mnist ] || { echo "no .devdata/fashion-mnist: run scripts/device/prepare.sh fashion-mnist here and carry .devdata"; exit 1; }
+need_data .devdata/fashion-mnist fashion-mnist
 export CORRTRACK_FASHION_MNIST=$PWD/.devdata/fashion-mnist
 build corrtrack
 METHODS=${METHODS:-simclr moco byol}

@@ -12,11 +12,9 @@
 # Writes to $OUT: gpu.txt, train-METHOD.json, metrics-METHOD.jsonl, METHOD.ckpt, plan5.log.
 source "$(dirname "$0")/common.sh"
 exec > >(tee "$OUT/plan5.log") 2>&1
-[ -d .devdata/JPEGImages ] || { echo "no .devdata/JPEGImages: run scripts/device/prepare.sh train here and carry .devdata"; exit 1; }
+need_data .devdata/JPEGImages train
 build corrtrack
-$C --threads "$(nproc)" cache build --input .devdata/JPEGImages --out /tmp/train.ctc --codec raw --workers 8 >/tmp/cache.json ||
-  { echo "cache build failed"; exit 1; }
-echo "cache: $(json_line /tmp/cache.json)"
+train_cache raw /tmp/train.ctc || exit 1
 [ "$DRY" = 1 ] && BATCH=2
 crop() { [ "$DRY" = 1 ] && echo 64 || echo "$1"; }   # a dry run trains on small crops
 
@@ -24,6 +22,7 @@ train() {  # method seconds lr [extra train options]
   local m=$1 secs=$2 lr=$3
   shift 3
   echo "training $m for $secs s"
+  rm -rf "/tmp/run-$m"   # a rerun on a warm machine starts afresh
   $C --threads 8 train --method "$m" --data /tmp/train.ctc --out "/tmp/run-$m" --batch "${BATCH:-32}" \
     --lr "$lr" --steps 1000000 --time-budget "$secs" --checkpoint-every 1000 --log-every 25 --device "$DEV" --workers "${WORKERS:-8}" "$@" \
     >"$OUT/train-$m.json" 2>"/tmp/train-$m.log"
