@@ -47,6 +47,8 @@ void add_engine_options(CLI::App* c, PropagateArgs& a) {
   c->add_option("--feedback", a.feedback, "What predicted frames remember: soft labels (CRW) | hard one-hot argmax (MAST's code) | auto (soft in crw mode, hard in mast mode)")->capture_default_str();
   c->add_option("--protocol", a.protocol, "Engine preset: crw (20 recent frames, top-10, radius 12) | timecycle (8 recent frames, top-5) | mast (MAST's memory + ROI, top-10, hard labels; 1.4 J&F below crw on DAVIS-2016 val-dev, see README) | fast (crw with radius 8: 1.5x faster, 0.45 J&F below crw on val-dev) | quality (crw with 80 recent frames and radius 16: 1.0 J&F above crw on val-dev, 1.6x the time); explicit options win");
   c->add_option("--label-resize", a.label_resize, "How an anchor mask reaches the feature grid: bilinear (the 2x2 pixels at each cell's centre, CRW's and MAST's code) | area (each cell's mean)")->capture_default_str();
+  a.engine_opts[S::Refine] = c->add_option("--refine", a.cfg.refine_radius, "Edge refinement of the masks: guided-filter radius in frame pixels, the frame's colours as guide (0 = off; the default model recommends 12: +1.7 J&F on DAVIS-2016 val-dev at about the same speed)")->capture_default_str();
+  a.engine_opts[S::RefineEps] = c->add_option("--refine-eps", a.cfg.refine_eps, "The refinement's eps (colours in [0, 1]): larger follows colour edges less (the default model recommends 3e-4)")->capture_default_str();
   c->add_option("--tile", a.cfg.tile, "Query tile side of the local-window affinity")->capture_default_str();
   c->add_flag("--dense", a.dense, "Dense all-pairs affinity, then masked (slow; for comparison)");
   c->add_option("--size", a.size, "Resize frames on decode, WxH (e.g. 854x480)");
@@ -93,9 +95,9 @@ std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a) {
   auto features = feature_extractor_open(a.model, device_parse(a.device), precision);
   a.cfg = propagation_config_resolve(a.cfg, given, model_hints(a.model), protocol);
   propagation_config_validate(a.cfg);
-  log_get("app")->info("features: {} on {} ({}), mode {}, scale {}, radius {}, top-k {}, T {}, feedback {}", features->name(),
+  log_get("app")->info("features: {} on {} ({}), mode {}, scale {}, radius {}, top-k {}, T {}, feedback {}, refine {}", features->name(),
                        features->device().str(), precision_name(features->precision()), propagation_mode_name(a.cfg.mode), a.cfg.scale, a.cfg.radius, a.cfg.topk,
-                       a.cfg.temperature, label_feedback_name(label_feedback_effective(a.cfg)));
+                       a.cfg.temperature, label_feedback_name(label_feedback_effective(a.cfg)), a.cfg.refine_radius);
   return features;
 }
 

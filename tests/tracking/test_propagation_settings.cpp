@@ -29,9 +29,9 @@ TEST(PropagationSettings, DefaultsWhenNothingIsGiven) {
   EXPECT_EQ(c.mode, PropagationMode::Crw);
 }
 
-// Property: every setting a model recommends is applied (all seven keys, not a subset).
+// Property: every setting a model recommends is applied (all nine keys, not a subset).
 TEST(PropagationSettings, ModelRecommendationFillsEveryKey) {
-  PropagationHints h{4, 3, 9, 6.0, 0.1, 0.25, std::string("mast")};
+  PropagationHints h{4, 3, 9, 6.0, 0.1, 0.25, std::string("mast"), 12, 3e-4};
   const auto c = propagation_config_resolve(PropagationConfig(), {}, h);
   EXPECT_EQ(c.context, 4);
   EXPECT_EQ(c.topk, 3);
@@ -40,6 +40,8 @@ TEST(PropagationSettings, ModelRecommendationFillsEveryKey) {
   EXPECT_EQ(c.temperature, 0.1);
   EXPECT_EQ(c.scale, 0.25);
   EXPECT_EQ(c.mode, PropagationMode::Mast);
+  EXPECT_EQ(c.refine_radius, 12);
+  EXPECT_EQ(c.refine_eps, 3e-4);
 }
 
 // Property: model < preset < given. The TimeCycle preset overrides the model's context and mode
@@ -123,4 +125,24 @@ TEST(PropagationSettings, ValidationNamesTheSetting) {
     EXPECT_EQ(std::string(e.what()).rfind("top-k must be >= 1", 0), 0u) << e.what();
     EXPECT_EQ(std::string(e.what()).find("--"), std::string::npos) << "no command-line flag: " << e.what();
   }
+}
+
+// Property: the edge refinement a model recommends stays under every preset (presets set the
+// memory's settings only), and a given --refine 0 turns it off.
+TEST(PropagationSettings, ModelsRefinementStandsUnderPresetsGivenWins) {
+  PropagationHints h;
+  h.refine = 12;
+  h.refine_eps = 3e-4;
+  for (auto p : {PropagationProtocol::Crw, PropagationProtocol::Fast, PropagationProtocol::Quality,
+                 PropagationProtocol::TimeCycle, PropagationProtocol::Mast}) {
+    const auto c = propagation_config_resolve(PropagationConfig(), {}, h, p);
+    EXPECT_EQ(c.refine_radius, 12);
+    EXPECT_EQ(c.refine_eps, 3e-4);
+  }
+  EXPECT_EQ(propagation_config_resolve(PropagationConfig(), {}, {}).refine_radius, 0) << "off unless recommended or given";
+  PropagationConfig user;
+  user.refine_radius = 0;
+  const auto c = propagation_config_resolve(user, {PropagationSetting::Refine}, h, PropagationProtocol::Quality);
+  EXPECT_EQ(c.refine_radius, 0);
+  EXPECT_EQ(c.refine_eps, 3e-4) << "eps was not given: the model's stands";
 }

@@ -307,7 +307,7 @@ class StudioTest : public QObject {
   }
 
   // The preset fills the engine settings as the command's --protocol does, over the default
-  // model's recommendation (its half resolution stands), and "the model's" restores them.
+  // model's recommendation (its half resolution and edge refinement stand), and "the model's" restores them.
   void modelPanelPreset() {
     corrtrack::ui::ModelPanel p;
     auto* preset = p.findChild<QComboBox*>("enginePreset");
@@ -322,6 +322,7 @@ class StudioTest : public QObject {
     QCOMPARE(c.radius, 16.0);
     QCOMPARE(c.topk, 10);
     QCOMPARE(c.scale, 0.5);
+    QCOMPARE(c.refine_radius, 12);   // the default model's edge refinement stands under a preset
     c = pick("fast");
     QCOMPARE(c.context, 20);
     QCOMPARE(c.radius, 8.0);
@@ -329,6 +330,13 @@ class StudioTest : public QObject {
     QCOMPARE(c.context, 20);
     QCOMPARE(c.radius, 12.0);
     QCOMPARE(c.scale, 0.5);
+    QCOMPARE(c.refine_radius, 12);
+    QCOMPARE(c.refine_eps, 3e-4);
+    // The refinement row is the user's to change: 0 turns it off.
+    auto* refine = p.findChild<QSpinBox*>("refineRadius");
+    QVERIFY(refine != nullptr);
+    refine->setValue(0);
+    QCOMPARE(p.choice().config.refine_radius, 0);
   }
 
   // The Session alone, no window: strokes make anchors, undo/redo restore exact masks, the

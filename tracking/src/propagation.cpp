@@ -6,6 +6,7 @@
 #include "corrtrack/tracking.h"
 
 #include "frame_pipeline.h"
+#include "guided_filter.h"
 #include "label_grid.h"
 #include "propagation_memory.h"
 
@@ -62,6 +63,8 @@ void propagation_config_validate(const PropagationConfig& c) {
   if (!(c.scale >= 0.05) || c.scale > 4) throw Error("scale must be in [0.05, 4]");
   if (c.mode == PropagationMode::Mast && (c.radius < 1 || c.radius > 64)) throw Error("radius must be in [1, 64] in mast mode");
   if (c.roi_gap < 1) throw Error("ROI gap must be >= 1 frame");
+  if (c.refine_radius < 0 || c.refine_radius > 64) throw Error("refine radius must be in [0, 64] pixels (0 = off)");
+  if (!(c.refine_eps > 0) || !std::isfinite(c.refine_eps)) throw Error("refine eps must be a positive number");
   const std::string most = std::to_string(kMaxContext);
   for (int p : c.long_term) {
     if (p < 0 || p > kMaxContext) throw Error("long-term references must be positions in [0, " + most + "]");
@@ -229,7 +232,7 @@ class PropagationRun {
       std::vector<Image> soft;
       {
         StageScope s(&m_result.stages, "labels");
-        const auto up = m_grid.frame_labels(labels);   // once for the mask and the soft masks
+        const auto up = refined(m_grid.frame_labels(labels), frame);   // once for the mask and the soft masks
         mask = m_grid.mask_from_frame_labels(up);
         if (m_soft) soft = m_grid.probabilities_from_frame_labels(up);
       }
@@ -270,6 +273,15 @@ class PropagationRun {
     m_grid.h = f.size(1);
     m_grid.w = f.size(2);
     return f;
+  }
+  // Frame-size labels after the configured edge refinement (unchanged when it is off). The
+  // filter's values may leave [0, 1] near edges: negative ones become 0 and each pixel's labels
+  // are renormalised to sum to 1 (the argmax is unchanged; soft masks stay probabilities).
+  torch::Tensor refined(const torch::Tensor& up, const Image& frame) const {
+    if (m_config.refine_radius <= 0) return up;
+    const GuidedFilterParams gf{m_config.refine_radius, m_config.refine_eps, std::max(1, m_config.refine_radius / 2)};
+    auto q = guided_filter(image_to_tensor(frame).to(up.device()), up, gf).clamp_min_(0);
+    return q.div_(q.sum(0, true).clamp_min_(1e-6));
   }
   void emit(int64_t k, const Image& mask, const Image& rgb) {
     StageScope s(&m_result.stages, "write");

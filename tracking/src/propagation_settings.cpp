@@ -19,6 +19,8 @@ void apply(const PropagationHints& h, PropagationConfig& c) {
   if (h.mode) c.mode = propagation_mode_parse(*h.mode);
   if (h.roi_gap) c.roi_gap = *h.roi_gap;
   if (h.scale) c.scale = *h.scale;
+  if (h.refine) c.refine_radius = *h.refine;
+  if (h.refine_eps) c.refine_eps = *h.refine_eps;
 }
 
 // The user's values of the settings in `given`, as hints.
@@ -33,6 +35,8 @@ PropagationHints given_settings(const PropagationConfig& u, const std::set<Propa
   if (has(S::Mode)) h.mode = propagation_mode_name(u.mode);
   if (has(S::RoiGap)) h.roi_gap = u.roi_gap;
   if (has(S::Scale)) h.scale = u.scale;
+  if (has(S::Refine)) h.refine = u.refine_radius;
+  if (has(S::RefineEps)) h.refine_eps = u.refine_eps;
   return h;
 }
 

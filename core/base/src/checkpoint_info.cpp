@@ -121,6 +121,8 @@ json hints_to_json(const PropagationHints& p) {
   put(j, "temperature", p.temperature);
   put(j, "scale", p.scale);
   put(j, "mode", p.mode);
+  put(j, "refine", p.refine);
+  put(j, "refine_eps", p.refine_eps);
   return j;
 }
 
@@ -133,6 +135,8 @@ PropagationHints hints_from_json(const KeyReader& r) {
   p.temperature = r.optional<double>("temperature");
   p.scale = r.optional<double>("scale");
   p.mode = r.optional<std::string>("mode");
+  p.refine = r.optional<int>("refine");
+  p.refine_eps = r.optional<double>("refine_eps");
   return p;
 }
 
@@ -162,7 +166,7 @@ void fnv1a(uint64_t& h, const void* data, size_t n) {
 }  // namespace
 
 bool PropagationHints::empty() const {
-  return !context && !topk && !roi_gap && !radius && !temperature && !scale && !mode;
+  return !context && !topk && !roi_gap && !radius && !temperature && !scale && !mode && !refine && !refine_eps;
 }
 
 std::string checkpoint_info_to_json(const CheckpointInfo& info) {

@@ -61,6 +61,12 @@ struct PropagationConfig {
   // mean of the 2x2 pixels at its centre, CRW's and MAST's code); true - area (each cell takes the
   // share of each object among all its pixels, so an object thinner than a cell still counts).
   bool area_labels = false;
+  // Edge refinement of each predicted frame's labels at frame size, before the argmax: a guided
+  // filter with the frame's colours as guide (tracking/src/guided_filter.h) moves the labels'
+  // edges, blurred over a feature cell, onto the frame's edges. Window radius in frame pixels
+  // (0 = off) and the filter's eps (colours in [0, 1]). The memory keeps the unrefined labels.
+  int refine_radius = 0;
+  double refine_eps = 1e-3;
 };
 // Soft or Hard: what `config.feedback` means in `config.mode`.
 LabelFeedback label_feedback_effective(const PropagationConfig& config);
@@ -79,9 +85,9 @@ using MaskSink = std::function<void(int64_t frame, const Image& mask, const Imag
 
 // Optionally receives, just before a frame's mask, each object's probability at every pixel of
 // the frame: objects[i] (object i + 1) is an 8-bit image, round(255 × p). p is the soft label the
-// mask's argmax is taken from (bilinearly brought to frame size; the background's share is the
-// rest, so the values of a pixel sum to at most 255 + rounding). Anchors give 255 inside the
-// object and 0 elsewhere.
+// mask's argmax is taken from (bilinearly brought to frame size, then edge-refined when
+// `refine_radius` is set; the background's share is the rest, so the values of a pixel sum to at
+// most 255 + rounding). Anchors give 255 inside the object and 0 elsewhere.
 using SoftSink = std::function<void(int64_t frame, const std::vector<Image>& objects)>;
 
 struct PropagationResult {

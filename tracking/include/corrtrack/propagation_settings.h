@@ -66,14 +66,15 @@ enum class PropagationProtocol {
   Fast,       // CRW's with radius 8: with the default model on DAVIS-2016 val-dev 1.5x faster
               // propagation (102 s against 149 s, bf16) for 0.45 J&F less (69.39 against 69.84)
   Quality,    // CRW's with 80 recent frames and radius 16: with the default model on val-dev
-              // 70.85 J&F against 69.84, propagation 1.6x as long (239 s against 149 s, bf16)
+              // 70.85 J&F against 69.84, propagation 1.6x as long (239 s against 149 s, bf16);
+              // with the model's edge refinement 72.69 against 71.53 (258 s against 152 s)
 };
 // "crw" | "timecycle" | "mast" | "fast" | "quality"; throws SettingError("protocol", "must be crw,
 // timecycle, mast, fast or quality, got 'x'").
 PropagationProtocol propagation_protocol_parse(const std::string& name);
 
 // The engine settings a user can set, a model can recommend and a preset can fill.
-enum class PropagationSetting { Context, TopK, Radius, Temperature, Mode, RoiGap, Scale };
+enum class PropagationSetting { Context, TopK, Radius, Temperature, Mode, RoiGap, Scale, Refine, RefineEps };
 
 // `user` holds the user's values; only those named in `given` count as set. Fields that are no
 // setting (local_window, tile, long_term, short_term, feedback, area_labels) always come from

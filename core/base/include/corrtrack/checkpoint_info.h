@@ -30,6 +30,8 @@ struct PropagationHints {
   std::optional<int> context, topk, roi_gap;
   std::optional<double> radius, temperature, scale;
   std::optional<std::string> mode;
+  std::optional<int> refine;            // edge refinement radius in frame pixels (0 = off)
+  std::optional<double> refine_eps;
   bool empty() const;
 };
 

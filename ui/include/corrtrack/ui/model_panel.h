@@ -54,6 +54,7 @@ class ModelPanel : public QWidget {
   QSpinBox* m_topk = nullptr;
   QDoubleSpinBox* m_radius = nullptr;
   QDoubleSpinBox* m_temperature = nullptr;
+  QSpinBox* m_refine = nullptr;      // edge refinement radius in frame pixels (0 = off)
   QComboBox* m_mode = nullptr;
   QComboBox* m_feedback = nullptr;   // items in LabelFeedback's order: auto, soft, hard
   QSpinBox* m_adapt = nullptr;       // seconds of adaptation to the video (0 = off)
@@ -65,6 +66,7 @@ class ModelPanel : public QWidget {
   QLabel* m_rate = nullptr;
   QString m_checkpoint;
   int m_roiGap = PropagationConfig().roi_gap;
+  double m_refineEps = PropagationConfig().refine_eps;
 };
 
 }  // namespace corrtrack::ui
