@@ -5,6 +5,7 @@
 
 #include "corrtrack/click_segment.h"
 #include "corrtrack/tracking.h"
+#include "corrtrack/ui/jobs.h"
 #include "corrtrack/ui/main_window.h"
 #include "corrtrack/ui/model_panel.h"
 #include "corrtrack/ui/session.h"
@@ -337,6 +338,9 @@ class StudioTest : public QObject {
     QVERIFY(refine != nullptr);
     refine->setValue(0);
     QCOMPARE(p.choice().config.refine_radius, 0);
+    // The model's line names what it recommends.
+    const QString about = corrtrack::ui::describeCheckpoint(QString::fromStdString(corrtrack::default_model_path()));
+    QVERIFY2(about.endsWith("recommends scale 0.5, refine 12 px"), qPrintable(about));
   }
 
   // The Session alone, no window: strokes make anchors, undo/redo restore exact masks, the
