@@ -49,6 +49,7 @@ void add_engine_options(CLI::App* c, PropagateArgs& a) {
   c->add_option("--label-resize", a.label_resize, "How an anchor mask reaches the feature grid: bilinear (the 2x2 pixels at each cell's centre, CRW's and MAST's code) | area (each cell's mean)")->capture_default_str();
   a.engine_opts[S::Refine] = c->add_option("--refine", a.cfg.refine_radius, "Edge refinement of the masks: guided-filter radius in frame pixels, the frame's colours as guide (0 = off; the default model recommends 12: +1.7 J&F on DAVIS-2016 val-dev at about the same speed)")->capture_default_str();
   a.engine_opts[S::RefineEps] = c->add_option("--refine-eps", a.cfg.refine_eps, "The refinement's eps (colours in [0, 1]): larger follows colour edges less (the default model recommends 3e-4)")->capture_default_str();
+  c->add_flag("--flip", a.cfg.flip, "Average each frame's features with those of its mirror image (test-time flip: +0.6 J&F on DAVIS-2016 val-dev with the default model, 1.4x the time)");
   c->add_option("--tile", a.cfg.tile, "Query tile side of the local-window affinity")->capture_default_str();
   c->add_flag("--dense", a.dense, "Dense all-pairs affinity, then masked (slow; for comparison)");
   c->add_option("--size", a.size, "Resize frames on decode, WxH (e.g. 854x480)");

@@ -333,6 +333,23 @@ TEST(Features, RandomEncoderIsStride8Res3AndNormalised) {
   EXPECT_EQ(p.sizes(), (std::vector<int64_t>{12, 8, 13}));
 }
 
+// Property: flip-averaged features of a frame's mirror image are the mirrored features of the
+// frame (width 96, a multiple of the stride), still unit vectors; the encoder alone is not
+// mirror-equivariant (its mirrored features differ by far more), so the property is the averaging's.
+TEST(Features, FlipAveragingIsMirrorEquivariant) {
+  auto feats = feature_extractor_create("random", 3);
+  const Image frame = corrtrack::test::synthetic_frame(0, 96, 56);
+  Image mirror = frame;
+  for (int y = 0; y < frame.height; ++y)
+    for (int x = 0; x < frame.width; ++x)
+      for (int c = 0; c < 3; ++c) mirror.px(x, y)[c] = frame.px(frame.width - 1 - x, y)[c];
+  const auto g = features_flip_averaged(*feats, frame);
+  const auto gm = features_flip_averaged(*feats, mirror);
+  EXPECT_LT((gm - g.flip({2})).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((g.norm(2, 0) - 1).abs().max().item<double>(), 1e-4);
+  EXPECT_GT((feats->extract(mirror) - feats->extract(frame).flip({2})).abs().max().item<double>(), 0.05);
+}
+
 TEST(Features, CheckpointRoundTripGivesTheSameFeatures) {
   corrtrack::test::TempDir dir;
   feature_extractor_save_random(dir / "r.ckpt", 5);

@@ -13,6 +13,7 @@
 #include "qt_support.h"
 
 #include <QAction>
+#include <QCheckBox>
 #include <QComboBox>
 #include <QElapsedTimer>
 #include <QLabel>
@@ -338,6 +339,11 @@ class StudioTest : public QObject {
     QVERIFY(refine != nullptr);
     refine->setValue(0);
     QCOMPARE(p.choice().config.refine_radius, 0);
+    auto* flip = p.findChild<QCheckBox*>("flipFeatures");
+    QVERIFY(flip != nullptr);
+    QVERIFY(!p.choice().config.flip);
+    flip->setChecked(true);
+    QVERIFY(p.choice().config.flip);
     // The model's line names what it recommends.
     const QString about = corrtrack::ui::describeCheckpoint(QString::fromStdString(corrtrack::default_model_path()));
     QVERIFY2(about.endsWith("recommends scale 0.5, refine 12 px"), qPrintable(about));

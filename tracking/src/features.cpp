@@ -7,6 +7,7 @@
 #include "inference_encoder.h"
 
 #include <cpuid.h>
+#include <cstring>
 #include <optional>
 
 namespace F = torch::nn::functional;
@@ -175,6 +176,15 @@ std::unique_ptr<FeatureExtractor> feature_extractor_load(const std::string& chec
   }
   return std::make_unique<ResNetFeatures>(net, info.method, info.input->colour, info.input->mean, info.input->std, device,
                                           precision);
+}
+
+torch::Tensor features_flip_averaged(FeatureExtractor& features, const Image& frame) {
+  Image mirror = frame;
+  const size_t c = size_t(frame.channels);
+  for (int y = 0; y < frame.height; ++y)
+    for (int x = 0; x < frame.width; ++x) std::memcpy(mirror.px(x, y), frame.px(frame.width - 1 - x, y), c);
+  const auto sum = features.extract(frame) + features.extract(mirror).flip({2});
+  return F::normalize(sum, F::NormalizeFuncOptions().dim(0));
 }
 
 }  // namespace corrtrack

@@ -269,7 +269,8 @@ class PropagationRun {
  private:
   torch::Tensor features_of(const Image& frame) {
     StageScope s(&m_result.stages, "features");
-    auto f = m_features.extract(m_grid.internal(frame));
+    const Image in = m_grid.internal(frame);
+    auto f = m_config.flip ? features_flip_averaged(m_features, in) : m_features.extract(in);
     m_grid.h = f.size(1);
     m_grid.w = f.size(2);
     return f;

@@ -123,6 +123,7 @@ PropagationConfig propagation_config_resolve(const PropagationConfig& user, cons
   c.short_term = user.short_term;
   c.feedback = user.feedback;
   c.area_labels = user.area_labels;
+  c.flip = user.flip;
   apply(model, c);
   if (protocol) apply(preset(*protocol), c);
   apply(given_settings(user, given), c);

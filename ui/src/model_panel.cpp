@@ -1,6 +1,7 @@
 // The "Model and propagation" dock.
 #include "corrtrack/ui/model_panel.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFileDialog>
@@ -111,6 +112,11 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
                           "radius, the frame as guide (the command's --refine). The default model recommends 12: 71.5 J&F on "
                           "DAVIS-2016 val-dev against 69.8 without, in about the same time (README: Edge refinement)"));
   form->addRow(tr("Refine edges"), m_refine);
+  m_flip = new QCheckBox(tr("average with the mirror"), this);
+  m_flip->setObjectName("flipFeatures");
+  m_flip->setToolTip(tr("Average each frame's features with those of its mirror image (the command's --flip): "
+                        "+0.6 J&F on DAVIS-2016 val-dev with the default model (72.1 against 71.5), 1.4x the time"));
+  form->addRow(tr("Test-time flip"), m_flip);
   m_mode = new QComboBox(this);
   m_mode->addItems({"crw", "mast"});
   m_mode->setToolTip(tr("crw: the CRW/UVC context of recent frames; mast: MAST's long- and short-term memory"));
@@ -186,6 +192,7 @@ ModelChoice ModelPanel::choice() const {
   c.config.roi_gap = m_roiGap;
   c.config.refine_radius = m_refine->value();
   c.config.refine_eps = m_refineEps;
+  c.config.flip = m_flip->isChecked();
   static_assert(int(LabelFeedback::Auto) == 0 && int(LabelFeedback::Soft) == 1 && int(LabelFeedback::Hard) == 2,
                 "the feedback combo box lists the values in the enum's order");
   c.config.feedback = static_cast<LabelFeedback>(m_feedback->currentIndex());

@@ -67,6 +67,9 @@ struct PropagationConfig {
   // (0 = off) and the filter's eps (colours in [0, 1]). The memory keeps the unrefined labels.
   int refine_radius = 0;
   double refine_eps = 1e-3;
+  // Test-time flip averaging of every frame's features (features_flip_averaged in tracking.h):
+  // 1.4x the propagation time with the default model (README: Edge refinement).
+  bool flip = false;
 };
 // Soft or Hard: what `config.feedback` means in `config.mode`.
 LabelFeedback label_feedback_effective(const PropagationConfig& config);

@@ -77,7 +77,7 @@ PropagationProtocol propagation_protocol_parse(const std::string& name);
 enum class PropagationSetting { Context, TopK, Radius, Temperature, Mode, RoiGap, Scale, Refine, RefineEps };
 
 // `user` holds the user's values; only those named in `given` count as set. Fields that are no
-// setting (local_window, tile, long_term, short_term, feedback, area_labels) always come from
+// setting (local_window, tile, long_term, short_term, feedback, area_labels, flip) always come from
 // `user`. Throws Error when a hint is invalid (a mode that is neither crw nor mast).
 PropagationConfig propagation_config_resolve(const PropagationConfig& user, const std::set<PropagationSetting>& given,
                                              const PropagationHints& model,

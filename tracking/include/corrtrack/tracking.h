@@ -39,6 +39,12 @@ class FeatureExtractor {
   virtual Precision precision() const { return Precision::Float32; }
 };
 
+// Test-time flip averaging (PropagationConfig::flip): the features of `frame` plus, mirrored
+// back, the features of its left-right mirror image, L2-normalised again; twice the encoder's
+// time. Exactly mirror-equivariant when the frame's width is a multiple of the stride (otherwise
+// the mirrored cells are offset by the padding, less than a cell).
+torch::Tensor features_flip_averaged(FeatureExtractor& features, const Image& frame);
+
 // "pixels": parameter-free Lab baseline; "random": randomly initialised stride-8 ResNet-18
 // (res3, seed fixed). Throws Error for another name.
 std::unique_ptr<FeatureExtractor> feature_extractor_create(const std::string& kind, uint64_t seed = 0,

@@ -8,6 +8,7 @@
 
 #include <QWidget>
 
+class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
 class QLabel;
@@ -55,6 +56,7 @@ class ModelPanel : public QWidget {
   QDoubleSpinBox* m_radius = nullptr;
   QDoubleSpinBox* m_temperature = nullptr;
   QSpinBox* m_refine = nullptr;      // edge refinement radius in frame pixels (0 = off)
+  QCheckBox* m_flip = nullptr;       // test-time flip averaging of the features
   QComboBox* m_mode = nullptr;
   QComboBox* m_feedback = nullptr;   // items in LabelFeedback's order: auto, soft, hard
   QSpinBox* m_adapt = nullptr;       // seconds of adaptation to the video (0 = off)
