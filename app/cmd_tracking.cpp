@@ -96,9 +96,10 @@ std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a) {
   auto features = feature_extractor_open(a.model, device_parse(a.device), precision);
   a.cfg = propagation_config_resolve(a.cfg, given, model_hints(a.model), protocol);
   propagation_config_validate(a.cfg);
-  log_get("app")->info("features: {} on {} ({}), mode {}, scale {}, radius {}, top-k {}, T {}, feedback {}, refine {}", features->name(),
+  log_get("app")->info("features: {} on {} ({}), mode {}, scale {}, radius {}, top-k {}, T {}, feedback {}, refine {}, flip {}", features->name(),
                        features->device().str(), precision_name(features->precision()), propagation_mode_name(a.cfg.mode), a.cfg.scale, a.cfg.radius, a.cfg.topk,
-                       a.cfg.temperature, label_feedback_name(label_feedback_effective(a.cfg)), a.cfg.refine_radius);
+                       a.cfg.temperature, label_feedback_name(label_feedback_effective(a.cfg)), a.cfg.refine_radius,
+                       a.cfg.flip ? "on" : "off");
   return features;
 }
 
