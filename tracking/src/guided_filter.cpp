@@ -1,11 +1,11 @@
 #include "guided_filter.h"
 
+#include "label_grid.h"
+
 #include <algorithm>
 #include <cmath>
 
 namespace corrtrack::detail {
-
-namespace F = torch::nn::functional;
 
 namespace {
 
@@ -24,15 +24,9 @@ std::pair<torch::Tensor, torch::Tensor> window_sums(const torch::Tensor& x, int6
   return {sums, (hi - lo).to(x.scalar_type())};
 }
 
-torch::Tensor area_shrink(const torch::Tensor& x, int64_t h, int64_t w) {
-  if (x.size(-2) == h && x.size(-1) == w) return x;
-  return F::interpolate(x.unsqueeze(0), F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kArea))
-      .squeeze(0);
-}
-
-torch::Tensor bilinear(const torch::Tensor& x4, int64_t h, int64_t w) {
-  if (x4.size(-2) == h && x4.size(-1) == w) return x4;
-  return F::interpolate(x4, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kBilinear).align_corners(false));
+// [C, h, w] -> [C, oh, ow] by area averages (LabelGrid's resize, on one image).
+torch::Tensor area_shrink(const torch::Tensor& x, int64_t oh, int64_t ow) {
+  return LabelGrid::area_resize(x.to(torch::kFloat).unsqueeze(0), oh, ow).squeeze(0);
 }
 
 }  // namespace
@@ -54,8 +48,8 @@ torch::Tensor guided_filter(const torch::Tensor& guide, const torch::Tensor& p, 
   const int64_t h = (H + s - 1) / s, w = (W + s - 1) / s;
   const int64_t r = std::max<int64_t>(1, std::llround(double(params.radius) / double(s)));
   // Statistics at the low resolution, in float64 (running sums of squares lose float32 digits).
-  const auto I = area_shrink(guide.to(torch::kFloat), h, w).to(torch::kDouble);   // [3, h, w]
-  const auto P = area_shrink(p.to(torch::kFloat), h, w).to(torch::kDouble);       // [L, h, w]
+  const auto I = area_shrink(guide, h, w).to(torch::kDouble);   // [3, h, w]
+  const auto P = area_shrink(p, h, w).to(torch::kDouble);       // [L, h, w]
   const auto mI = box_mean(I, r);
   const auto mP = box_mean(P, r);
   // Colour covariance: the six entries of the symmetric 3x3 matrix, eps on the diagonal.
@@ -74,8 +68,8 @@ torch::Tensor guided_filter(const torch::Tensor& guide, const torch::Tensor& p, 
                                (i02 * c0 + i12 * c1 + i22 * c2) / det}, 1);              // [L, 3, h, w]
   const auto b = mP - (a * mI.unsqueeze(0)).sum(1);                                      // [L, h, w]
   // Means of the affine functions, back at full size, applied to the full-size guide.
-  const auto A = bilinear(box_mean(a, r).to(torch::kFloat), H, W);                     // [L, 3, H, W]
-  const auto B = bilinear(box_mean(b, r).to(torch::kFloat).unsqueeze(0), H, W).squeeze(0);
+  const auto A = LabelGrid::resize(box_mean(a, r).to(torch::kFloat), H, W);                     // [L, 3, H, W]
+  const auto B = LabelGrid::resize(box_mean(b, r).to(torch::kFloat).unsqueeze(0), H, W).squeeze(0);
   return (A * guide.to(torch::kFloat).unsqueeze(0)).sum(1) + B;
 }
 

@@ -56,15 +56,10 @@ struct LabelGrid {
   torch::Tensor labels_from_mask(const Image& mask, int64_t L, torch::Device device = torch::kCPU) const {
     auto idx = torch::from_blob(const_cast<uint8_t*>(mask.data.data()), {H, W}, torch::kUInt8).to(device).to(torch::kLong);
     idx = torch::where(idx == 255, torch::zeros_like(idx), idx);
-    return labels_from_frame_labels(F::one_hot(idx, L).permute({2, 0, 1}).to(torch::kFloat));
-  }
-
-  // Frame-size soft labels [L, H, W] -> soft labels [L, h, w] on their device, as labels_from_mask.
-  torch::Tensor labels_from_frame_labels(const torch::Tensor& up) const {
-    auto x = up.unsqueeze(0);
-    if (Hs != H || Ws != W) x = area ? area_resize(x, Hs, Ws) : resize(x, Hs, Ws);
-    x = F::pad(x, F::PadFuncOptions({0, w * stride - Ws, 0, h * stride - Hs}).mode(torch::kReplicate));
-    return (area ? F::avg_pool2d(x, F::AvgPool2dFuncOptions(stride)) : resize(x, h, w)).squeeze(0);
+    auto onehot = F::one_hot(idx, L).permute({2, 0, 1}).to(torch::kFloat).unsqueeze(0);
+    if (Hs != H || Ws != W) onehot = area ? area_resize(onehot, Hs, Ws) : resize(onehot, Hs, Ws);
+    onehot = F::pad(onehot, F::PadFuncOptions({0, w * stride - Ws, 0, h * stride - Hs}).mode(torch::kReplicate));
+    return (area ? F::avg_pool2d(onehot, F::AvgPool2dFuncOptions(stride)) : resize(onehot, h, w)).squeeze(0);
   }
 
   // Soft labels [L, h, w] (on any device) -> soft labels [L, H, W] at frame size, on the device:
