@@ -28,6 +28,12 @@ namespace corrtrack::cli {
 
 namespace {
 
+// --precision of training: true for bf16 (encoder autocast), false for fp32.
+bool training_precision_parse(const std::string& name) {
+  if (name != "fp32" && name != "bf16") throw SettingError("precision", "must be fp32 or bf16, got '" + name + "'");
+  return name == "bf16";
+}
+
 // Data-parallel settings: a local launch (--nproc) or one rank of a run started elsewhere.
 struct DistArgs {
   int nproc = 1;
@@ -38,7 +44,7 @@ struct DistArgs {
 struct TrainArgs {
   DistArgs dist;
   TrainingSetup setup;
-  std::string out, device = "auto", schedule = "constant", backbone = "resnet50";
+  std::string out, device = "auto", schedule = "constant", backbone = "resnet50", precision = "fp32";
   std::string init;   // --init: the encoder starts from this checkpoint's (a fine-tune)
   OptimizerConfig opt;
   TrainOptions run;
@@ -85,6 +91,7 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--clip-grad", a.run.clip_grad_norm, "Clip the gradient norm (0 = off)")->capture_default_str();
   c->add_option("--seed", a.run.seed, "Seed (initialisation and batches)")->capture_default_str();
   c->add_option("--device", a.device, "cpu | cuda | auto")->capture_default_str();
+  c->add_option("--precision", a.precision, "Encoder arithmetic: fp32 | bf16 (autocast; about 2x the steps per second on CPUs with AMX/AVX512-BF16; heads, losses and weights stay fp32)")->capture_default_str();
   c->add_option("--cache-size", s.cache_size, "Video methods: short side of the frames trained on (the run's cache or streamed)")->capture_default_str();
   c->add_option("--data-mode", s.data_mode, "Video methods given videos: cache (decode once into RUN/clips.ctc) | stream (read clips from the files) | auto (stream lists and more than 64 videos)")->capture_default_str();
   c->add_option("--workers", s.video.loader.workers, "Video methods: threads reading the next steps' clips while a step trains (0 = in the step)")->capture_default_str();
@@ -289,6 +296,7 @@ void add_train_command(CLI::App& app) {
     const bool launching = dist_launching(a.dist);
     const DistConfig dist = dist_config(a.dist);
     a.run.device = device_parse(a.device);
+    a.run.bf16 = training_precision_parse(a.precision);
     const nlohmann::json recipe = apply_recipe(a, train, a.run.device.is_cuda());
     if (!recipe.empty() && !launching) log_get("app")->info("{} recipe: {}", a.setup.method, recipe.dump());
     lars_options_check(a, train);
@@ -436,6 +444,7 @@ void add_train_benchmarks(CLI::App& bench) {
     const bool launching = dist_launching(a.dist);
     const DistConfig dist = dist_config(a.dist);
     a.run.device = device_parse(a.device);
+    a.run.bf16 = training_precision_parse(a.precision);
     a.out = (fs::temp_directory_path() / ("corrtrack-bench-data-" + std::to_string(::getpid()))).string();
     struct Cleanup {
       std::string p;

@@ -2,6 +2,7 @@
 // naming the file and the key), atomic files and staged folders.
 #include "corrtrack/checkpoint_info.h"
 #include "corrtrack/core.h"
+#include "corrtrack/encoder_precision.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -314,3 +315,46 @@ TEST(CheckpointInfo, WeightsOfAnotherShapeAreAnError) {
   EXPECT_TRUE(torch::equal(five->weight, saved->weight));
 }
 
+
+// Property: under an EncoderBf16Scope a ResNet computes in bfloat16 and hands back float32 that
+// agrees with the float32 forward to bf16 precision (values and the weights' gradients); a scope
+// that is off, or none, gives the float32 result bit for bit, and scopes restore what was before.
+TEST(EncoderPrecision, Bf16ScopeRunsTheEncoderInBf16AndReturnsFloat32) {
+  ResNet net(ResNetConfig::stride4_64d());
+  resnet_init(net, 7);
+  net->eval();   // batch norm from the running statistics: the same affine map in both runs
+  torch::manual_seed(3);
+  const auto x = torch::randn({2, 3, 48, 64});
+  auto grads = [&] {
+    std::vector<torch::Tensor> g;
+    for (const auto& p : net->parameters()) g.push_back(p.grad().detach().clone().flatten());
+    net->zero_grad();
+    return torch::cat(g);
+  };
+  const auto f32 = net->forward(x);
+  f32.pow(2).mean().backward();
+  const auto g32 = grads();
+  torch::Tensor fb;
+  {
+    EncoderBf16Scope on(true);
+    EXPECT_TRUE(EncoderBf16Scope::active());
+    fb = net->forward(x);
+    {
+      EncoderBf16Scope off(false);
+      EXPECT_FALSE(EncoderBf16Scope::active());
+      EXPECT_TRUE(torch::equal(net->forward(x), f32));
+    }
+    EXPECT_TRUE(EncoderBf16Scope::active());
+  }
+  EXPECT_FALSE(EncoderBf16Scope::active());
+  EXPECT_EQ(fb.scalar_type(), torch::kFloat);
+  EXPECT_EQ(fb.sizes(), f32.sizes());
+  const double rel = ((fb - f32).norm() / f32.norm()).item<double>();
+  EXPECT_GT(rel, 1e-4) << "identical to float32: the layers did not run in bf16";
+  EXPECT_LT(rel, 0.03);
+  fb.pow(2).mean().backward();
+  const auto gb = grads();
+  EXPECT_GT(torch::cosine_similarity(gb, g32, 0).item<double>(), 0.99);
+  for (const auto& p : net->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
+  EXPECT_TRUE(torch::equal(net->forward(x), f32)) << "autocast left on after the scope";
+}

@@ -21,9 +21,11 @@ inline std::vector<nlohmann::json> metrics_read(const std::string& path) {
 }
 
 // Trains `method` for `steps` steps with Adam at `lr` into `dir`, metrics every step; returns the
-// loss of each step.
-inline std::vector<double> train_losses(TrainableMethod& method, const std::string& dir, int steps, double lr) {
+// loss of each step. `bf16`: the encoder in bfloat16 (TrainOptions::bf16).
+inline std::vector<double> train_losses(TrainableMethod& method, const std::string& dir, int steps, double lr,
+                                        bool bf16 = false) {
   TrainOptions o;
+  o.bf16 = bf16;
   o.out_dir = dir;
   o.steps = steps;
   o.log_every = 1;

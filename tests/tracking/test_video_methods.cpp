@@ -218,7 +218,8 @@ namespace {
 
 // Mean loss of the first and last `n` steps of a short run.
 std::pair<double, double> loss_trend(const std::string& method, const std::string& cache_path, int crop, int steps, int n,
-                                     const std::function<void(VideoMethodConfig&)>& tweak = {}) {
+                                     const std::function<void(VideoMethodConfig&)>& tweak = {}, bool bf16 = false,
+                                     std::vector<double>* all = nullptr) {
   TempDir d;
   auto cache = std::make_shared<ClipCache>(cache_path);
   VideoMethodConfig cfg;
@@ -229,8 +230,9 @@ std::pair<double, double> loss_trend(const std::string& method, const std::strin
   if (tweak) tweak(cfg);
   cfg.total_steps = steps;
   auto m = video_method_create(cfg, cache);
-  const std::vector<double> losses = corrtrack::test::train_losses(*m, d / "run", steps, 1e-3);
+  const std::vector<double> losses = corrtrack::test::train_losses(*m, d / "run", steps, 1e-3, bf16);
   EXPECT_EQ(int(losses.size()), steps);
+  if (all) *all = losses;
   double a = 0, b = 0;
   for (int i = 0; i < n; ++i) {
     a += losses[size_t(i)];
@@ -251,6 +253,25 @@ TEST(VideoMethods, MastLossFalls) {
   o.short_side = 96;
   clip_cache_build({std::string(CORRTRACK_TEST_SOURCE_DIR) + "/assets/sample/city.mp4"}, d / "city.ctc", o);
   const auto [first, last] = loss_trend("mast", d / "city.ctc", 48, 80, 20);
+  EXPECT_LT(last, 0.9 * first) << "first " << first << " last " << last;
+}
+
+// Property: with the encoder in bfloat16 (train --precision bf16) MAST learns as in float32: the
+// first step (same weights, same batch) has the float32 loss to bf16 precision, and the loss falls
+// as much over the same 80 steps of the same clip.
+TEST(VideoMethods, MastLossFallsInBf16) {
+  if (!video_support_available()) GTEST_SKIP() << "built without video support";
+  TempDir d;
+  ClipCacheBuildOptions o;
+  o.short_side = 96;
+  clip_cache_build({std::string(CORRTRACK_TEST_SOURCE_DIR) + "/assets/sample/city.mp4"}, d / "city.ctc", o);
+  std::vector<double> f32, bf16;
+  loss_trend("mast", d / "city.ctc", 48, 1, 1, {}, false, &f32);
+  const auto [first, last] = loss_trend("mast", d / "city.ctc", 48, 80, 20, {}, true, &bf16);
+  ASSERT_FALSE(f32.empty());
+  ASSERT_FALSE(bf16.empty());
+  EXPECT_NE(bf16[0], f32[0]) << "identical to float32: the encoder did not run in bf16";
+  EXPECT_NEAR(bf16[0], f32[0], 0.02 * f32[0]);
   EXPECT_LT(last, 0.9 * first) << "first " << first << " last " << last;
 }
 

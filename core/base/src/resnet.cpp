@@ -1,7 +1,10 @@
 // ResNet-18/50 from scratch with per-stage strides and dilations (CRW res3, CorrFlow/MAST stride 4).
 #include "corrtrack/core.h"
+#include "corrtrack/encoder_precision.h"
+#include "encoder_autocast.h"
 
 #include <cmath>
+#include <optional>
 
 namespace corrtrack {
 
@@ -139,11 +142,15 @@ ResNetImpl::ResNetImpl(const ResNetConfig& cfg) : m_cfg(cfg) {
 }
 
 torch::Tensor ResNetImpl::forward(torch::Tensor x) {
+  // Under an EncoderBf16Scope: bf16 autocast for the layers, the features back in float32.
+  const bool bf16 = EncoderBf16Scope::active() && x.scalar_type() == torch::kFloat;
+  std::optional<detail::AutocastBf16> autocast;
+  if (bf16) autocast.emplace(x.device());
   x = torch::relu(m_bn1(m_conv1(x)));
   if (m_cfg.max_pool) x = torch::max_pool2d(x, 3, 2, 1);
   for (auto& stage : m_stages) x = stage->forward(x);
   if (m_head) x = m_head(x);
-  return x;
+  return bf16 ? x.to(torch::kFloat) : x;
 }
 
 void resnet_init(ResNet& net, uint64_t seed) {

@@ -2,6 +2,7 @@
 // optimiser state, --resume, metrics.jsonl and the progress line. One TrainingRun object holds
 // the state of a run; each of its functions does one part (resume, save, one step, metrics).
 #include "corrtrack/train.h"
+#include "corrtrack/encoder_precision.h"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -171,6 +172,7 @@ class TrainingRun {
                                {"milestones", m_schedule.milestones}, {"gamma", m_schedule.gamma}};
     info.record["command"] = m_command;
     info.record["device"] = m_o.device.str();
+    info.record["precision"] = m_o.bf16 ? "bf16" : "fp32";
     info.record["world_size"] = m_dist.world_size();
     return info;
   }
@@ -250,7 +252,10 @@ class TrainingRun {
     torch::Generator g(at::make_generator<at::CPUGeneratorImpl>(step_seed));
     m_method.module().train();
     m_opt->zero_grad();
-    StepOutput out = m_method.step(step, g);
+    StepOutput out = [&] {
+      EncoderBf16Scope precision(m_o.bf16);
+      return m_method.step(step, g);
+    }();
     double loss = out.loss.detach().to(torch::kCPU).item<double>();
     const double t_sync = time_now_s();
     globalise(loss, out);   // every rank decides alike below

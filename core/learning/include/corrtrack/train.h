@@ -121,6 +121,9 @@ struct TrainOptions {
   double time_budget_s = 0.0;          // > 0: stop (and checkpoint) after this much training time
   std::string command_json = "{}";     // how the run was started, stored in the metadata
   torch::Device device = torch::kCPU;
+  // bfloat16 encoder arithmetic (EncoderBf16Scope, encoder_precision.h): about twice the steps per
+  // second on CPUs with AMX/AVX512-BF16; everything after the encoder stays float32.
+  bool bf16 = false;
   ProgressCallback progress;           // default: a throttled log line
   CancelCallback cancel;
   // Called after each checkpoint is written (and metrics.jsonl flushed), with its step; the
