@@ -196,7 +196,8 @@ std::unique_ptr<FeatureExtractor> adapted_features(const PropagateArgs& a, Frame
   c.seed = a.model.seed;
   AdaptResult r;
   auto f = feature_extractor_adapted(ckpt, video.path(), c, base.precision(), &r);
-  log_get("app")->info("adapted {} to {}: {} steps in {:.0f} s, training loss {:.4f}", ckpt, video.path(), r.steps, r.seconds, r.final_loss);
+  log_get("app")->info("adapted {} to {}: {} steps in {:.0f} s ({}), training loss {:.4f}", ckpt, video.path(), r.steps, r.seconds,
+                       precision_name(base.precision()), r.final_loss);
   return f;
 }
 

@@ -76,12 +76,16 @@ TEST(Adaptation, InitLoadsTheModelsEncoderExactly) {
   }
 }
 
-TEST(Adaptation, LowersTheLossOnItsVideoAndLeavesTheModel) {
+// In float32 and with the encoder in bfloat16 (what propagate --adapt does in --precision bf16).
+class AdaptationPrecision : public ::testing::TestWithParam<bool> {};
+
+TEST_P(AdaptationPrecision, LowersTheLossOnItsVideoAndLeavesTheModel) {
   if (!fs::exists(kModel)) GTEST_SKIP() << "no bundled model at " << kModel;
   torch::set_num_threads(2);
   const std::string before = file_bytes(kModel);
   TempDir dir;
   AdaptConfig cfg;
+  cfg.bf16 = GetParam();
   cfg.seconds = 600;
   cfg.max_steps = 16;   // the same run on any machine
   cfg.batch = 2;
@@ -92,6 +96,7 @@ TEST(Adaptation, LowersTheLossOnItsVideoAndLeavesTheModel) {
   EXPECT_FALSE(r.cancelled);
   ASSERT_EQ(r.steps, 16);
   ASSERT_EQ(r.checkpoint, dir / "work/adapted.ckpt");
+  EXPECT_EQ(checkpoint_info_read(dir / "work/run/last.ckpt").record.value("precision", ""), GetParam() ? "bf16" : "fp32");
   EXPECT_EQ(file_bytes(kModel), before);   // the model file is only read
   // The adapted file keeps the model's recommended engine settings.
   EXPECT_EQ(checkpoint_info_read(r.checkpoint).propagation.scale, checkpoint_info_read(kModel).propagation.scale);
@@ -113,6 +118,9 @@ TEST(Adaptation, LowersTheLossOnItsVideoAndLeavesTheModel) {
   EXPECT_LT(cosine, 0.9999);
   EXPECT_GT(cosine, 0.5);
 }
+
+INSTANTIATE_TEST_SUITE_P(Adaptation, AdaptationPrecision, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "bf16" : "fp32"; });
 
 TEST(Adaptation, CancelledReturnsNothingAndCleansUp) {
   if (!fs::exists(kModel)) GTEST_SKIP() << "no bundled model at " << kModel;

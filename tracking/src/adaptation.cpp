@@ -80,6 +80,7 @@ AdaptResult encoder_adapt(const std::string& checkpoint, const std::string& vide
   run.seed = config.seed;
   run.time_budget_s = config.seconds;
   run.device = config.device;
+  run.bf16 = config.bf16;
   run.cancel = config.cancel;
   run.command_json = nlohmann::json{{"adapt", {{"checkpoint", checkpoint}, {"video", video}, {"seconds", config.seconds}, {"lr", config.lr}}}}.dump();
   const double t0 = time_now_s();
@@ -120,7 +121,9 @@ std::unique_ptr<FeatureExtractor> feature_extractor_adapted(const std::string& c
       fs::remove_all(dir, ec);
     }
   } remove{tmpl};
-  const AdaptResult r = encoder_adapt(checkpoint, video, tmpl, config);
+  AdaptConfig in_precision = config;
+  in_precision.bf16 = precision_resolve(precision, config.device) == Precision::BFloat16;
+  const AdaptResult r = encoder_adapt(checkpoint, video, tmpl, in_precision);
   if (result) *result = r;
   if (r.cancelled) return nullptr;
   return feature_extractor_load(r.checkpoint, config.device, precision);

@@ -28,6 +28,9 @@ struct AdaptConfig {
                              // (a decode of the whole file, before the one that reads the clips)
   uint64_t seed = 0;
   torch::Device device = torch::kCPU;
+  bool bf16 = false;         // the encoder in bfloat16 while training (TrainOptions::bf16): 2.4x the
+                             // steps per second on CPUs with AMX; feature_extractor_adapted sets it
+                             // from the precision it will propagate in
   ProgressCallback progress; // per step: done = steps, eta_s = seconds of the budget left (default: a log line every 2 s)
   CancelCallback cancel;
 };
@@ -49,8 +52,9 @@ AdaptResult encoder_adapt(const std::string& checkpoint, const std::string& vide
                           const AdaptConfig& config);
 
 // The same in a temporary folder (removed before returning): the adapted encoder's features on
-// config.device in `precision`, or null when config.cancel stopped the adaptation. `result`, when
-// given, receives the run's figures.
+// config.device in `precision`, or null when config.cancel stopped the adaptation. The adaptation
+// trains in that precision too (config.bf16 is replaced: true when `precision` resolves to bf16 on
+// config.device). `result`, when given, receives the run's figures.
 std::unique_ptr<FeatureExtractor> feature_extractor_adapted(const std::string& checkpoint, const std::string& video,
                                                             const AdaptConfig& config, Precision precision,
                                                             AdaptResult* result = nullptr);
