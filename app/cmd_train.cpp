@@ -9,6 +9,7 @@
 #include "corrtrack/distributed.h"
 #include "corrtrack/image_methods.h"
 #include "corrtrack/inspection.h"
+#include "corrtrack/propagation_settings.h"
 #include "corrtrack/tracking.h"
 #include "corrtrack/train.h"
 #include "corrtrack/video.h"
@@ -28,9 +29,11 @@ namespace corrtrack::cli {
 
 namespace {
 
-// --precision of training: true for bf16 (encoder autocast), false for fp32.
-bool training_precision_parse(const std::string& name) {
-  if (name != "fp32" && name != "bf16") throw SettingError("precision", "must be fp32 or bf16, got '" + name + "'");
+// --precision of training on `device`: true for bf16 (encoder autocast), false for fp32; auto is
+// bf16 where propagation's auto is (a CPU with AMX/AVX512-BF16), else fp32.
+bool training_precision_parse(const std::string& name, torch::Device device) {
+  if (name == "auto") return precision_resolve(Precision::Auto, device) == Precision::BFloat16;
+  if (name != "fp32" && name != "bf16") throw SettingError("precision", "must be fp32, bf16 or auto, got '" + name + "'");
   return name == "bf16";
 }
 
@@ -91,7 +94,7 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--clip-grad", a.run.clip_grad_norm, "Clip the gradient norm (0 = off)")->capture_default_str();
   c->add_option("--seed", a.run.seed, "Seed (initialisation and batches)")->capture_default_str();
   c->add_option("--device", a.device, "cpu | cuda | auto")->capture_default_str();
-  c->add_option("--precision", a.precision, "Encoder arithmetic: fp32 | bf16 (autocast; about 2x the steps per second on CPUs with AMX/AVX512-BF16; heads, losses and weights stay fp32)")->capture_default_str();
+  c->add_option("--precision", a.precision, "Encoder arithmetic: fp32 | bf16 (autocast; about 2x the steps per second on CPUs with AMX/AVX512-BF16; heads, losses and weights stay fp32) | auto (bf16 on such a CPU, else fp32)")->capture_default_str();
   c->add_option("--cache-size", s.cache_size, "Video methods: short side of the frames trained on (the run's cache or streamed)")->capture_default_str();
   c->add_option("--data-mode", s.data_mode, "Video methods given videos: cache (decode once into RUN/clips.ctc) | stream (read clips from the files) | auto (stream lists and more than 64 videos)")->capture_default_str();
   c->add_option("--workers", s.video.loader.workers, "Video methods: threads reading the next steps' clips while a step trains (0 = in the step)")->capture_default_str();
@@ -296,7 +299,7 @@ void add_train_command(CLI::App& app) {
     const bool launching = dist_launching(a.dist);
     const DistConfig dist = dist_config(a.dist);
     a.run.device = device_parse(a.device);
-    a.run.bf16 = training_precision_parse(a.precision);
+    a.run.bf16 = training_precision_parse(a.precision, a.run.device);
     const nlohmann::json recipe = apply_recipe(a, train, a.run.device.is_cuda());
     if (!recipe.empty() && !launching) log_get("app")->info("{} recipe: {}", a.setup.method, recipe.dump());
     lars_options_check(a, train);
@@ -332,7 +335,7 @@ void add_train_command(CLI::App& app) {
                 {"skipped_steps", s.skipped_steps}, {"seconds", s.seconds}, {"ms_per_step", s.ms_per_step},
                 {method_is_image(setup.method) ? "images_per_s" : "clips_per_s", s.samples_per_s}, {"final_loss", s.final_loss},
                 {"cancelled", s.cancelled}, {"budget_reached", s.budget_reached}, {"device", a.run.device.str()},
-                {"world_size", group->world_size()}, {"backend", group->backend()}};
+                {"precision", a.run.bf16 ? "bf16" : "fp32"}, {"world_size", group->world_size()}, {"backend", group->backend()}};
     json_emit(out);
   });
 }
@@ -444,7 +447,7 @@ void add_train_benchmarks(CLI::App& bench) {
     const bool launching = dist_launching(a.dist);
     const DistConfig dist = dist_config(a.dist);
     a.run.device = device_parse(a.device);
-    a.run.bf16 = training_precision_parse(a.precision);
+    a.run.bf16 = training_precision_parse(a.precision, a.run.device);
     a.out = (fs::temp_directory_path() / ("corrtrack-bench-data-" + std::to_string(::getpid()))).string();
     struct Cleanup {
       std::string p;

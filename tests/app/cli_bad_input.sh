@@ -70,6 +70,7 @@ expect_error train-bad-lars-eta "--lars-eta" -- train --method mast --data "$TMP
 expect_error train-bad-key-bn-groups "--key-bn-groups" -- train --method moco --data fashion-mnist --key-bn-groups 0 --out "$TMP/run2"
 expect_error train-lars-eta-with-adam "--lars-eta applies to --optimizer lars only" -- train --method mast --data "$TMP/short" --lars-eta 0.02 --out "$TMP/run2"
 expect_error train-crw-bad-nodes "--nodes" -- train --method crw --data "$TMP/short" --nodes pixels --out "$TMP/run4"
+expect_error train-bad-precision "--precision must be fp32, bf16 or auto" -- train --method mast --data "$TMP/short" --precision half --out "$TMP/run2"
 expect_error train-crw-too-short "shorter than the 10 frames" -- train --method crw --data "$TMP/short" --crop 96 --out "$TMP/run5"
 expect_error train-crw-one-patch "--crop" -- train --method crw --data "$TMP/short" --crop 64 --out "$TMP/run5"
 expect_error train-timecycle-bad-backbone "--backbone" -- train --method timecycle --data "$TMP/short" --backbone resnet34 --out "$TMP/run6"

@@ -41,6 +41,12 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   m_steps->setValue(500);
   m_steps->setToolTip(tr("Optimisation steps to train"));
   form->addRow(tr("Steps"), m_steps);
+  m_precision = new QComboBox(this);
+  m_precision->setObjectName("trainingPrecision");
+  m_precision->addItems({"auto", "fp32", "bf16"});
+  m_precision->setToolTip(tr("The encoder's arithmetic while training: bf16 takes about 2.4x the steps per second on CPUs "
+                             "with AMX/AVX512-BF16 (heads, losses and weights stay fp32); auto picks bf16 on such a CPU"));
+  form->addRow(tr("Arithmetic"), m_precision);
   v->addLayout(form);
   auto* row = new QHBoxLayout();
   m_start = new QPushButton(tr("Start training"), this);
@@ -91,7 +97,7 @@ void TrainingPanel::start() {
   const QString exe = QDir(QCoreApplication::applicationDirPath()).filePath("corrtrack");
   if (!QFileInfo::exists(exe)) return Q_EMIT message(tr("The corrtrack command was not found next to the Studio (%1).").arg(exe), true);
   const QStringList args{"--method", m_method->currentText(), "--data", data, "--steps", QString::number(m_steps->value()),
-                         "--log-every", "5", "--checkpoint-every", "50"};
+                         "--precision", m_precision->currentText(), "--log-every", "5", "--checkpoint-every", "50"};
   m_loss->clear();
   QString error;
   if (!m_runner.start(exe, args, out, &error)) return Q_EMIT message(error, true);

@@ -38,6 +38,7 @@ class TrainingPanel : public QWidget {
   QLineEdit* m_data = nullptr;
   QLineEdit* m_out = nullptr;
   QSpinBox* m_steps = nullptr;
+  QComboBox* m_precision = nullptr;   // --precision: auto | fp32 | bf16
   QPushButton* m_start = nullptr;
   QPushButton* m_cancel = nullptr;
   QPushButton* m_use = nullptr;
