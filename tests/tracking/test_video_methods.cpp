@@ -241,6 +241,15 @@ std::pair<double, double> loss_trend(const std::string& method, const std::strin
   return {a / n, b / n};
 }
 
+// The bundled CC0 street clip as a clip cache at 96 pixels in `dir`; returns its path.
+std::string city_cache(const std::string& dir) {
+  ClipCacheBuildOptions o;
+  o.short_side = 96;
+  const std::string path = dir + "/city.ctc";
+  clip_cache_build({std::string(CORRTRACK_TEST_SOURCE_DIR) + "/assets/sample/city.mp4"}, path, o);
+  return path;
+}
+
 }  // namespace
 
 // Property: MAST's reconstruction loss falls within 80 steps on real video (the bundled CC0
@@ -249,10 +258,8 @@ std::pair<double, double> loss_trend(const std::string& method, const std::strin
 TEST(VideoMethods, MastLossFalls) {
   if (!video_support_available()) GTEST_SKIP() << "built without video support";
   TempDir d;
-  ClipCacheBuildOptions o;
-  o.short_side = 96;
-  clip_cache_build({std::string(CORRTRACK_TEST_SOURCE_DIR) + "/assets/sample/city.mp4"}, d / "city.ctc", o);
-  const auto [first, last] = loss_trend("mast", d / "city.ctc", 48, 80, 20);
+  const std::string city = city_cache(d.path());
+  const auto [first, last] = loss_trend("mast", city, 48, 80, 20);
   EXPECT_LT(last, 0.9 * first) << "first " << first << " last " << last;
 }
 
@@ -262,12 +269,10 @@ TEST(VideoMethods, MastLossFalls) {
 TEST(VideoMethods, MastLossFallsInBf16) {
   if (!video_support_available()) GTEST_SKIP() << "built without video support";
   TempDir d;
-  ClipCacheBuildOptions o;
-  o.short_side = 96;
-  clip_cache_build({std::string(CORRTRACK_TEST_SOURCE_DIR) + "/assets/sample/city.mp4"}, d / "city.ctc", o);
+  const std::string city = city_cache(d.path());
   std::vector<double> f32, bf16;
-  loss_trend("mast", d / "city.ctc", 48, 1, 1, {}, false, &f32);
-  const auto [first, last] = loss_trend("mast", d / "city.ctc", 48, 80, 20, {}, true, &bf16);
+  loss_trend("mast", city, 48, 1, 1, {}, false, &f32);
+  const auto [first, last] = loss_trend("mast", city, 48, 80, 20, {}, true, &bf16);
   ASSERT_FALSE(f32.empty());
   ASSERT_FALSE(bf16.empty());
   EXPECT_NE(bf16[0], f32[0]) << "identical to float32: the encoder did not run in bf16";
