@@ -293,6 +293,7 @@ void add_train_command(CLI::App& app) {
   train->add_option("--checkpoint-every", args->run.checkpoint_every, "Steps between checkpoints")->capture_default_str();
   train->add_option("--log-every", args->run.log_every, "Steps between metrics.jsonl lines")->capture_default_str();
   train->add_option("--time-budget", args->run.time_budget_s, "Stop after this many seconds of training (0 = off)")->capture_default_str();
+  train->add_flag("--freeze-bn", args->run.freeze_batch_norm, "Batch norm keeps the running statistics it starts with (normalises with them; its scale and shift still train): for fine-tunes (--init) at small batches");
   train->add_flag("--keep-checkpoints", args->keep_checkpoints, "Also keep every checkpoint as RUN/checkpoints/step-<N>.ckpt (to evaluate the run at several points)");
   train->callback([args, train] {
     auto& a = *args;

@@ -344,6 +344,47 @@ TEST(VideoMethods, CheckpointAndHalfExportAsFeatures) {
   EXPECT_GT((fh * f).sum(0).min().item<double>(), 0.999);  // cosine similarity per cell
 }
 
+// Property: with batch norm frozen (train --freeze-bn) a run leaves every running statistic as it
+// was and still trains the weights, batch norm's scale and shift included; without it the
+// statistics move.
+TEST(VideoMethods, FrozenBatchNormKeepsItsStatistics) {
+  TempDir d;
+  auto cache = std::make_shared<ClipCache>(write_pan_cache(d / "c.ctc", 1, 24));
+  for (const bool freeze : {true, false}) {
+    VideoMethodConfig cfg;
+    cfg.batch = 2;
+    cfg.sampler.crop = 32;
+    auto m = video_method_create(cfg, cache);
+    auto snapshot = [&] {
+      std::map<std::string, torch::Tensor> out;
+      for (const auto& b : m->module().named_buffers()) out[b.key()] = b.value().detach().clone();
+      for (const auto& p : m->module().named_parameters()) out[p.key()] = p.value().detach().clone();
+      return out;
+    };
+    const auto before = snapshot();
+    TrainOptions o;
+    o.out_dir = d / (freeze ? "frozen" : "free");
+    o.steps = 2;
+    o.freeze_batch_norm = freeze;
+    o.progress = [](const ProgressInfo&) {};
+    train_run(*m, OptimizerConfig{}, LrSchedule{}, o);
+    const auto after = snapshot();
+    int stats = 0, bn_params = 0;
+    for (const auto& [name, value] : before) {
+      const bool stat = name.find("running_") != std::string::npos || name.find("num_batches_tracked") != std::string::npos;
+      const bool bn_param = (name.find("bn") != std::string::npos) && !stat;
+      stats += stat;
+      bn_params += bn_param;
+      if (stat) EXPECT_EQ(torch::equal(after.at(name), value), freeze) << name << (freeze ? " moved while frozen" : " did not move");
+      if (bn_param && name.find("weight") != std::string::npos) EXPECT_FALSE(torch::equal(after.at(name), value)) << name << " did not train";
+    }
+    EXPECT_GT(stats, 20);
+    EXPECT_GT(bn_params, 20);
+    EXPECT_EQ(checkpoint_info_read(d / (freeze ? "frozen/last.ckpt" : "free/last.ckpt")).record.value("batch_norm", "trained"),
+              freeze ? "frozen" : "trained");
+  }
+}
+
 // Property: an unknown method and a too-short cache are clear errors.
 TEST(VideoMethods, BadInput) {
   TempDir d;

@@ -19,6 +19,14 @@ using nlohmann::json;
 
 namespace {
 
+// Every batch-norm layer of `root` in eval mode: it normalises with its running statistics and
+// leaves them as they are; its scale and shift still train.
+void batch_norm_freeze(torch::nn::Module& root) {
+  for (auto& m : root.modules()) {
+    if (m->as<SyncBatchNormImpl>() || m->as<torch::nn::BatchNorm2dImpl>() || m->as<torch::nn::BatchNorm1dImpl>()) m->eval();
+  }
+}
+
 std::string format_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
   const int64_t t = int64_t(s + 0.5);
@@ -173,6 +181,7 @@ class TrainingRun {
     info.record["command"] = m_command;
     info.record["device"] = m_o.device.str();
     info.record["precision"] = m_o.bf16 ? "bf16" : "fp32";
+    if (m_o.freeze_batch_norm) info.record["batch_norm"] = "frozen";
     info.record["world_size"] = m_dist.world_size();
     return info;
   }
@@ -251,6 +260,7 @@ class TrainingRun {
     torch::manual_seed(step_seed);
     torch::Generator g(at::make_generator<at::CPUGeneratorImpl>(step_seed));
     m_method.module().train();
+    if (m_o.freeze_batch_norm) batch_norm_freeze(m_method.module());
     m_opt->zero_grad();
     StepOutput out = [&] {
       EncoderBf16Scope precision(m_o.bf16);

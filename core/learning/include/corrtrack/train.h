@@ -124,6 +124,10 @@ struct TrainOptions {
   // bfloat16 encoder arithmetic (EncoderBf16Scope, encoder_precision.h): about twice the steps per
   // second on CPUs with AMX/AVX512-BF16; everything after the encoder stays float32.
   bool bf16 = false;
+  // Batch norm frozen: its layers normalise with (and keep) their running statistics while the
+  // other weights train (a fine-tune at a small batch on other data would otherwise re-estimate
+  // the statistics from a few clips per step).
+  bool freeze_batch_norm = false;
   ProgressCallback progress;           // default: a throttled log line
   CancelCallback cancel;
   // Called after each checkpoint is written (and metrics.jsonl flushed), with its step; the
