@@ -109,13 +109,15 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   m_refine->setSuffix(tr(" px"));
   m_refine->setSpecialValueText(tr("off"));
   m_refine->setToolTip(tr("Moves the masks' edges onto the frame's colour edges: a guided filter over windows of this "
-                          "radius, the frame as guide (the command's --refine). The default model recommends 12: 71.5 J&F on "
-                          "DAVIS-2016 val-dev against 69.8 without, in about the same time (README: Edge refinement)"));
+                          "radius, the frame as guide (the command's --refine). The default model recommends 12: +1.7 J&F on "
+                          "DAVIS-2016 val-dev (71.5 against 69.8, measured with its GPU-trained first stage), in about the "
+                          "same time (README: Edge refinement)"));
   form->addRow(tr("Refine edges"), m_refine);
   m_flip = new QCheckBox(tr("average with the mirror"), this);
   m_flip->setObjectName("flipFeatures");
   m_flip->setToolTip(tr("Average each frame's features with those of its mirror image (the command's --flip): "
-                        "+0.6 J&F on DAVIS-2016 val-dev with the default model (72.1 against 71.5), 1.4x the time"));
+                        "1.4x the time; on DAVIS-2016 val-dev +0.6 J&F with the GPU-trained model, -0.3 with the fine-tuned "
+                        "default (72.2 against 72.5): try it per video"));
   form->addRow(tr("Test-time flip"), m_flip);
   m_mode = new QComboBox(this);
   m_mode->addItems({"crw", "mast"});
