@@ -2,8 +2,8 @@
 //
 // While an EncoderBf16Scope that is on lives on a thread, every ResNet encoder's forward
 // (ResNetImpl::forward) on that thread runs under LibTorch's bfloat16 autocast — convolutions in
-// bf16 (AMX / AVX512-BF16 on recent x86 CPUs, tensor cores on CUDA), batch norm statistics in
-// float32 — and returns float32. Heads, affinities, losses, gradients of the loss with respect to
+// bf16 (AMX / AVX512-BF16 on recent x86 CPUs, tensor cores on CUDA), batch norm on bf16
+// activations with its float32 parameters and running statistics — and returns float32. Heads, affinities, losses, gradients of the loss with respect to
 // the features and the optimiser stay in float32; the weights stay float32 (autocast casts them per
 // call and the cast copies are dropped after each forward, so an optimiser step is never missed).
 //
