@@ -192,6 +192,7 @@ std::unique_ptr<FeatureExtractor> adapted_features(const PropagateArgs& a, Frame
   c.seconds = a.adapt;
   c.frames = video.size();   // counted already (the anchors were checked against it)
   c.lr = a.adapt_lr;
+  c.freeze_batch_norm = a.adapt_bn == "frozen";
   c.device = base.device();
   c.seed = a.model.seed;
   AdaptResult r;
@@ -213,6 +214,7 @@ void run_propagate(PropagateArgs& a) {
   overlay_video_check(a.overlay);
   const OverlayMode mode = overlay_mode(a.overlay_mode);
   if (a.adapt < 0.0 || !std::isfinite(a.adapt)) throw SettingError("adapt", "must be 0 (off) or a positive number of seconds");
+  if (a.adapt_bn != "train" && a.adapt_bn != "frozen") throw SettingError("adapt-bn", "must be train or frozen, got '" + a.adapt_bn + "'");
   if (a.adapt > 0.0 && model_checkpoint(a.model).empty()) {
     throw Error("--adapt fine-tunes a trained model: give --features default or --checkpoint, not --features " + a.model.features);
   }
@@ -293,6 +295,8 @@ void register_tracking_commands(CLI::App& app) {
     c->add_option("--overlay-mode", a->overlay_mode, "blend | contour | fade | mask")->capture_default_str();
     c->add_option("--adapt", a->adapt, "Seconds of self-supervised fine-tuning of the model on each video before propagating (its training objective on the video's own clips; the model file is only read; 0 = off)")->capture_default_str();
     c->add_option("--adapt-lr", a->adapt_lr, "Learning rate of --adapt (Adam)")->capture_default_str();
+    c->add_option("--adapt-bn", a->adapt_bn, "Batch norm during --adapt: train (its running statistics follow the video's clips) | frozen (the model's statistics kept, as train --freeze-bn)")
+        ->capture_default_str();
     add_engine_options(c, *a);
     c->callback([a] { run_propagate(*a); });
   }

@@ -30,6 +30,7 @@ struct PropagateArgs {
   int objects = 1;   // bench propagate without --mask
   double adapt = 0.0;        // propagate --adapt: seconds of fine-tuning on each video first (0 = off)
   double adapt_lr = 1e-4;
+  std::string adapt_bn = "train";   // --adapt-bn: train (statistics follow the video) | frozen
 };
 
 // --features/--checkpoint/--seed/--device/--precision and the engine settings (--mode, --topk, --scale, ...).

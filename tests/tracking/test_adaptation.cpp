@@ -141,3 +141,39 @@ TEST(Adaptation, CancelledReturnsNothingAndCleansUp) {
   cfg.seconds = -1;
   EXPECT_THROW(encoder_adapt(kModel, kSample, "unused", cfg), SettingError);
 }
+
+// propagate --adapt-bn frozen: the adapted encoder normalises with the model's batch-norm
+// statistics (every running mean and variance bit-equal to the model's) while its weights move;
+// with the default (train) the statistics follow the video's clips.
+TEST(Adaptation, FrozenBatchNormKeepsTheModelsStatistics) {
+  if (!fs::exists(kModel)) GTEST_SKIP() << "no bundled model at " << kModel;
+  torch::set_num_threads(2);
+  ResNet model(ResNetConfig::stride4_64d());
+  checkpoint_load(kModel, *model);
+  for (const bool freeze : {true, false}) {
+    TempDir dir;
+    AdaptConfig cfg;
+    cfg.seconds = 600;
+    cfg.max_steps = 3;
+    cfg.batch = 2;
+    cfg.crop = 96;
+    cfg.cache_size = 128;
+    cfg.freeze_batch_norm = freeze;
+    const AdaptResult r = encoder_adapt(kModel, kSample, dir / "work", cfg);
+    ASSERT_EQ(r.steps, 3);
+    ResNet adapted(ResNetConfig::stride4_64d());
+    checkpoint_load(r.checkpoint, *adapted);
+    const auto got = adapted->named_buffers();
+    int statistics = 0, same = 0;
+    for (const auto& b : model->named_buffers()) {
+      if (b.key().find("running_") == std::string::npos) continue;
+      ++statistics;
+      same += torch::equal(got[b.key()], b.value());
+    }
+    ASSERT_GT(statistics, 20) << "the encoder's batch norms";
+    if (freeze) EXPECT_EQ(same, statistics);
+    else EXPECT_EQ(same, 0);
+    const auto params = adapted->named_parameters();
+    EXPECT_FALSE(torch::equal(params["conv1.weight"], model->named_parameters()["conv1.weight"])) << "freeze=" << freeze;
+  }
+}

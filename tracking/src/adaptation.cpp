@@ -81,8 +81,10 @@ AdaptResult encoder_adapt(const std::string& checkpoint, const std::string& vide
   run.time_budget_s = config.seconds;
   run.device = config.device;
   run.bf16 = config.bf16;
+  run.freeze_batch_norm = config.freeze_batch_norm;
   run.cancel = config.cancel;
-  run.command_json = nlohmann::json{{"adapt", {{"checkpoint", checkpoint}, {"video", video}, {"seconds", config.seconds}, {"lr", config.lr}}}}.dump();
+  run.command_json = nlohmann::json{{"adapt", {{"checkpoint", checkpoint}, {"video", video}, {"seconds", config.seconds}, {"lr", config.lr},
+                                               {"batch_norm", config.freeze_batch_norm ? "frozen" : "trained"}}}}.dump();
   const double t0 = time_now_s();
   double logged = 0.0;
   run.progress = [&](const ProgressInfo& p) {

@@ -31,6 +31,8 @@ struct AdaptConfig {
   bool bf16 = false;         // the encoder in bfloat16 while training (TrainOptions::bf16): 2.4x the
                              // steps per second on CPUs with AMX; feature_extractor_adapted sets it
                              // from the precision it will propagate in
+  bool freeze_batch_norm = false;  // batch norm keeps the model's running statistics (TrainOptions::
+                                   // freeze_batch_norm); false: they follow the video's clips
   ProgressCallback progress; // per step: done = steps, eta_s = seconds of the budget left (default: a log line every 2 s)
   CancelCallback cancel;
 };
