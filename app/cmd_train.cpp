@@ -7,6 +7,7 @@
 #include "corrtrack/clip_cache.h"
 #include "corrtrack/core.h"
 #include "corrtrack/distributed.h"
+#include "corrtrack/encoder_average.h"
 #include "corrtrack/image_methods.h"
 #include "corrtrack/inspection.h"
 #include "corrtrack/propagation_settings.h"
@@ -344,6 +345,7 @@ void add_train_command(CLI::App& app) {
 void add_export_command(CLI::App& app) {
   struct ExportArgs {
     std::string checkpoint, out, propagation;
+    std::vector<std::string> average;
     bool half = false;
   };
   auto ea = std::make_shared<ExportArgs>();
@@ -352,11 +354,19 @@ void add_export_command(CLI::App& app) {
   ex->add_option("--out", ea->out, "Model file to write")->required();
   ex->add_flag("--half", ea->half, "Store float16 weights (half the size; computed in float32)");
   ex->add_option("--propagation", ea->propagation, "Recommended engine settings as JSON, e.g. '{\"scale\":0.5}'");
+  ex->add_option("--average", ea->average, "More checkpoints of the same encoder: write the mean of their weights and --checkpoint's (weight averaging, e.g. a fine-tune's kept checkpoints; see encoder_average.h)");
   ex->callback([ea] {
     const auto hints = ea->propagation.empty() ? PropagationHints() : propagation_hints_from_json(ea->propagation, "--propagation");
-    feature_encoder_export(ea->checkpoint, ea->out, ea->half, hints);
+    if (ea->average.empty()) {
+      feature_encoder_export(ea->checkpoint, ea->out, ea->half, hints);
+    } else {
+      std::vector<std::string> all{ea->checkpoint};
+      all.insert(all.end(), ea->average.begin(), ea->average.end());
+      feature_encoder_average(all, ea->out, ea->half, hints);
+    }
     std::error_code ec;
-    json_emit({{"model", ea->out}, {"bytes", fs::file_size(ea->out, ec)}, {"weights", ea->half ? "float16" : "float32"}});
+    json_emit({{"model", ea->out}, {"bytes", fs::file_size(ea->out, ec)}, {"weights", ea->half ? "float16" : "float32"},
+               {"averaged", 1 + ea->average.size()}});
   });
 
 }

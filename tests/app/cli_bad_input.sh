@@ -88,6 +88,7 @@ expect_error bench-clips-bad-workers "--workers" -- bench clips --data "$TMP/sho
 expect_error image-train-missing-data "nowhere" -- train --method simclr --data "$TMP/nowhere" --out "$TMP/run3"
 expect_error eval-image-video-checkpoint "default.ckpt" -- eval-image --checkpoint "$SRC/assets/models/default.ckpt" --data "$TMP/novideos"
 expect_error export-not-a-checkpoint "bad.ckpt" -- export --checkpoint "$TMP/bad.ckpt" --out "$TMP/model.ckpt"
+expect_error export-average-not-a-checkpoint "bad.ckpt" -- export --checkpoint "$SRC/assets/models/default.ckpt" --average "$TMP/bad.ckpt" --out "$TMP/soup.ckpt"
 
 # Parse errors and absurd settings: the same one-line contract, exit 1, nothing started.
 expect_error parse-nan "--topk" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --topk nan --out "$TMP/out"

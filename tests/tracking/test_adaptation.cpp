@@ -52,6 +52,17 @@ double mean_loss(TrainableMethod& m, int n) {
   return sum / n;
 }
 
+// An adaptation of `steps` steps at the small test size (the time budget never ends it).
+AdaptConfig small_adaptation(int64_t steps) {
+  AdaptConfig cfg;
+  cfg.seconds = 600;
+  cfg.max_steps = steps;   // the same run on any machine
+  cfg.batch = 2;
+  cfg.crop = 96;
+  cfg.cache_size = 128;
+  return cfg;
+}
+
 }  // namespace
 
 TEST(Adaptation, InitLoadsTheModelsEncoderExactly) {
@@ -84,17 +95,13 @@ TEST_P(AdaptationPrecision, LowersTheLossOnItsVideoAndLeavesTheModel) {
   torch::set_num_threads(2);
   const std::string before = file_bytes(kModel);
   TempDir dir;
-  AdaptConfig cfg;
+  const int64_t steps = 40;
+  AdaptConfig cfg = small_adaptation(steps);
   cfg.bf16 = GetParam();
-  cfg.seconds = 600;
-  cfg.max_steps = 16;   // the same run on any machine
-  cfg.batch = 2;
-  cfg.crop = 96;
-  cfg.cache_size = 128;
   cfg.lr = 1e-4;
   const AdaptResult r = encoder_adapt(kModel, kSample, dir / "work", cfg);
   EXPECT_FALSE(r.cancelled);
-  ASSERT_EQ(r.steps, 16);
+  ASSERT_EQ(r.steps, steps);
   ASSERT_EQ(r.checkpoint, dir / "work/adapted.ckpt");
   EXPECT_EQ(checkpoint_info_read(dir / "work/run/last.ckpt").record.value("precision", ""), GetParam() ? "bf16" : "fp32");
   EXPECT_EQ(file_bytes(kModel), before);   // the model file is only read
@@ -152,12 +159,7 @@ TEST(Adaptation, FrozenBatchNormKeepsTheModelsStatistics) {
   checkpoint_load(kModel, *model);
   for (const bool freeze : {true, false}) {
     TempDir dir;
-    AdaptConfig cfg;
-    cfg.seconds = 600;
-    cfg.max_steps = 3;
-    cfg.batch = 2;
-    cfg.crop = 96;
-    cfg.cache_size = 128;
+    AdaptConfig cfg = small_adaptation(3);
     cfg.freeze_batch_norm = freeze;
     const AdaptResult r = encoder_adapt(kModel, kSample, dir / "work", cfg);
     ASSERT_EQ(r.steps, 3);

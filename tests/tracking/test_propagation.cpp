@@ -2,6 +2,7 @@
 // moving objects, anchors work forward and backward, bad anchors are refused, checkpoints load.
 #include "test_support.h"
 
+#include "corrtrack/encoder_average.h"
 #include "corrtrack/tracking.h"
 
 #include <algorithm>
@@ -348,6 +349,73 @@ TEST(Features, FlipAveragingIsMirrorEquivariant) {
   EXPECT_LT((gm - g.flip({2})).abs().max().item<double>(), 1e-5);
   EXPECT_LT((g.norm(2, 0) - 1).abs().max().item<double>(), 1e-4);
   EXPECT_GT((feats->extract(mirror) - feats->extract(frame).flip({2})).abs().max().item<double>(), 0.05);
+}
+
+// Weight averaging (encoder_average.h): every weight and batch-norm statistic of the average of
+// two encoders is (a + b) / 2; averaging a model with itself changes nothing (its features equal
+// the plain export's, float16 included); the sources are recorded; an encoder of another shape is
+// refused, naming its file.
+TEST(Features, EncoderAverageIsTheMeanOfTheWeights) {
+  corrtrack::test::TempDir dir;
+  const std::string a = dir / "a.ckpt", b = dir / "b.ckpt";
+  feature_extractor_save_random(a, 1);
+  {  // b: another initialisation, and batch-norm statistics other than 0 and 1
+    feature_extractor_save_random(b, 2);
+    CheckpointInfo info = checkpoint_info_read(b);
+    ResNet net(*info.encoder);
+    checkpoint_load(b, *net);
+    torch::NoGradGuard ng;
+    for (auto& buf : net->named_buffers()) {
+      if (buf.key().find("running_") != std::string::npos) buf.value().uniform_(0.5, 2.0);
+    }
+    checkpoint_save(b, *net, info);
+  }
+  feature_encoder_average({a, b}, dir / "ab.ckpt", false);
+  const auto load = [](const std::string& path) {
+    ResNet net(*checkpoint_info_read(path).encoder);
+    checkpoint_load(path, *net);
+    return net;
+  };
+  ResNet na = load(a), nb = load(b), nab = load(dir / "ab.ckpt");
+  int checked = 0;
+  const auto pa = na->named_parameters(), pb = nb->named_parameters();
+  for (const auto& p : nab->named_parameters()) {
+    EXPECT_TRUE(torch::allclose(p.value(), (pa[p.key()] + pb[p.key()]) / 2, 0, 1e-6)) << p.key();
+    ++checked;
+  }
+  const auto ba = na->named_buffers(), bb = nb->named_buffers();
+  int statistics = 0;
+  for (const auto& buf : nab->named_buffers()) {
+    if (!buf.value().is_floating_point()) continue;
+    EXPECT_TRUE(torch::allclose(buf.value(), (ba[buf.key()] + bb[buf.key()]) / 2, 0, 1e-6)) << buf.key();
+    statistics += !torch::equal(ba[buf.key()], bb[buf.key()]);
+  }
+  EXPECT_GT(checked, 20);
+  EXPECT_GT(statistics, 20);   // the statistics did differ, so their mean was computed
+  const auto record = checkpoint_info_read(dir / "ab.ckpt").record;
+  ASSERT_TRUE(record.contains("average"));
+  EXPECT_EQ(record["average"].size(), 2u);
+  EXPECT_EQ(record["average"][1]["checkpoint"], b);
+
+  feature_encoder_average({a, a}, dir / "aa.ckpt", true);
+  feature_encoder_export(a, dir / "a-half.ckpt", true);
+  const Image frame = corrtrack::test::synthetic_frame(1, 64, 48);
+  EXPECT_TRUE(torch::equal(feature_extractor_load(dir / "aa.ckpt")->extract(frame),
+                           feature_extractor_load(dir / "a-half.ckpt")->extract(frame)));
+
+  {  // another architecture under the same method name
+    CheckpointInfo info = checkpoint_info_read(a);
+    info.encoder = ResNetConfig::stride4_64d();
+    ResNet other(*info.encoder);
+    checkpoint_save(dir / "other.ckpt", *other, info);
+  }
+  try {
+    feature_encoder_average({a, dir / "other.ckpt"}, dir / "bad.ckpt", false);
+    FAIL() << "encoders of different shapes were averaged";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("other.ckpt"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "bad.ckpt"));
 }
 
 TEST(Features, CheckpointRoundTripGivesTheSameFeatures) {

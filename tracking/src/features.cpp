@@ -4,6 +4,7 @@
 
 #include "corrtrack/ops.h"
 
+#include "encoder_file.h"
 #include "inference_encoder.h"
 
 #include <cpuid.h>
@@ -136,10 +137,7 @@ void feature_extractor_save_random(const std::string& path, uint64_t seed) {
   checkpoint_save(path, *net, info);
 }
 
-namespace {
-
-// The encoder of a checkpoint, loaded; throws Error naming the file when it holds none.
-ResNet encoder_load(const std::string& checkpoint, const CheckpointInfo& info) {
+ResNet detail::encoder_load(const std::string& checkpoint, const CheckpointInfo& info) {
   if (!info.encoder || !info.input) {
     throw Error("checkpoint '" + checkpoint + "' does not describe a feature encoder (no 'encoder'/'input' metadata)");
   }
@@ -148,12 +146,14 @@ ResNet encoder_load(const std::string& checkpoint, const CheckpointInfo& info) {
   return net;
 }
 
-}  // namespace
-
 void feature_encoder_export(const std::string& checkpoint, const std::string& out, bool half, const PropagationHints& hints) {
   CheckpointInfo info = checkpoint_info_read(checkpoint);
   if (!info.encoder) throw Error("checkpoint '" + checkpoint + "' holds no feature encoder to export");
-  ResNet net = encoder_load(checkpoint, info);
+  ResNet net = detail::encoder_load(checkpoint, info);
+  detail::encoder_save(out, net, std::move(info), half, hints);
+}
+
+void detail::encoder_save(const std::string& out, ResNet& net, CheckpointInfo info, bool half, const PropagationHints& hints) {
   if (half) {
     torch::NoGradGuard ng;
     for (auto& p : net->parameters()) p.set_data(p.to(torch::kHalf));
@@ -170,7 +170,7 @@ void feature_encoder_export(const std::string& checkpoint, const std::string& ou
 std::unique_ptr<FeatureExtractor> feature_extractor_load(const std::string& checkpoint, torch::Device device,
                                                          Precision precision) {
   const CheckpointInfo info = checkpoint_info_read(checkpoint);
-  ResNet net = encoder_load(checkpoint, info);
+  ResNet net = detail::encoder_load(checkpoint, info);
   if (info.input->colour != "rgb" && info.input->colour != "lab") {
     throw Error("checkpoint '" + checkpoint + "': key 'input.colour' must be rgb or lab, got '" + info.input->colour + "'");
   }
