@@ -1,5 +1,5 @@
-// Reading the feature encoder out of a checkpoint file (shared by features.cpp and
-// encoder_average.cpp).
+// Reading the feature encoder out of a checkpoint file and writing it alone as a model file
+// (shared by features.cpp's export and encoder_average.cpp).
 #pragma once
 
 #include "corrtrack/checkpoint_info.h"
