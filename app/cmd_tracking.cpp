@@ -48,6 +48,7 @@ void add_engine_options(CLI::App* c, PropagateArgs& a) {
   c->add_option("--protocol", a.protocol, "Engine preset: crw (20 recent frames, top-10, radius 12) | timecycle (8 recent frames, top-5) | mast (MAST's memory + ROI, top-10, hard labels; 1.4 J&F below crw on DAVIS-2016 val-dev, see README) | fast (crw with radius 8: 1.5x faster, 0.45 J&F below crw on val-dev) | quality (crw with 80 recent frames and radius 16: 1.1 J&F above crw on val-dev with the default model, 1.7x the time); explicit options win");
   c->add_option("--label-resize", a.label_resize, "How an anchor mask reaches the feature grid: bilinear (the 2x2 pixels at each cell's centre, CRW's and MAST's code) | area (each cell's mean)")->capture_default_str();
   a.engine_opts[S::Refine] = c->add_option("--refine", a.cfg.refine_radius, "Edge refinement of the masks: guided-filter radius in frame pixels, the frame's colours as guide (0 = off; the default model recommends 12: +1.7 J&F on DAVIS-2016 val-dev at about the same speed, measured with its GPU-trained first stage)")->capture_default_str();
+  a.engine_opts[S::FeedbackPower] = c->add_option("--feedback-power", a.cfg.feedback_power, "Sharpen the soft labels a predicted frame leaves in memory: each cell's labels to this power, renormalised (1 = as predicted, CRW's protocol; in (0, 16]; the default model recommends 1.5: +0.26 J&F on DAVIS-2016 val-dev, +0.36 with --protocol quality, at the same speed)")->capture_default_str();
   a.engine_opts[S::RefineEps] = c->add_option("--refine-eps", a.cfg.refine_eps, "The refinement's eps (colours in [0, 1]): larger follows colour edges less (the default model recommends 3e-4)")->capture_default_str();
   c->add_flag("--flip", a.cfg.flip, "Average each frame's features with those of its mirror image (test-time flip, 1.4x the time: on DAVIS-2016 val-dev +0.6 J&F with the GPU-trained model, -0.3 with the fine-tuned default)");
   c->add_option("--tile", a.cfg.tile, "Query tile side of the local-window affinity")->capture_default_str();
@@ -96,9 +97,9 @@ std::unique_ptr<FeatureExtractor> make_features(PropagateArgs& a) {
   auto features = feature_extractor_open(a.model, device_parse(a.device), precision);
   a.cfg = propagation_config_resolve(a.cfg, given, model_hints(a.model), protocol);
   propagation_config_validate(a.cfg);
-  log_get("app")->info("features: {} on {} ({}), mode {}, scale {}, radius {}, top-k {}, T {}, feedback {}, refine {}, flip {}", features->name(),
+  log_get("app")->info("features: {} on {} ({}), mode {}, scale {}, radius {}, top-k {}, T {}, feedback {} (power {}), refine {}, flip {}", features->name(),
                        features->device().str(), precision_name(features->precision()), propagation_mode_name(a.cfg.mode), a.cfg.scale, a.cfg.radius, a.cfg.topk,
-                       a.cfg.temperature, label_feedback_name(label_feedback_effective(a.cfg)), a.cfg.refine_radius,
+                       a.cfg.temperature, label_feedback_name(label_feedback_effective(a.cfg)), a.cfg.feedback_power, a.cfg.refine_radius,
                        a.cfg.flip ? "on" : "off");
   return features;
 }

@@ -134,6 +134,7 @@ expect_error unknown-precision "fp16" -- propagate --video "$VIDEO" --mask "$MAS
 expect_error unknown-feedback "--feedback" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --feedback argmax --out "$TMP/out"
 expect_error bad-long-term "--long-term" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --mode mast --long-term 0,five --out "$TMP/out"
 expect_error memory-without-first-reference "long-term 0" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --mode mast --long-term 5 --short-term 3 --out "$TMP/out"
+expect_error feedback-power-zero "feedback power" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --feedback-power 0 --out "$TMP/out"
 expect_error crw-topk-zero "top-k" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --topk 0 --out "$TMP/out"
 expect_error bench-objects-zero "--objects" -- bench propagate --video "$VIDEO" --features pixels --objects 0
 expect_error bench-objects-with-mask "--objects" -- bench propagate --video "$VIDEO" --mask "$MASK" --features pixels --objects 5

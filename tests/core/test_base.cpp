@@ -44,6 +44,7 @@ CheckpointInfo full_info() {
   info.propagation.scale = 0.5;
   info.propagation.mode = "mast";
   info.propagation.topk = 7;
+  info.propagation.feedback_power = 1.5;
   info.record["train"] = {{"batch", 12}};
   return info;
 }
@@ -69,6 +70,7 @@ TEST(CheckpointInfo, RoundTripKeepsEveryField) {
   EXPECT_EQ(b.propagation.scale.value_or(0), 0.5);
   EXPECT_EQ(b.propagation.mode.value_or(""), "mast");
   EXPECT_EQ(b.propagation.topk.value_or(0), 7);
+  EXPECT_EQ(b.propagation.feedback_power.value_or(0), 1.5);
   EXPECT_FALSE(b.propagation.context.has_value());
   EXPECT_EQ(b.record.at("train").at("batch"), 12);
   EXPECT_FALSE(b.record.contains("method")) << "typed keys are not duplicated in the record";
@@ -85,6 +87,8 @@ TEST(CheckpointInfo, ReadsTheBundledModel) {
   EXPECT_EQ(info.encoder->output_stride(), 4);
   EXPECT_EQ(info.weights, "float16");
   EXPECT_EQ(info.propagation.scale.value_or(0), 0.5);
+  EXPECT_EQ(info.propagation.refine.value_or(0), 12);
+  EXPECT_EQ(info.propagation.feedback_power.value_or(0), 1.5);
   EXPECT_EQ(info.digests.count(""), 1u);
   EXPECT_EQ(info.digests.count("layer1"), 1u);
 }

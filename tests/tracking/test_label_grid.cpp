@@ -1,11 +1,13 @@
 // Labels between the frame's pixels and the feature grid (tracking/src/label_grid.h): bilinear
-// sampling of each cell's centre against the area average of the whole cell, on hand-made masks.
+// sampling of each cell's centre against the area average of the whole cell, on hand-made masks;
+// the sharpening of soft feedback against its definition.
 #include "label_grid.h"
 
 #include <gtest/gtest.h>
 
 using namespace corrtrack;
 using corrtrack::detail::LabelGrid;
+using corrtrack::detail::labels_sharpened;
 
 namespace {
 
@@ -52,4 +54,30 @@ TEST(LabelGrid, AreaAtHalfScale) {
   const auto labels = g.labels_from_mask(mask, 2);
   EXPECT_FLOAT_EQ(labels[1][0][0].item<float>(), 1.0f / 8);
   EXPECT_FLOAT_EQ(labels[1][1][0].item<float>(), 0.0f);
+}
+
+// Property: labels_sharpened is l_i^p / sum_j l_j^p per cell, by hand: (0.6, 0.4) at p = 2 is
+// (0.36, 0.16) / 0.52; a tie stays a tie; p = 1/2 softens; a cell of tiny labels (1e-20, 2e-20, 0)
+// at p = 16 is (1, 65536, 0) / 65537 (the plain formula would underflow to 0/0); a cell without
+// label mass stays zero; p = 1 hands back the labels themselves.
+TEST(LabelGrid, SharpenedLabelsByDefinition) {
+  // [L = 3, 1, 5]: five cells.
+  auto labels = torch::tensor({0.6f, 0.5f, 0.64f, 1e-20f, 0.0f,
+                               0.4f, 0.5f, 0.36f, 2e-20f, 0.0f,
+                               0.0f, 0.0f, 0.0f, 0.0f, 0.0f}).view({3, 1, 5});
+  const auto s2 = labels_sharpened(labels, 2.0);
+  EXPECT_NEAR(s2[0][0][0].item<float>(), 0.36f / 0.52f, 1e-6);
+  EXPECT_NEAR(s2[1][0][0].item<float>(), 0.16f / 0.52f, 1e-6);
+  EXPECT_FLOAT_EQ(s2[0][0][1].item<float>(), 0.5f);
+  EXPECT_FLOAT_EQ(s2[1][0][1].item<float>(), 0.5f);
+  const auto half = labels_sharpened(labels, 0.5);
+  EXPECT_NEAR(half[0][0][2].item<float>(), 0.8f / 1.4f, 1e-6);   // sqrt(0.64), sqrt(0.36)
+  EXPECT_NEAR(half[1][0][2].item<float>(), 0.6f / 1.4f, 1e-6);
+  const auto s16 = labels_sharpened(labels, 16.0);
+  EXPECT_NEAR(s16[0][0][3].item<float>(), 1.0f / 65537.0f, 1e-9);
+  EXPECT_NEAR(s16[1][0][3].item<float>(), 65536.0f / 65537.0f, 1e-6);
+  EXPECT_EQ(s16[2][0][3].item<float>(), 0.0f);
+  for (int l = 0; l < 3; ++l) EXPECT_EQ(s16[l][0][4].item<float>(), 0.0f) << "no mass, no NaN";
+  EXPECT_TRUE(torch::allclose(s16.sum(0).narrow(1, 0, 4), torch::ones({1, 4})));
+  EXPECT_TRUE(labels_sharpened(labels, 1.0).is_same(labels));
 }

@@ -284,6 +284,47 @@ TEST(Propagation, MastLongTermMemoryRecoversAfterOcclusion) {
   EXPECT_THROW(LabelPropagator(*feats, none), Error);   // the first frame would have no reference
 }
 
+// Property: the feedback power changes only what predicted frames leave in memory. Frame 1 is
+// predicted from the anchor alone (the context is padded with copies of it), so its soft masks
+// are the same at powers 1 and 4; from frame 2 on the memory holds sharpened labels and the soft
+// masks differ, with fewer partial (neither 0 nor 255) pixels. With context 0 nothing is
+// remembered, and hard feedback remembers the argmax whatever the power: equal soft masks.
+TEST(Propagation, FeedbackPowerChangesOnlyWhatIsRemembered) {
+  SquaresSource src(8, 160, 128, 2);
+  auto feats = feature_extractor_create("pixels");
+  using Soft = std::map<int64_t, std::vector<Image>>;
+  auto soft_of = [&](PropagationConfig cfg, double power) {
+    cfg.feedback_power = power;
+    LabelPropagator prop(*feats, cfg);
+    Soft soft;
+    prop.set_soft_sink([&](int64_t k, const std::vector<Image>& objects) { soft[k] = objects; });
+    prop.run(src, {Anchor{0, src.truth(0)}}, [](int64_t, const Image&, const Image&) {});
+    return soft;
+  };
+  auto partial = [](const Soft& soft) {
+    int64_t n = 0;
+    for (const auto& [k, objects] : soft)
+      for (const auto& m : objects) n += std::count_if(m.data.begin(), m.data.end(), [](uint8_t v) { return v > 0 && v < 255; });
+    return n;
+  };
+  PropagationConfig cfg;
+  cfg.context = 4;
+  const Soft as_predicted = soft_of(cfg, 1.0), sharpened = soft_of(cfg, 4.0);
+  ASSERT_EQ(as_predicted.size(), 8u);
+  ASSERT_EQ(sharpened.size(), 8u);
+  EXPECT_TRUE(as_predicted.at(1) == sharpened.at(1)) << "frame 1 sees only the anchor";
+  int differ = 0;
+  for (int64_t k = 2; k < 8; ++k) differ += as_predicted.at(k) == sharpened.at(k) ? 0 : 1;
+  EXPECT_GE(differ, 3) << "frames 2..7 remember sharpened labels";
+  EXPECT_LT(partial(sharpened), partial(as_predicted));
+  PropagationConfig anchor_only = cfg;
+  anchor_only.context = 0;
+  EXPECT_TRUE(soft_of(anchor_only, 1.0) == soft_of(anchor_only, 4.0));
+  PropagationConfig hard = cfg;
+  hard.feedback = LabelFeedback::Hard;
+  EXPECT_TRUE(soft_of(hard, 1.0) == soft_of(hard, 4.0));
+}
+
 TEST(Propagation, BackwardFromAMiddleAnchorAndSecondAnchor) {
   SquaresSource src(10, 160, 128, 1);
   auto feats = feature_extractor_create("pixels");

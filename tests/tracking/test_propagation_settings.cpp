@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 using namespace corrtrack;
 
 namespace {
@@ -29,9 +31,9 @@ TEST(PropagationSettings, DefaultsWhenNothingIsGiven) {
   EXPECT_EQ(c.mode, PropagationMode::Crw);
 }
 
-// Property: every setting a model recommends is applied (all nine keys, not a subset).
+// Property: every setting a model recommends is applied (all ten keys, not a subset).
 TEST(PropagationSettings, ModelRecommendationFillsEveryKey) {
-  PropagationHints h{4, 3, 9, 6.0, 0.1, 0.25, std::string("mast"), 12, 3e-4};
+  PropagationHints h{4, 3, 9, 6.0, 0.1, 0.25, std::string("mast"), 12, 3e-4, 1.5};
   const auto c = propagation_config_resolve(PropagationConfig(), {}, h);
   EXPECT_EQ(c.context, 4);
   EXPECT_EQ(c.topk, 3);
@@ -42,6 +44,7 @@ TEST(PropagationSettings, ModelRecommendationFillsEveryKey) {
   EXPECT_EQ(c.mode, PropagationMode::Mast);
   EXPECT_EQ(c.refine_radius, 12);
   EXPECT_EQ(c.refine_eps, 3e-4);
+  EXPECT_EQ(c.feedback_power, 1.5);
 }
 
 // Property: model < preset < given. The TimeCycle preset overrides the model's context and mode
@@ -145,4 +148,33 @@ TEST(PropagationSettings, ModelsRefinementStandsUnderPresetsGivenWins) {
   const auto c = propagation_config_resolve(user, {PropagationSetting::Refine}, h, PropagationProtocol::Quality);
   EXPECT_EQ(c.refine_radius, 0);
   EXPECT_EQ(c.refine_eps, 3e-4) << "eps was not given: the model's stands";
+}
+
+// Property: the feedback sharpening a model recommends stays under every preset, as its
+// refinement does; a given --feedback-power 1 restores the soft labels; out-of-range powers are
+// refused by name.
+TEST(PropagationSettings, ModelsFeedbackPowerStandsUnderPresetsGivenWins) {
+  PropagationHints h;
+  h.feedback_power = 1.5;
+  for (auto p : {PropagationProtocol::Crw, PropagationProtocol::Fast, PropagationProtocol::Quality,
+                 PropagationProtocol::TimeCycle, PropagationProtocol::Mast}) {
+    EXPECT_EQ(propagation_config_resolve(PropagationConfig(), {}, h, p).feedback_power, 1.5);
+  }
+  EXPECT_EQ(propagation_config_resolve(PropagationConfig(), {}, {}).feedback_power, 1.0) << "as predicted unless recommended";
+  PropagationConfig user;
+  user.feedback_power = 1.0;
+  EXPECT_EQ(propagation_config_resolve(user, {PropagationSetting::FeedbackPower}, h).feedback_power, 1.0);
+  for (double bad : {0.0, -1.0, 16.5, std::nan("")}) {
+    PropagationConfig c;
+    c.feedback_power = bad;
+    try {
+      propagation_config_validate(c);
+      FAIL() << "feedback power " << bad << " accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("feedback power must be in (0, 16]", 0), 0u) << e.what();
+    }
+  }
+  PropagationConfig ok;
+  ok.feedback_power = 16.0;
+  EXPECT_NO_THROW(propagation_config_validate(ok));
 }

@@ -325,6 +325,7 @@ class StudioTest : public QObject {
     QCOMPARE(c.topk, 10);
     QCOMPARE(c.scale, 0.5);
     QCOMPARE(c.refine_radius, 12);   // the default model's edge refinement stands under a preset
+    QCOMPARE(c.feedback_power, 1.5);  // and so does its feedback sharpening
     c = pick("fast");
     QCOMPARE(c.context, 20);
     QCOMPARE(c.radius, 8.0);
@@ -339,6 +340,12 @@ class StudioTest : public QObject {
     QVERIFY(refine != nullptr);
     refine->setValue(0);
     QCOMPARE(p.choice().config.refine_radius, 0);
+    // So is the sharpening: 1 feeds the soft labels back as predicted.
+    auto* power = p.findChild<QDoubleSpinBox*>("feedbackPower");
+    QVERIFY(power != nullptr);
+    QCOMPARE(p.choice().config.feedback_power, 1.5);
+    power->setValue(1.0);
+    QCOMPARE(p.choice().config.feedback_power, 1.0);
     auto* flip = p.findChild<QCheckBox*>("flipFeatures");
     QVERIFY(flip != nullptr);
     QVERIFY(!p.choice().config.flip);
@@ -346,7 +353,7 @@ class StudioTest : public QObject {
     QVERIFY(p.choice().config.flip);
     // The model's line names what it recommends.
     const QString about = corrtrack::ui::describeCheckpoint(QString::fromStdString(corrtrack::default_model_path()));
-    QVERIFY2(about.endsWith("recommends scale 0.5, refine 12 px"), qPrintable(about));
+    QVERIFY2(about.endsWith("recommends scale 0.5, refine 12 px, feedback power 1.5"), qPrintable(about));
   }
 
   // The Session alone, no window: strokes make anchors, undo/redo restore exact masks, the

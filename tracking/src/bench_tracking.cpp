@@ -115,7 +115,8 @@ nlohmann::json bench_propagate(FrameSource& src, const std::vector<Anchor>& anch
           {"config", {{"mode", propagation_mode_name(cfg.mode)}, {"context", cfg.context}, {"topk", cfg.topk},
                       {"radius", cfg.radius}, {"temperature", cfg.temperature}, {"local_window", cfg.local_window},
                       {"tile", cfg.tile}, {"scale", cfg.scale},
-                      {"feedback", label_feedback_name(label_feedback_effective(cfg))}, {"roi_gap", cfg.roi_gap},
+                      {"feedback", label_feedback_name(label_feedback_effective(cfg))}, {"feedback_power", cfg.feedback_power},
+                      {"refine", cfg.refine_radius}, {"refine_eps", cfg.refine_eps}, {"flip", cfg.flip}, {"roi_gap", cfg.roi_gap},
                       {"long_term", cfg.long_term}, {"short_term", cfg.short_term}}},
           {"stages", stages}};
 }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace corrtrack::detail {
 
@@ -26,6 +27,17 @@ inline torch::Tensor label_argmax(const torch::Tensor& labels, torch::ScalarType
     best = torch::maximum(best, plane);
   }
   return index;
+}
+
+// Soft labels [L, ...] raised to `power` and renormalised over the labels at every position:
+// l_i^p / sum_j l_j^p (PropagationConfig::feedback_power). Computed as (l_i / max_j l_j)^p so that
+// no cell underflows (its largest label becomes 1); a cell with no label mass stays all zero.
+// power 1 returns the labels themselves.
+inline torch::Tensor labels_sharpened(const torch::Tensor& labels, double power) {
+  if (power == 1.0) return labels;
+  const auto top = std::get<0>(labels.max(0, true)).clamp_min(std::numeric_limits<float>::min());
+  const auto s = (labels / top).clamp_min(0).pow(power);
+  return s / s.sum(0, true).clamp_min(std::numeric_limits<float>::min());
 }
 
 // Geometry shared by one propagation run: frame size, internal size, feature size.

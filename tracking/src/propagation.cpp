@@ -65,6 +65,7 @@ void propagation_config_validate(const PropagationConfig& c) {
   if (c.roi_gap < 1) throw Error("ROI gap must be >= 1 frame");
   if (c.refine_radius < 0 || c.refine_radius > 64) throw Error("refine radius must be in [0, 64] pixels (0 = off)");
   if (!(c.refine_eps > 0) || !std::isfinite(c.refine_eps)) throw Error("refine eps must be a positive number");
+  if (!(c.feedback_power > 0) || !(c.feedback_power <= 16)) throw Error("feedback power must be in (0, 16] (1 = soft labels as predicted)");
   const std::string most = std::to_string(kMaxContext);
   for (int p : c.long_term) {
     if (p < 0 || p > kMaxContext) throw Error("long-term references must be positions in [0, " + most + "]");
@@ -238,7 +239,8 @@ class PropagationRun {
       }
       if (m_soft) deliver([this, t, soft = std::move(soft)] { m_soft(t, soft); });
       emit(t, mask, frame);
-      m_memory->remember(q, m_feedback == LabelFeedback::Hard ? one_hot_argmax(labels) : labels);
+      m_memory->remember(q, m_feedback == LabelFeedback::Hard ? one_hot_argmax(labels)
+                                                              : labels_sharpened(labels, m_config.feedback_power));
     }
   }
 

@@ -21,6 +21,7 @@ void apply(const PropagationHints& h, PropagationConfig& c) {
   if (h.scale) c.scale = *h.scale;
   if (h.refine) c.refine_radius = *h.refine;
   if (h.refine_eps) c.refine_eps = *h.refine_eps;
+  if (h.feedback_power) c.feedback_power = *h.feedback_power;
 }
 
 // The user's values of the settings in `given`, as hints.
@@ -37,6 +38,7 @@ PropagationHints given_settings(const PropagationConfig& u, const std::set<Propa
   if (has(S::Scale)) h.scale = u.scale;
   if (has(S::Refine)) h.refine = u.refine_radius;
   if (has(S::RefineEps)) h.refine_eps = u.refine_eps;
+  if (has(S::FeedbackPower)) h.feedback_power = u.feedback_power;
   return h;
 }
 

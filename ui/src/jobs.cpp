@@ -34,6 +34,7 @@ QString describeCheckpoint(const QString& path) {
   if (h.temperature) rec << QString("T %1").arg(*h.temperature);
   if (h.roi_gap) rec << QString("ROI gap %1").arg(*h.roi_gap);
   if (h.refine) rec << QString("refine %1 px").arg(*h.refine);
+  if (h.feedback_power) rec << QString("feedback power %1").arg(*h.feedback_power);
   if (!rec.isEmpty()) s += " · recommends " + rec.join(", ");
   return s;
 }

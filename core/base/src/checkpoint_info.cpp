@@ -123,6 +123,7 @@ json hints_to_json(const PropagationHints& p) {
   put(j, "mode", p.mode);
   put(j, "refine", p.refine);
   put(j, "refine_eps", p.refine_eps);
+  put(j, "feedback_power", p.feedback_power);
   return j;
 }
 
@@ -137,6 +138,7 @@ PropagationHints hints_from_json(const KeyReader& r) {
   p.mode = r.optional<std::string>("mode");
   p.refine = r.optional<int>("refine");
   p.refine_eps = r.optional<double>("refine_eps");
+  p.feedback_power = r.optional<double>("feedback_power");
   return p;
 }
 
@@ -166,7 +168,8 @@ void fnv1a(uint64_t& h, const void* data, size_t n) {
 }  // namespace
 
 bool PropagationHints::empty() const {
-  return !context && !topk && !roi_gap && !radius && !temperature && !scale && !mode && !refine && !refine_eps;
+  return !context && !topk && !roi_gap && !radius && !temperature && !scale && !mode && !refine && !refine_eps &&
+         !feedback_power;
 }
 
 std::string checkpoint_info_to_json(const CheckpointInfo& info) {

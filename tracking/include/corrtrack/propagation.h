@@ -33,7 +33,7 @@ std::string propagation_mode_name(PropagationMode mode);
 // What a predicted frame leaves in memory for the frames after it.
 enum class LabelFeedback {
   Auto,  // the mode's protocol: soft in crw mode, hard in mast mode
-  Soft,  // the soft labels as predicted (CRW's protocol)
+  Soft,  // the soft labels as predicted (CRW's protocol), sharpened by feedback_power when it is not 1
   Hard,  // one-hot of their argmax per cell (MAST's code feeds back its argmax masks)
 };
 // "auto" | "soft" | "hard" <-> the feedback; parse throws SettingError("feedback", "must be auto,
@@ -57,6 +57,12 @@ struct PropagationConfig {
   std::vector<int> long_term{0, 5};      // mast: long-term references, positions in the segment (0 = anchor)
   std::vector<int> short_term{1, 3, 5};  // mast: short-term references, frames back from the predicted one
   LabelFeedback feedback = LabelFeedback::Auto;
+  // Soft feedback sharpened before it is remembered: each cell's labels l_i become
+  // l_i^p / sum_j l_j^p (p = feedback_power, in (0, 16]). 1 keeps the soft labels as predicted
+  // (CRW's protocol); larger p moves them toward hard feedback's one-hot argmax, so a cell the
+  // prediction was unsure of passes on less of its doubt. Ignored with hard feedback. The default
+  // model recommends 1.5 (README: Sharpened feedback).
+  double feedback_power = 1.0;
   // How an anchor's one-hot mask reaches the feature grid: false - bilinear (each cell takes the
   // mean of the 2x2 pixels at its centre, CRW's and MAST's code); true - area (each cell takes the
   // share of each object among all its pixels, so an object thinner than a cell still counts).

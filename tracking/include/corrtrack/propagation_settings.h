@@ -74,7 +74,7 @@ enum class PropagationProtocol {
 PropagationProtocol propagation_protocol_parse(const std::string& name);
 
 // The engine settings a user can set, a model can recommend and a preset can fill.
-enum class PropagationSetting { Context, TopK, Radius, Temperature, Mode, RoiGap, Scale, Refine, RefineEps };
+enum class PropagationSetting { Context, TopK, Radius, Temperature, Mode, RoiGap, Scale, Refine, RefineEps, FeedbackPower };
 
 // `user` holds the user's values; only those named in `given` count as set. Fields that are no
 // setting (local_window, tile, long_term, short_term, feedback, area_labels, flip) always come from

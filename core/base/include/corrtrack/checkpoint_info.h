@@ -32,6 +32,7 @@ struct PropagationHints {
   std::optional<std::string> mode;
   std::optional<int> refine;            // edge refinement radius in frame pixels (0 = off)
   std::optional<double> refine_eps;
+  std::optional<double> feedback_power;  // soft feedback sharpening (1 = as predicted)
   bool empty() const;
 };
 

@@ -59,6 +59,7 @@ class ModelPanel : public QWidget {
   QCheckBox* m_flip = nullptr;       // test-time flip averaging of the features
   QComboBox* m_mode = nullptr;
   QComboBox* m_feedback = nullptr;   // items in LabelFeedback's order: auto, soft, hard
+  QDoubleSpinBox* m_feedbackPower = nullptr;  // soft feedback's sharpening power (1 = as predicted)
   QSpinBox* m_adapt = nullptr;       // seconds of adaptation to the video (0 = off)
   QLabel* m_memory = nullptr;
   QPushButton* m_forward = nullptr;
