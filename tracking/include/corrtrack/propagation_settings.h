@@ -63,11 +63,12 @@ enum class PropagationProtocol {
   Crw,        // 20 recent frames, top-10, radius 12, T 0.05 (the engine's defaults)
   TimeCycle,  // 8 recent frames, top-5
   Mast,       // MAST's memory mode
-  Fast,       // CRW's with radius 8: with the default model on DAVIS-2016 val-dev 1.5x faster
+  Fast,       // CRW's with radius 8: with the GPU-trained model on DAVIS-2016 val-dev 1.5x faster
               // propagation (102 s against 149 s, bf16) for 0.45 J&F less (69.39 against 69.84)
-  Quality,    // CRW's with 80 recent frames and radius 16: with the default model on val-dev
+  Quality,    // CRW's with 80 recent frames and radius 16: with the GPU-trained model on val-dev
               // 70.85 J&F against 69.84, propagation 1.6x as long (239 s against 149 s, bf16);
-              // with the model's edge refinement 72.69 against 71.53 (258 s against 152 s)
+              // with its edge refinement 72.69 against 71.53 (258 s against 152 s); with the
+              // CPU-fine-tuned default and its sharpened feedback 73.95 against 72.73
 };
 // "crw" | "timecycle" | "mast" | "fast" | "quality"; throws SettingError("protocol", "must be crw,
 // timecycle, mast, fast or quality, got 'x'").
