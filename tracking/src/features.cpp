@@ -148,8 +148,7 @@ ResNet detail::encoder_load(const std::string& checkpoint, const CheckpointInfo&
 
 void feature_encoder_export(const std::string& checkpoint, const std::string& out, bool half, const PropagationHints& hints) {
   CheckpointInfo info = checkpoint_info_read(checkpoint);
-  if (!info.encoder) throw Error("checkpoint '" + checkpoint + "' holds no feature encoder to export");
-  ResNet net = detail::encoder_load(checkpoint, info);
+  ResNet net = detail::encoder_load(checkpoint, info);   // throws, naming the file, when it holds no encoder
   detail::encoder_save(out, net, std::move(info), half, hints);
 }
 
