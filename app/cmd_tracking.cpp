@@ -32,7 +32,7 @@ void add_engine_options(CLI::App* c, PropagateArgs& a) {
   using S = PropagationSetting;
   c->add_option("--features", a.model.features, "default (the bundled trained model) | pixels | random")->capture_default_str();
   c->add_option("--checkpoint", a.model.checkpoint, "Trained encoder checkpoint (overrides --features)");
-  c->add_option("--seed", a.model.seed, "Seed of the random encoder")->capture_default_str();
+  c->add_option("--seed", a.model.seed, "Seed of the random encoder and of --adapt's draws (clips, warps)")->capture_default_str();
   c->add_option("--device", a.device, "cpu | cuda | auto (CUDA when this build and machine have it)")->capture_default_str();
   c->add_option("--precision", a.precision, "Encoder arithmetic: fp32 | bf16 (BatchNorm folded, bfloat16; fast on CPUs with AMX/AVX512-BF16) | auto (bf16 where the CPU has it natively, else fp32)")->capture_default_str();
   a.engine_opts[S::Context] = c->add_option("--context", a.cfg.context, "Recent frames in the context")->capture_default_str();
@@ -186,7 +186,9 @@ void overlay_video_check(const std::string& path) {
 
 // --adapt: the model's encoder fine-tuned on `video` first (adaptation.h), on the device and in
 // the precision of `base`; the model file is only read. Without --adapt: null (use `base`).
-std::unique_ptr<FeatureExtractor> adapted_features(const PropagateArgs& a, FrameSource& video, const FeatureExtractor& base) {
+// With --adapt-anchor > 0 the anchors' frames and masks also teach it (the anchor term).
+std::unique_ptr<FeatureExtractor> adapted_features(const PropagateArgs& a, FrameSource& video, const std::vector<Anchor>& anchors,
+                                                   const FeatureExtractor& base) {
   if (!(a.adapt > 0.0)) return nullptr;
   const std::string ckpt = model_checkpoint(a.model);
   AdaptConfig c;
@@ -196,6 +198,11 @@ std::unique_ptr<FeatureExtractor> adapted_features(const PropagateArgs& a, Frame
   c.freeze_batch_norm = a.adapt_bn == "frozen";
   c.device = base.device();
   c.seed = a.model.seed;
+  c.anchor_weight = a.adapt_anchor;
+  if (c.anchor_weight > 0.0) {
+    for (const auto& an : anchors) c.anchors.push_back(AdaptAnchor{video.frame(an.frame), an.mask});
+  }
+  adaptation_readout(c, a.cfg);
   AdaptResult r;
   auto f = feature_extractor_adapted(ckpt, video.path(), c, base.precision(), &r);
   log_get("app")->info("adapted {} to {}: {} steps in {:.0f} s ({}), training loss {:.4f}", ckpt, video.path(), r.steps, r.seconds,
@@ -216,6 +223,9 @@ void run_propagate(PropagateArgs& a) {
   const OverlayMode mode = overlay_mode(a.overlay_mode);
   if (a.adapt < 0.0 || !std::isfinite(a.adapt)) throw SettingError("adapt", "must be 0 (off) or a positive number of seconds");
   if (a.adapt_bn != "train" && a.adapt_bn != "frozen") throw SettingError("adapt-bn", "must be train or frozen, got '" + a.adapt_bn + "'");
+  if (!(a.adapt_anchor >= 0.0) || !std::isfinite(a.adapt_anchor)) {
+    throw SettingError("adapt-anchor", "must be a number >= 0 (0: the model's objective alone), got " + std::to_string(a.adapt_anchor));
+  }
   if (a.adapt > 0.0 && model_checkpoint(a.model).empty()) {
     throw Error("--adapt fine-tunes a trained model: give --features default or --checkpoint, not --features " + a.model.features);
   }
@@ -241,7 +251,7 @@ void run_propagate(PropagateArgs& a) {
     }
     dir_ensure_writable(a.out);
     for (auto& job : jobs) {
-      auto adapted = adapted_features(a, *job.src, *feats);
+      auto adapted = adapted_features(a, *job.src, job.anchors, *feats);
       const auto r = propagate_to_files(*job.src, job.anchors, adapted ? *adapted : *feats, a.cfg, PropagationOutput{a.out + "/" + job.seq, "", "", mode});
       log_get("app")->info("{}: {} frames in {:.1f} s ({:.2f} fps)", job.seq, r.frames, r.seconds, r.frames / r.seconds);
     }
@@ -251,7 +261,7 @@ void run_propagate(PropagateArgs& a) {
   if (a.video.empty() == a.frames.empty()) throw Error("give exactly one of --video FILE, --frames DIR or --davis ROOT");
   auto src = frame_source_open(a.video.empty() ? a.frames : a.video, source_options(a));
   auto anchors = collect_anchors(a, *src);
-  auto adapted = adapted_features(a, *src, *feats);
+  auto adapted = adapted_features(a, *src, anchors, *feats);
   const auto r = propagate_to_files(*src, anchors, adapted ? *adapted : *feats, a.cfg,
                                     PropagationOutput{a.out, a.overlay, a.overlay_frames, mode, a.coco, a.soft});
   log_get("app")->info("{} masks in {:.1f} s ({:.2f} fps) written to {}{}", r.frames, r.seconds, r.frames / r.seconds,
@@ -294,7 +304,8 @@ void register_tracking_commands(CLI::App& app) {
     c->add_option("--coco", a->coco, "Also write the masks as a COCO data set (JSON: an image per frame, a category per object, RLE annotations)");
     c->add_option("--soft", a->soft, "Also write soft masks: DIR/object_<id>/<frame>.png, 8-bit probability of the object (255 = certain)");
     c->add_option("--overlay-mode", a->overlay_mode, "blend | contour | fade | mask")->capture_default_str();
-    c->add_option("--adapt", a->adapt, "Seconds of self-supervised fine-tuning of the model on each video before propagating (its training objective on the video's own clips; the model file is only read; 0 = off)")->capture_default_str();
+    c->add_option("--adapt", a->adapt, "Seconds of fine-tuning of the model on each video before propagating (its training objective on the video's own clips, plus the anchor term of --adapt-anchor; the model file is only read; 0 = off)")->capture_default_str();
+    c->add_option("--adapt-anchor", a->adapt_anchor, "Weight of --adapt's anchor term: the annotated frames' masks propagated to warped copies of themselves, teaching the model this video's objects (0 = the training objective alone)")->capture_default_str();
     c->add_option("--adapt-lr", a->adapt_lr, "Learning rate of --adapt (Adam)")->capture_default_str();
     c->add_option("--adapt-bn", a->adapt_bn, "Batch norm during --adapt: train (its running statistics follow the video's clips) | frozen (the model's statistics kept, as train --freeze-bn)")
         ->capture_default_str();

@@ -31,6 +31,7 @@ struct PropagateArgs {
   double adapt = 0.0;        // propagate --adapt: seconds of fine-tuning on each video first (0 = off)
   double adapt_lr = 1e-4;
   std::string adapt_bn = "train";   // --adapt-bn: train (statistics follow the video) | frozen
+  double adapt_anchor = 1.0;        // --adapt-anchor: weight of the anchor term (0 = the objective alone)
 };
 
 // --features/--checkpoint/--seed/--device/--precision and the engine settings (--mode, --topk, --scale, ...).

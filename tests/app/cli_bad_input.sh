@@ -109,6 +109,7 @@ expect_error synth-mask-frame "--mask-frame" -- bench synth-video --out "$TMP/s.
 expect_error adapt-pixels "--adapt" -- propagate --video "$VIDEO" --mask "$MASK" --features pixels --adapt 5 --out "$TMP/out"
 expect_error adapt-negative "--adapt" -- propagate --video "$VIDEO" --mask "$MASK" --adapt -1 --out "$TMP/out"
 expect_error adapt-bn-unknown "--adapt-bn must be train or frozen" -- propagate --video "$VIDEO" --mask "$MASK" --adapt 5 --adapt-bn fixed --out "$TMP/out"
+expect_error adapt-anchor-negative "--adapt-anchor must be a number >= 0" -- propagate --video "$VIDEO" --mask "$MASK" --adapt 5 --adapt-anchor -1 --out "$TMP/out"
 expect_error init-resume "--init" -- train --method mast --data "$VIDEO" --init "$SRC/assets/models/default.ckpt" --resume --out "$TMP/run"
 for bad in "--clip-grad -1" "--warmup -1" "--min-scale 2" "--jitter nan" "--time-budget -1"; do
   opt="${bad%% *}"

@@ -6,6 +6,8 @@
 #include "corrtrack/training_setup.h"
 #include "corrtrack/video.h"
 
+#include "anchor_term.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -44,6 +46,9 @@ AdaptResult encoder_adapt(const std::string& checkpoint, const std::string& vide
     throw SettingError("adapt", "must be a positive number of seconds, got " + std::to_string(config.seconds));
   }
   if (!(config.lr > 0.0) || !std::isfinite(config.lr)) throw SettingError("adapt-lr", "must be a positive number");
+  if (!(config.anchor_weight >= 0.0) || !std::isfinite(config.anchor_weight)) {
+    throw SettingError("adapt-anchor", "must be a number >= 0 (0: the model's objective alone)");
+  }
   const CheckpointInfo info = checkpoint_info_read(checkpoint);
   const auto videos = video_method_names();
   if (std::find(videos.begin(), videos.end(), info.method) == videos.end() || !info.encoder) {
@@ -66,6 +71,11 @@ AdaptResult encoder_adapt(const std::string& checkpoint, const std::string& vide
   setup.total_steps = step_cap;
   auto method = training_method_create(setup);
   method_init_encoder(*method, checkpoint);
+  const bool anchor_term = !config.anchors.empty() && config.anchor_weight > 0.0;
+  if (anchor_term) {
+    method = detail::method_with_anchor_term(std::move(method), config.anchors,
+                                             {config.anchor_weight, config.scale, config.topk, config.temperature});
+  }
 
   OptimizerConfig opt;
   opt.name = "adam";
@@ -84,7 +94,9 @@ AdaptResult encoder_adapt(const std::string& checkpoint, const std::string& vide
   run.freeze_batch_norm = config.freeze_batch_norm;
   run.cancel = config.cancel;
   run.command_json = nlohmann::json{{"adapt", {{"checkpoint", checkpoint}, {"video", video}, {"seconds", config.seconds}, {"lr", config.lr},
-                                               {"batch_norm", config.freeze_batch_norm ? "frozen" : "trained"}}}}.dump();
+                                               {"batch_norm", config.freeze_batch_norm ? "frozen" : "trained"},
+                                               {"anchor_weight", anchor_term ? config.anchor_weight : 0.0},
+                                               {"anchors", anchor_term ? config.anchors.size() : 0}}}}.dump();
   const double t0 = time_now_s();
   double logged = 0.0;
   run.progress = [&](const ProgressInfo& p) {
@@ -110,6 +122,12 @@ AdaptResult encoder_adapt(const std::string& checkpoint, const std::string& vide
     feature_encoder_export(s.checkpoint, r.checkpoint, false, info.propagation);
   }
   return r;
+}
+
+void adaptation_readout(AdaptConfig& config, const PropagationConfig& engine) {
+  config.scale = engine.scale;
+  config.topk = engine.topk;
+  config.temperature = engine.temperature;
 }
 
 std::unique_ptr<FeatureExtractor> feature_extractor_adapted(const std::string& checkpoint, const std::string& video,

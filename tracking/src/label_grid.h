@@ -66,12 +66,21 @@ struct LabelGrid {
   // padded to whole feature cells, then resized to the feature grid: bilinearly (cell centres) or,
   // with `area`, as each cell's mean (the internal resize is then an area one too).
   torch::Tensor labels_from_mask(const Image& mask, int64_t L, torch::Device device = torch::kCPU) const {
+    return labels_from_internal(internal_labels(mask, L, device));
+  }
+  // Its first half: the one-hot mask (void, 255, as background) at the internal size [1, L, Hs, Ws].
+  torch::Tensor internal_labels(const Image& mask, int64_t L, torch::Device device = torch::kCPU) const {
     auto idx = torch::from_blob(const_cast<uint8_t*>(mask.data.data()), {H, W}, torch::kUInt8).to(device).to(torch::kLong);
     idx = torch::where(idx == 255, torch::zeros_like(idx), idx);
     auto onehot = F::one_hot(idx, L).permute({2, 0, 1}).to(torch::kFloat).unsqueeze(0);
     if (Hs != H || Ws != W) onehot = area ? area_resize(onehot, Hs, Ws) : resize(onehot, Hs, Ws);
-    onehot = F::pad(onehot, F::PadFuncOptions({0, w * stride - Ws, 0, h * stride - Hs}).mode(torch::kReplicate));
-    return (area ? F::avg_pool2d(onehot, F::AvgPool2dFuncOptions(stride)) : resize(onehot, h, w)).squeeze(0);
+    return onehot;
+  }
+  // Its second half: labels at the internal size [1, L, Hs, Ws] -> soft labels [L, h, w], padded to
+  // whole feature cells, then resized to the feature grid.
+  torch::Tensor labels_from_internal(const torch::Tensor& internal) const {
+    auto padded = F::pad(internal, F::PadFuncOptions({0, w * stride - Ws, 0, h * stride - Hs}).mode(torch::kReplicate));
+    return (area ? F::avg_pool2d(padded, F::AvgPool2dFuncOptions(stride)) : resize(padded, h, w)).squeeze(0);
   }
 
   // Soft labels [L, h, w] (on any device) -> soft labels [L, H, W] at frame size, on the device:

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 
 
 namespace corrtrack::ui {
@@ -62,17 +63,23 @@ PropagationJob::~PropagationJob() {
   wait();
 }
 
-std::shared_ptr<FeatureExtractor> PropagationJob::features(const Session::Reopen& video, const ModelChoice& model) {
+std::shared_ptr<FeatureExtractor> PropagationJob::features(const Session::Reopen& video, const ModelChoice& model, int64_t anchor,
+                                                           const Image& anchorMask) {
   if (!(model.adaptSeconds > 0.0)) return feature_extractor_open(model.spec, model.device, model.precision);
   const std::string checkpoint = model_checkpoint(model.spec);
   if (checkpoint.empty()) throw Error("adapting to the video needs a trained model (the bundled one or a checkpoint), not " + model.spec.features);
+  const std::string mask(anchorMask.data.begin(), anchorMask.data.end());
   const std::string key = video.path + "\n" + checkpoint + "\n" + std::to_string(model.adaptSeconds) + "\n" +
-                          model.device.str() + "\n" + precision_name(model.precision);
+                          model.device.str() + "\n" + precision_name(model.precision) + "\n" + std::to_string(anchor) + "\n" +
+                          std::to_string(std::hash<std::string>{}(mask)) + "\n" + std::to_string(model.config.scale) + "\n" +
+                          std::to_string(model.config.topk) + "\n" + std::to_string(model.config.temperature);
   if (m_adapted && key == m_adaptedKey) return m_adapted;
   AdaptConfig cfg;
   cfg.seconds = model.adaptSeconds;
   cfg.frames = video.frames;
   cfg.device = model.device;
+  cfg.anchors = {AdaptAnchor{frame_source_open(video.path, video.options)->frame(anchor), anchorMask}};
+  adaptation_readout(cfg, model.config);
   cfg.cancel = [this] { return m_cancel.load(); };
   cfg.progress = [this](const ProgressInfo& p) { Q_EMIT adapting(p.done, p.eta_s); };
   std::shared_ptr<FeatureExtractor> f = feature_extractor_adapted(checkpoint, video.path, cfg, model.precision);
@@ -89,7 +96,7 @@ void PropagationJob::start(const Session::Reopen& video, int64_t anchor, const I
     bool cancelled = false;
     QString error;
     try {
-      auto features = this->features(video, model);
+      auto features = this->features(video, model, anchor, anchorMask);
       if (!features) {
         Q_EMIT finished(true, QString());
         return;

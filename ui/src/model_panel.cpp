@@ -144,8 +144,9 @@ ModelPanel::ModelPanel(QWidget* parent) : QWidget(parent) {
   m_adapt->setSuffix(tr(" s"));
   m_adapt->setSpecialValueText(tr("off"));
   m_adapt->setToolTip(tr("Before propagating, fine-tune the model on this video for this many seconds with its own "
-                         "training objective (test-time adaptation; the model file is not changed; reused by the "
-                         "next propagations of this video). Trained models only; Cancel stops it."));
+                         "training objective and with the anchor's mask, which it learns to find again in warped "
+                         "copies of the anchor frame (test-time adaptation; the model file is not changed; reused by "
+                         "the next propagations of this video from the same mask). Trained models only; Cancel stops it."));
   form->addRow(tr("Adapt to video"), m_adapt);
   m_memory = new QLabel(this);
   form->addRow(m_memory);

@@ -3,8 +3,14 @@
 // bundled model), on clips of that very video. Test-time training for correspondence: the video's
 // own appearance (its colours, textures, lighting) shapes the features that match it.
 //
+// With the video's annotated frames the adaptation also learns from them (the anchor term): the
+// features are taught to tell this video's objects from its background, which the objective alone
+// does not see (DAVIS-2016 val-dev: see the README, "Adapting to your video").
+//
 // Usage:
 //   AdaptConfig cfg;  cfg.seconds = 60;
+//   cfg.anchors = {{first_frame, first_mask}};          // optional: the anchor term
+//   adaptation_readout(cfg, engine_config);               // the term reads out as the engine will
 //   auto features = feature_extractor_adapted("assets/models/default.ckpt", "clip.mp4", cfg, Precision::Auto);
 //   // the checkpoint given is only read; encoder_adapt keeps the adapted file in a folder of yours
 #pragma once
@@ -12,10 +18,19 @@
 #include "corrtrack/core.h"
 #include "corrtrack/propagation_settings.h"
 #include "corrtrack/train.h"
+#include "corrtrack/video.h"
 
 #include <string>
+#include <vector>
 
 namespace corrtrack {
+
+// An annotated frame of the video (the propagation's anchor): the frame and its object-index mask
+// (1 channel, the frame's size, 0 background, 255 void).
+struct AdaptAnchor {
+  Image frame;
+  Image mask;
+};
 
 struct AdaptConfig {
   double seconds = 60.0;     // training time (the loop stops at this budget)
@@ -33,6 +48,16 @@ struct AdaptConfig {
                              // from the precision it will propagate in
   bool freeze_batch_norm = false;  // batch norm keeps the model's running statistics (TrainOptions::
                                    // freeze_batch_norm); false: they follow the video's clips
+  // The anchor term (anchor_term.h in the sources): with annotated frames, every step also
+  // propagates their masks to warped copies of themselves with the engine's readout and adds the
+  // class-balanced cross-entropy of the result, times anchor_weight, to the method's loss; the
+  // encoder learns to tell this video's objects from its background. Empty or weight 0: the
+  // method's own objective alone (as before 2026-12-05).
+  std::vector<AdaptAnchor> anchors;
+  double anchor_weight = 1.0;
+  double scale = 1.0;        // the readout of the propagation that follows: internal resolution,
+  int topk = 10;             // top-k and temperature (PropagationConfig); adaptation_readout sets them
+  double temperature = 0.05;
   ProgressCallback progress; // per step: done = steps, eta_s = seconds of the budget left (default: a log line every 2 s)
   CancelCallback cancel;
 };
@@ -60,6 +85,9 @@ AdaptResult encoder_adapt(const std::string& checkpoint, const std::string& vide
 std::unique_ptr<FeatureExtractor> feature_extractor_adapted(const std::string& checkpoint, const std::string& video,
                                                             const AdaptConfig& config, Precision precision,
                                                             AdaptResult* result = nullptr);
+
+// Sets config's scale, topk and temperature from the engine settings the propagation will use.
+void adaptation_readout(AdaptConfig& config, const PropagationConfig& engine);
 
 // Loads `checkpoint`'s encoder weights (a training checkpoint or an exported encoder) into the
 // method's encoder: the start of a fine-tune (`train --init`). Throws Error naming the file when

@@ -68,9 +68,11 @@ class PropagationJob : public WorkerJob {
   void finished(bool cancelled, QString error);
 
  private:
-  // The features of a run: the model's, or (adaptSeconds > 0) the model adapted to the video —
-  // kept for the next runs on the same video with the same settings. Null when cancelled.
-  std::shared_ptr<FeatureExtractor> features(const Session::Reopen& video, const ModelChoice& model);
+  // The features of a run: the model's, or (adaptSeconds > 0) the model adapted to the video and
+  // to the anchor's mask (the anchor term, adaptation.h) — kept for the next runs on the same
+  // video with the same settings and the same anchor mask. Null when cancelled.
+  std::shared_ptr<FeatureExtractor> features(const Session::Reopen& video, const ModelChoice& model, int64_t anchor,
+                                             const Image& anchorMask);
   std::atomic<bool> m_cancel{false};
   // The last adapted model (used only by the worker thread, one run at a time).
   std::shared_ptr<FeatureExtractor> m_adapted;
