@@ -107,10 +107,11 @@ class AnchorTermMethod : public TrainableMethod {
     return standardise_channels(x, m_input.mean, m_input.std).unsqueeze(0);
   }
 
-  // A view's feature cells: features [C, h * w], L2-normalised, and labels [h * w, L].
+  // A view's feature cells: features [C, h * w], L2-normalised, labels [h * w, L], and the grid
+  // that averages any [1, n, Hs, Ws] map of the view over its cells.
   struct Cells {
     torch::Tensor features, labels;
-    int64_t h = 0, w = 0;
+    LabelGrid grid;
   };
   Cells cells_of(const torch::Tensor& rgb, const torch::Tensor& labels) {
     const auto f = m_encoder->forward(input_of(rgb)).squeeze(0);   // [C, h, w]
@@ -122,7 +123,7 @@ class AnchorTermMethod : public TrainableMethod {
     grid.stride = m_stride;
     grid.area = true;
     const auto l = grid.labels_from_internal(labels);   // [L, h, w]: each cell's label fractions
-    return {F::normalize(f.flatten(1), F::NormalizeFuncOptions().dim(0)), l.flatten(1).t(), grid.h, grid.w};
+    return {F::normalize(f.flatten(1), F::NormalizeFuncOptions().dim(0)), l.flatten(1).t(), grid};
   }
 
   torch::Tensor anchor_term(const AnchorView& v, torch::Generator& gen) {
@@ -139,9 +140,7 @@ class AnchorTermMethod : public TrainableMethod {
     const auto inside = F::grid_sample(torch::ones_like(v.labels.narrow(1, 0, 1)), grid, opts);
     const Cells key = cells_of(v.rgb, v.labels), query = cells_of(rgb, labels);
     // A query cell is valid when the warp took all of it from inside the frame.
-    const auto padded = F::pad(inside, F::PadFuncOptions({0, query.w * m_stride - rgb.size(3), 0, query.h * m_stride - rgb.size(2)})
-                                           .mode(torch::kReplicate));
-    const auto valid = F::avg_pool2d(padded, F::AvgPool2dFuncOptions(m_stride)).flatten().gt(0.999);
+    const auto valid = query.grid.labels_from_internal(inside).flatten().gt(0.999);
     // At most kMaxQueries of the valid cells, drawn at random: the affinities are [queries, keys].
     auto cells = valid.nonzero().flatten();
     if (cells.size(0) > kMaxQueries) {
