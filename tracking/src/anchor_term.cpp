@@ -38,11 +38,11 @@ torch::Tensor anchor_readout_loss(const torch::Tensor& keys, const torch::Tensor
 
 namespace {
 
-constexpr int64_t kMaxQueries = 4096;   // query cells per step (a 427x240 frame at stride 4 has 6420)
+constexpr int64_t kMaxQueries = 8192;   // query cells per step (a 427x240 frame at stride 4 has 6420)
 
 // One annotated frame at the internal resolution.
 struct AnchorView {
-  torch::Tensor rgb;      // [1, 3, Hs, Ws] in [0, 1]
+  torch::Tensor input;    // [1, C, Hs, Ws]: the encoder's input (the model's colour space, standardised)
   torch::Tensor labels;   // [1, L, Hs, Ws]: the one-hot mask, area-resized to the internal size
 };
 
@@ -76,7 +76,7 @@ class AnchorTermMethod : public TrainableMethod {
   void set_device(torch::Device device) override {
     m_inner->set_device(device);
     m_device = device;
-    for (auto& v : m_views) v = AnchorView{v.rgb.to(device), v.labels.to(device)};
+    for (auto& v : m_views) v = AnchorView{v.input.to(device), v.labels.to(device)};
   }
   void after_step(int64_t step, int64_t total) override { m_inner->after_step(step, total); }
   CheckpointInfo checkpoint_info() const override { return m_inner->checkpoint_info(); }
@@ -95,7 +95,7 @@ class AnchorTermMethod : public TrainableMethod {
     grid.set_frame(a.frame.width, a.frame.height, m_config.scale);
     grid.area = true;
     AnchorView v;
-    v.rgb = image_to_tensor(grid.internal(a.frame)).unsqueeze(0);
+    v.input = input_of(image_to_tensor(grid.internal(a.frame)).unsqueeze(0));
     v.labels = grid.internal_labels(a.mask, labels);
     return v;
   }
@@ -113,11 +113,11 @@ class AnchorTermMethod : public TrainableMethod {
     torch::Tensor features, labels;
     LabelGrid grid;
   };
-  Cells cells_of(const torch::Tensor& rgb, const torch::Tensor& labels) {
-    const auto f = m_encoder->forward(input_of(rgb)).squeeze(0);   // [C, h, w]
+  Cells cells_of(const torch::Tensor& input, const torch::Tensor& labels) {
+    const auto f = m_encoder->forward(input).squeeze(0);   // [C, h, w]
     LabelGrid grid;
-    grid.Hs = rgb.size(2);
-    grid.Ws = rgb.size(3);
+    grid.Hs = input.size(2);
+    grid.Ws = input.size(3);
     grid.h = f.size(1);
     grid.w = f.size(2);
     grid.stride = m_stride;
@@ -127,18 +127,20 @@ class AnchorTermMethod : public TrainableMethod {
   }
 
   torch::Tensor anchor_term(const AnchorView& v, torch::Generator& gen) {
-    // The warp, as affine_grid's inverse map from output to input coordinates in [-1, 1].
-    const double s = std::exp(random_uniform(gen, std::log(0.8), std::log(1.25)));
+    // The warp, as affine_grid's inverse map from output to input coordinates in [-1, 1]. It is
+    // applied to the encoder's input, so what it brings in from outside the frame is the input's
+    // mean colour (zero after standardising), not a black border the anchor frame does not have.
+    const double s = random_uniform(gen, 0.8, 1.2);
     const double tx = random_uniform(gen, -0.15, 0.15), ty = random_uniform(gen, -0.15, 0.15);
     const double mirror = random_uniform(gen) < 0.5 ? -1.0 : 1.0;
-    const double gain = random_uniform(gen, 0.9, 1.1);
+    const double contrast = random_uniform(gen, 0.9, 1.1);
     const auto theta = torch::tensor({float(mirror / s), 0.0f, float(tx), 0.0f, float(1.0 / s), float(ty)}).view({1, 2, 3}).to(m_device);
-    const auto grid = F::affine_grid(theta, v.rgb.sizes(), false);
+    const auto grid = F::affine_grid(theta, v.input.sizes(), false);
     const auto opts = F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false);
-    const auto rgb = (F::grid_sample(v.rgb, grid, opts) * gain).clamp(0.0, 1.0);
+    const auto input = F::grid_sample(v.input, grid, opts) * contrast_gain(contrast);
     const auto labels = F::grid_sample(v.labels, grid, opts);
     const auto inside = F::grid_sample(torch::ones_like(v.labels.narrow(1, 0, 1)), grid, opts);
-    const Cells key = cells_of(v.rgb, v.labels), query = cells_of(rgb, labels);
+    const Cells key = cells_of(v.input, v.labels), query = cells_of(input, labels);
     // A query cell is valid when the warp took all of it from inside the frame.
     const auto valid = query.grid.labels_from_internal(inside).flatten().gt(0.999);
     // At most kMaxQueries of the valid cells, drawn at random: the affinities are [queries, keys].
@@ -149,6 +151,15 @@ class AnchorTermMethod : public TrainableMethod {
     const auto all = torch::ones({cells.size(0)}, valid.options());
     return anchor_readout_loss(key.features, key.labels, query.features.index_select(1, cells), query.labels.index_select(0, cells),
                                all, m_config.topk, m_config.temperature);
+  }
+
+  // [1, C, 1, 1] factors that scale the standardised input's contrast by `c` about the input's
+  // mean: lightness only for Lab models (L is channel 0), every channel for RGB ones.
+  torch::Tensor contrast_gain(double c) const {
+    const int64_t channels = int64_t(m_input.mean.size());
+    std::vector<float> gain(size_t(channels), m_input.colour == "lab" ? 1.0f : float(c));
+    gain[0] = float(c);
+    return torch::tensor(gain).view({1, channels, 1, 1}).to(m_device);
   }
 
   std::unique_ptr<TrainableMethod> m_inner;

@@ -1,7 +1,9 @@
 // The anchor term of the test-time adaptation (adaptation.h): the annotated frames teach the
-// encoder their own objects. Each step draws one anchor frame and warps it (a random scale in
-// [0.8, 1.25], a shift of up to 7.5 % of each side, a mirror with probability 1/2, a brightness
-// gain in [0.9, 1.1]); the anchor's labels are then propagated from the frame to its warped copy
+// encoder their own objects. Each step draws one anchor frame and warps the encoder's input of it
+// (a random scale in [0.8, 1.2], a shift of up to 7.5 % of each side, a mirror with probability
+// 1/2; what comes from outside the frame is the input's mean colour) and scales the copy's
+// contrast (the standardised lightness of Lab models, every channel of RGB ones) by a random gain
+// in [0.9, 1.1]; the anchor's labels are then propagated from the frame to its warped copy
 // with the engine's readout — cosine affinities of the L2-normalised features, each query cell's top-k
 // over every cell of the anchor, softmax at the temperature, labels averaged — and the prediction
 // is scored against the warped mask. With p_q the predicted labels of query cell q (rows of L
@@ -13,7 +15,7 @@
 //          true label is c)
 //
 // (class-balanced: a small object weighs as much as the background; cells the warp took from
-// outside the frame are not valid, and of the valid ones at most 4096, drawn at random, are read
+// outside the frame are not valid, and of the valid ones at most 8192, drawn at random, are read
 // out per step so that the affinities stay small on large frames). The frame is matched at the
 // propagation's internal resolution, so the features learn to tell the objects apart at the
 // scale they are used at.
