@@ -222,6 +222,42 @@ TEST(AnchorTerm, ReadoutLossByDefinition) {
   EXPECT_GT(q.grad().abs().sum().item<double>(), 0.0);
 }
 
+// anchor_term.h's warp: the identity leaves input and labels as they are; a zoom out by 0.8 brings
+// in zeros (the standardised input's mean colour, not black) and marks them outside; a mirror
+// reverses the columns; the contrast gain scales the lightness alone for Lab, every channel for RGB.
+TEST(AnchorTerm, WarpByDefinition) {
+  using corrtrack::detail::AnchorWarp;
+  using corrtrack::detail::anchor_warp;
+  const auto input = torch::arange(3 * 8 * 10, torch::kFloat).view({1, 3, 8, 10}) / 100.0 + 0.5;   // all > 0
+  const auto labels = torch::zeros({1, 2, 8, 10});
+  labels.select(1, 0).fill_(1.0);
+  labels.select(1, 0).narrow(2, 0, 5).fill_(0.0);
+  labels.select(1, 1).narrow(2, 0, 5).fill_(1.0);   // object: the left half
+  const auto same = anchor_warp(input, labels, AnchorWarp{}, true);
+  EXPECT_TRUE(torch::allclose(same.input, input, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(same.labels, labels, 1e-5, 1e-5));
+  EXPECT_NEAR(same.inside.min().item<double>(), 1.0, 1e-6);
+
+  AnchorWarp out;
+  out.scale = 0.8;   // the frame shrinks to the middle 80 %: a border of 1 pixel per side of 10 is outside
+  const auto zoomed = anchor_warp(input, labels, out, true);
+  EXPECT_NEAR(zoomed.inside[0][0][0][0].item<double>(), 0.0, 1e-6);
+  EXPECT_NEAR(zoomed.input.select(3, 0).abs().max().item<double>(), 0.0, 1e-6);   // the mean colour, in every channel
+  EXPECT_NEAR(zoomed.labels.select(3, 0).abs().max().item<double>(), 0.0, 1e-6);
+  EXPECT_NEAR(zoomed.inside[0][0][4][5].item<double>(), 1.0, 1e-6);
+
+  AnchorWarp mirror;
+  mirror.mirror = true;
+  EXPECT_TRUE(torch::allclose(anchor_warp(input, labels, mirror, true).input, input.flip({3}), 1e-5, 1e-5));
+
+  AnchorWarp contrast;
+  contrast.contrast = 1.1;
+  const auto lab = anchor_warp(input, labels, contrast, true).input;
+  EXPECT_TRUE(torch::allclose(lab.select(1, 0), 1.1 * input.select(1, 0), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(lab.narrow(1, 1, 2), input.narrow(1, 1, 2), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(anchor_warp(input, labels, contrast, false).input, 1.1 * input, 1e-5, 1e-5));
+}
+
 TEST(AnchorTerm, RefusesBadAnchors) {
   if (!fs::exists(kModel)) GTEST_SKIP() << "no bundled model at " << kModel;
   TempDir dir;

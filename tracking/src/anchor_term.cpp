@@ -36,6 +36,21 @@ torch::Tensor anchor_readout_loss(const torch::Tensor& keys, const torch::Tensor
   return present ? total / present : total;
 }
 
+AnchorWarped anchor_warp(const torch::Tensor& input, const torch::Tensor& labels, const AnchorWarp& w, bool lab) {
+  // affine_grid's inverse map from output to input coordinates in [-1, 1].
+  const double m = w.mirror ? -1.0 : 1.0;
+  const auto theta = torch::tensor({float(m / w.scale), 0.0f, float(w.shift_x), 0.0f, float(1.0 / w.scale), float(w.shift_y)})
+                         .view({1, 2, 3})
+                         .to(input.device());
+  const auto grid = F::affine_grid(theta, input.sizes(), false);
+  const auto opts = F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false);
+  std::vector<float> gain(size_t(input.size(1)), lab ? 1.0f : float(w.contrast));
+  gain[0] = float(w.contrast);
+  const auto g = torch::tensor(gain).view({1, input.size(1), 1, 1}).to(input.device());
+  return {F::grid_sample(input, grid, opts) * g, F::grid_sample(labels, grid, opts),
+          F::grid_sample(torch::ones_like(labels.narrow(1, 0, 1)), grid, opts)};
+}
+
 namespace {
 
 constexpr int64_t kMaxQueries = 8192;   // query cells per step (a 427x240 frame at stride 4 has 6420)
@@ -127,22 +142,16 @@ class AnchorTermMethod : public TrainableMethod {
   }
 
   torch::Tensor anchor_term(const AnchorView& v, torch::Generator& gen) {
-    // The warp, as affine_grid's inverse map from output to input coordinates in [-1, 1]. It is
-    // applied to the encoder's input, so what it brings in from outside the frame is the input's
-    // mean colour (zero after standardising), not a black border the anchor frame does not have.
-    const double s = random_uniform(gen, 0.8, 1.2);
-    const double tx = random_uniform(gen, -0.15, 0.15), ty = random_uniform(gen, -0.15, 0.15);
-    const double mirror = random_uniform(gen) < 0.5 ? -1.0 : 1.0;
-    const double contrast = random_uniform(gen, 0.9, 1.1);
-    const auto theta = torch::tensor({float(mirror / s), 0.0f, float(tx), 0.0f, float(1.0 / s), float(ty)}).view({1, 2, 3}).to(m_device);
-    const auto grid = F::affine_grid(theta, v.input.sizes(), false);
-    const auto opts = F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false);
-    const auto input = F::grid_sample(v.input, grid, opts) * contrast_gain(contrast);
-    const auto labels = F::grid_sample(v.labels, grid, opts);
-    const auto inside = F::grid_sample(torch::ones_like(v.labels.narrow(1, 0, 1)), grid, opts);
-    const Cells key = cells_of(v.input, v.labels), query = cells_of(input, labels);
+    AnchorWarp w;
+    w.scale = random_uniform(gen, 0.8, 1.2);
+    w.shift_x = random_uniform(gen, -0.15, 0.15);
+    w.shift_y = random_uniform(gen, -0.15, 0.15);
+    w.mirror = random_uniform(gen) < 0.5;
+    w.contrast = random_uniform(gen, 0.9, 1.1);
+    const AnchorWarped copy = anchor_warp(v.input, v.labels, w, m_input.colour == "lab");
+    const Cells key = cells_of(v.input, v.labels), query = cells_of(copy.input, copy.labels);
     // A query cell is valid when the warp took all of it from inside the frame.
-    const auto valid = query.grid.labels_from_internal(inside).flatten().gt(0.999);
+    const auto valid = query.grid.labels_from_internal(copy.inside).flatten().gt(0.999);
     // At most kMaxQueries of the valid cells, drawn at random: the affinities are [queries, keys].
     auto cells = valid.nonzero().flatten();
     if (cells.size(0) > kMaxQueries) {
@@ -151,15 +160,6 @@ class AnchorTermMethod : public TrainableMethod {
     const auto all = torch::ones({cells.size(0)}, valid.options());
     return anchor_readout_loss(key.features, key.labels, query.features.index_select(1, cells), query.labels.index_select(0, cells),
                                all, m_config.topk, m_config.temperature);
-  }
-
-  // [1, C, 1, 1] factors that scale the standardised input's contrast by `c` about the input's
-  // mean: lightness only for Lab models (L is channel 0), every channel for RGB ones.
-  torch::Tensor contrast_gain(double c) const {
-    const int64_t channels = int64_t(m_input.mean.size());
-    std::vector<float> gain(size_t(channels), m_input.colour == "lab" ? 1.0f : float(c));
-    gain[0] = float(c);
-    return torch::tensor(gain).view({1, channels, 1, 1}).to(m_device);
   }
 
   std::unique_ptr<TrainableMethod> m_inner;

@@ -38,6 +38,23 @@ namespace corrtrack::detail {
 torch::Tensor anchor_readout_loss(const torch::Tensor& keys, const torch::Tensor& key_labels, const torch::Tensor& queries,
                                   const torch::Tensor& query_labels, const torch::Tensor& valid, int topk, double temperature);
 
+// One warp of the anchor term. `scale` > 1 zooms in; the shifts are in [-1, 1] frame coordinates
+// (0.15 = 7.5 % of the side); `contrast` multiplies the standardised input.
+struct AnchorWarp {
+  double scale = 1.0, shift_x = 0.0, shift_y = 0.0;
+  bool mirror = false;
+  double contrast = 1.0;
+};
+struct AnchorWarped {
+  torch::Tensor input;    // [1, C, H, W]: zero (the input's mean colour) where the warp left the frame
+  torch::Tensor labels;   // [1, L, H, W]: zero there too
+  torch::Tensor inside;   // [1, 1, H, W]: the fraction of each pixel taken from inside the frame
+};
+// The warp applied to the standardised encoder input [1, C, H, W] and its labels [1, L, H, W]
+// (bilinear, zeros outside); the contrast gain scales channel 0 only when `lab` (the lightness),
+// every channel otherwise.
+AnchorWarped anchor_warp(const torch::Tensor& input, const torch::Tensor& labels, const AnchorWarp& w, bool lab);
+
 struct AnchorTermConfig {
   double weight = 1.0;        // the term's weight next to the method's own loss
   double scale = 1.0;         // the propagation's internal resolution (PropagationConfig::scale)
