@@ -138,7 +138,7 @@ class AnchorTermMethod : public TrainableMethod {
     grid.stride = m_stride;
     grid.area = true;
     const auto l = grid.labels_from_internal(labels);   // [L, h, w]: each cell's label fractions
-    return {F::normalize(f.flatten(1), F::NormalizeFuncOptions().dim(0)), l.flatten(1).t(), grid};
+    return {l2_normalise(f.flatten(1), 0), l.flatten(1).t(), grid};
   }
 
   torch::Tensor anchor_term(const AnchorView& v, torch::Generator& gen) {
